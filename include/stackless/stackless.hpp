@@ -1,0 +1,5 @@
+// <stackless/stackless.hpp> — everything.
+#pragma once
+#include "stackless/io.hpp"
+#include "stackless/runtime.hpp"
+#include "stackless/sync.hpp"

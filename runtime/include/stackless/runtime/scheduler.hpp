@@ -1,0 +1,146 @@
+// stackless/runtime/scheduler.hpp — the scheduler: workers that run tasklets.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "stackless/runtime/tasklet.hpp"
+
+namespace stackless {
+
+/// error_report describes an exception that escaped a detached tasklet (or a tasklet_exit that a
+/// tasklet swallowed).
+struct error_report {
+  std::uint64_t id;
+  std::string name;
+  std::exception_ptr error;  // null when `what` reports a swallowed tasklet_exit
+  std::string what;
+};
+
+struct options {
+  unsigned workers = 0;                  // 0: one per hardware thread; 1: single-threaded, deterministic
+  std::size_t stack_size = 256 * 1024;   // usable bytes; a guard page below; RSS grows only with use
+  std::chrono::microseconds quantum{0};  // > 0: preemption on, with this time slice (not yet built)
+  std::string name = "stackless";        // worker thread names: name-0, name-1, …
+  /// on_error receives exceptions that escape detached tasklets. Default: one line on stderr.
+  std::function<void(const error_report&)> on_error;
+  /// deadlock_grace: how long the scheduler must stay quiescent (every tasklet parked, nothing
+  /// runnable, no timer) before a join()/block_on() waiter gets deadlock_error. The grace exists
+  /// because a plain thread may still wake a tasklet; 0 turns detection off.
+  std::chrono::milliseconds deadlock_grace{200};
+  /// local_queue_capacity: slots in each worker's work-stealing deque (a power of two ≥ 4);
+  /// tests shrink it to force the overflow path.
+  std::size_t local_queue_capacity = 256;
+};
+
+struct worker_stats {
+  std::uint64_t runs = 0;          // tasklet switches-in
+  std::uint64_t steals = 0;        // tasklets stolen from other workers
+  std::uint64_t steal_attempts = 0;
+  std::uint64_t parks = 0;         // times the worker thread slept
+  std::uint64_t spins = 0;         // times it entered the spinning state
+  std::uint64_t inbox = 0;         // tasklets taken from its inbox
+  std::uint64_t injected = 0;      // tasklets taken from the injection queue
+  std::uint64_t overflows = 0;     // times its deque overflowed into the injection queue
+};
+
+struct scheduler_stats {
+  std::uint64_t spawned = 0;       // tasklets ever spawned
+  std::uint64_t live = 0;          // spawned and not ended
+  std::uint64_t runnable = 0;      // waiting in a run queue (approximate while workers run)
+  std::uint64_t parked = 0;        // blocked
+  std::uint64_t steals = 0;
+  std::uint64_t preemptions = 0;
+  std::uint64_t stacks_outstanding = 0;  // stacks held by tasklets
+  std::uint64_t stacks_pooled = 0;       // stacks cached for reuse
+  std::uint64_t stacks_guarded = 0;      // stacks ever mapped with a guard page
+  std::uint64_t stacks_unguarded = 0;    // stacks ever carved from slabs (guard budget exhausted)
+  std::vector<worker_stats> workers;
+};
+
+namespace detail {
+scheduler_impl* make_scheduler(options);
+void destroy_scheduler(scheduler_impl*) noexcept;
+}  // namespace detail
+
+/// scheduler owns N worker threads, each with a local run queue; tasklets spawned on it run on
+/// them. With workers = 1 no thread starts until one is needed: run()/run_for() make the calling
+/// thread the worker (Stackless's run loop); the first wait from a plain thread (join, block_on,
+/// drain) starts the worker thread instead, and from then on run()/run_for() throw usage_error.
+/// Several schedulers may live in one process; each is independent.
+class scheduler {
+ public:
+  explicit scheduler(options o = {}) : impl_(detail::make_scheduler(std::move(o))) {}
+  ~scheduler() { detail::destroy_scheduler(impl_); }  // shutdown() if not done yet
+  scheduler(const scheduler&) = delete;
+  scheduler& operator=(const scheduler&) = delete;
+
+  /// spawn() creates a tasklet running f(args...) and makes it runnable; callable from any thread.
+  /// Inside a tasklet of this scheduler the new tasklet runs next on the same worker (its
+  /// predecessor in that slot goes to the local queue). After shutdown() it throws usage_error
+  /// from a plain thread; inside a dying tasklet it returns a tasklet that is already killed.
+  template <class F, class... A>
+  auto spawn(F&& f, A&&... a) {
+    using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
+    auto* t = new detail::tcb_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
+                                                                         std::forward<A>(a)...);
+    t->handles.store(1, std::memory_order_relaxed);
+    t->refs.store(2, std::memory_order_relaxed);  // the handle + the scheduler's
+    detail::submit(impl_, t);
+    return tasklet<R>(t, typename tasklet<R>::adopt_t{});
+  }
+
+  /// block_on() runs f as a tasklet and waits for it — the calling thread blocks (a calling
+  /// tasklet parks) — then returns its value or rethrows its exception.
+  template <class F>
+  auto block_on(F&& f) {
+    return spawn(std::forward<F>(f)).join();
+  }
+
+  /// run() makes the calling thread the worker (workers = 1 only) until no tasklet is runnable,
+  /// as Stackless run(): tasklets that are blocked may remain. Exceptions of detached tasklets go
+  /// to on_error as usual.
+  void run();
+  /// run_for() is pump mode: like run(), but a tasklet that ran longer than `slice` without
+  /// switching is taken out of the run queue (paused) when it next switches, and returned — as
+  /// Stackless run(timeout) did; the host decides whether to resume() or kill() it. Returns an
+  /// empty handle when the scheduler went idle first.
+  tasklet<void> run_for(std::chrono::nanoseconds slice);
+  /// drain() waits until every tasklet has ended. From a plain thread only.
+  void drain();
+  /// shutdown() stops accepting work, kills every live tasklet (their destructors run), waits for
+  /// them and joins the worker threads. Idempotent. Not from a tasklet of this scheduler.
+  void shutdown();
+  scheduler_stats stats() const;
+  /// workers() is the number of workers (resolved from options::workers).
+  unsigned workers() const noexcept;
+
+  detail::scheduler_impl* impl() const noexcept { return impl_; }
+
+ private:
+  detail::scheduler_impl* impl_;
+};
+
+/// spawn() inside a tasklet spawns on the caller's scheduler; from a plain thread it throws
+/// usage_error (use scheduler::spawn).
+template <class F, class... A>
+auto spawn(F&& f, A&&... a) {
+  using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
+  detail::scheduler_impl* s = detail::current_scheduler();
+  if (!s) detail::throw_usage("stackless::spawn() called outside a tasklet; use scheduler::spawn()");
+  auto* t = new detail::tcb_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
+                                                                       std::forward<A>(a)...);
+  t->handles.store(1, std::memory_order_relaxed);
+  t->refs.store(2, std::memory_order_relaxed);
+  detail::submit(s, t);
+  return tasklet<R>(t, typename tasklet<R>::adopt_t{});
+}
+
+}  // namespace stackless

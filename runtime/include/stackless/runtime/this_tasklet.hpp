@@ -1,0 +1,51 @@
+// stackless/runtime/this_tasklet.hpp — calls about the running tasklet.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "stackless/runtime/tasklet.hpp"
+
+namespace stackless::this_tasklet {
+
+/// yield() moves the calling tasklet to the back of its worker's run queue and runs the next one
+/// (Stackless schedule()). Throws usage_error outside a tasklet; throws the pending tasklet_exit
+/// or exception of a killed/raised tasklet.
+void yield();
+/// id() is the calling tasklet's id. Throws usage_error outside a tasklet.
+std::uint64_t id();
+/// current() is a handle to the calling tasklet (Stackless getcurrent()).
+tasklet<void> current();
+/// checkpoint() is a safe point for long loops: it throws a pending tasklet_exit/exception, and
+/// (once preemption exists) yields when the preemption tick asked. One relaxed load otherwise.
+void checkpoint();
+
+namespace detail_ {
+void sleep_ns(std::int64_t deadline_steady_ns);
+}
+/// sleep_until() parks the calling tasklet until the steady-clock time `tp` (blocks a plain
+/// thread). kill() wakes it early with tasklet_exit.
+template <class D>
+void sleep_until(std::chrono::time_point<std::chrono::steady_clock, D> tp) {
+  detail_::sleep_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count());
+}
+/// sleep_for() parks the calling tasklet for `d` (blocks a plain thread).
+template <class Rep, class P>
+void sleep_for(std::chrono::duration<Rep, P> d) {
+  sleep_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d));
+}
+
+/// atomic is an RAII scope in which the calling tasklet is neither preempted nor migrated to
+/// another worker (Stackless set_atomic). Scopes nest. Recorded now; honoured by preemption.
+class atomic {
+ public:
+  atomic();
+  ~atomic();
+  atomic(const atomic&) = delete;
+  atomic& operator=(const atomic&) = delete;
+};
+
+/// in_atomic() tells whether the calling tasklet is inside an atomic scope.
+bool in_atomic();
+
+}  // namespace stackless::this_tasklet

@@ -1,0 +1,137 @@
+// runtime/src/deque.hpp — the per-worker work-stealing deque.
+//
+// Chase and Lev, "Dynamic circular work-stealing deque" (SPAA'05), in the C11 formulation of
+// Lê, Pop, Cohen and Zappa Nardelli, "Correct and efficient work-stealing for weak memory models"
+// (PPoPP'13), with the fixes CDSChecker found in the paper's code:
+//  - top/bottom are *signed* 64-bit: take() decrements bottom below top on an empty deque and an
+//    unsigned index would make the empty deque look full;
+//  - take() needs the seq_cst fence between its store of bottom and its load of top, or the
+//    owner and a thief can both take the last element;
+//  - the array never grows: a full deque makes push() fail and the owner moves half of it to the
+//    injection queue (as Go and tokio do), so no thief ever reads an array that was freed.
+//
+// Invariants:
+//  - only the owner calls push() and take(); anyone calls steal();
+//  - top only grows, by CAS; bottom is written by the owner only;
+//  - the elements are [top, bottom); slots outside it may hold stale pointers, never read as
+//    elements: a slot is read by a thief before its CAS on top decides whether the read counts.
+//
+// Steal-half is k ordinary steals, not one CAS that advances top by k: a batch CAS can race
+// with take() of an element in the middle of the batch, because take() only CASes top when it
+// takes the *last* element (owner takes b-1, b-2, …, t+1 without a CAS while the thief's batch
+// [t, t+k) is in flight: t+1 is taken twice). Steals are rare; k CASes are cheap enough.
+//
+// ThreadSanitizer does not model standalone fences, so in the TSan build the index operations
+// that the fences order are themselves seq_cst (STACKLESS_TSAN).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace stackless::detail {
+
+enum class steal_status { empty, success, retry };
+
+template <class T>
+class ws_deque {
+#ifdef STACKLESS_TSAN
+  static constexpr auto idx_relaxed = std::memory_order_seq_cst;
+#else
+  static constexpr auto idx_relaxed = std::memory_order_relaxed;
+#endif
+
+ public:
+  /// capacity must be a power of two ≥ 2.
+  explicit ws_deque(std::size_t capacity)
+      : mask_(static_cast<std::int64_t>(capacity) - 1), slots_(new std::atomic<T*>[capacity]) {
+    for (std::size_t i = 0; i < capacity; ++i) slots_[i].store(nullptr, std::memory_order_relaxed);
+  }
+
+  std::size_t capacity() const noexcept { return static_cast<std::size_t>(mask_ + 1); }
+
+  /// push() appends x at the bottom; false when full (owner only).
+  bool push(T* x) noexcept {
+    std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    std::int64_t t = top_.load(std::memory_order_acquire);  // pairs with the CAS in steal()/take()
+    if (b - t > mask_) return false;
+    slots_[b & mask_].store(x, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);  // pairs with the acquire of bottom in steal()
+#ifdef STACKLESS_TSAN
+    bottom_.store(b + 1, std::memory_order_seq_cst);
+#else
+    bottom_.store(b + 1, std::memory_order_relaxed);
+#endif
+    return true;
+  }
+
+  /// take() removes the most recently pushed element (owner only); null when empty.
+  T* take() noexcept {
+    std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;
+    bottom_.store(b, idx_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in steal()
+    std::int64_t t = top_.load(idx_relaxed);
+    if (t > b) {  // empty
+      bottom_.store(b + 1, idx_relaxed);
+      return nullptr;
+    }
+    T* x = slots_[b & mask_].load(std::memory_order_relaxed);
+    if (t == b) {  // the last element: race the thieves for it
+      if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed))
+        x = nullptr;
+      bottom_.store(b + 1, idx_relaxed);
+    }
+    return x;
+  }
+
+  /// steal() removes the oldest element (anyone). retry: lost a race, the deque may not be empty.
+  steal_status steal(T*& out) noexcept {
+    std::int64_t t = top_.load(std::memory_order_acquire);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in take()
+    std::int64_t b = bottom_.load(std::memory_order_acquire);  // pairs with the release in push()
+    if (t >= b) return steal_status::empty;
+    T* x = slots_[t & mask_].load(std::memory_order_relaxed);
+    if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed))
+      return steal_status::retry;
+    out = x;
+    return steal_status::success;
+  }
+
+  /// steal_half() steals up to half of the elements (rounded up), at most `max`, into out[];
+  /// returns how many.
+  std::size_t steal_half(T** out, std::size_t max) noexcept {
+    std::int64_t n = size();
+    std::size_t want = static_cast<std::size_t>((n + 1) / 2);
+    if (want > max) want = max;
+    std::size_t got = 0;
+    int retries = 0;
+    while (got < want) {
+      steal_status s = steal(out[got]);
+      if (s == steal_status::success) {
+        ++got;
+      } else if (s == steal_status::empty || ++retries > 4) {
+        break;
+      }
+    }
+    return got;
+  }
+
+  /// size() is exact for the owner when no thief runs, approximate otherwise.
+  std::int64_t size() const noexcept {
+    std::int64_t b = bottom_.load(std::memory_order_acquire);
+    std::int64_t t = top_.load(std::memory_order_acquire);
+    return b > t ? b - t : 0;
+  }
+  bool empty() const noexcept { return size() == 0; }
+
+ private:
+  alignas(64) std::atomic<std::int64_t> top_{0};     // thieves' end
+  alignas(64) std::atomic<std::int64_t> bottom_{0};  // owner's end
+  std::int64_t mask_;
+  std::unique_ptr<std::atomic<T*>[]> slots_;
+};
+
+}  // namespace stackless::detail

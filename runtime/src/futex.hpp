@@ -1,0 +1,36 @@
+// runtime/src/futex.hpp — the two futex calls everything that sleeps is built on.
+#pragma once
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace stackless::detail {
+
+/// futex_wait() sleeps while *word == expected, until futex_wake() or the absolute steady-clock
+/// deadline (INT64_MAX: none). Spurious returns happen; callers re-check.
+inline void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                       std::int64_t deadline_ns = INT64_MAX) noexcept {
+  static_assert(sizeof(std::atomic<std::uint32_t>) == 4);
+  if (deadline_ns == INT64_MAX) {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
+            nullptr, nullptr, 0);
+    return;
+  }
+  timespec ts{static_cast<time_t>(deadline_ns / 1000000000), static_cast<long>(deadline_ns % 1000000000)};
+  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time (steady_clock on Linux).
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_BITSET_PRIVATE, expected,
+          &ts, nullptr, FUTEX_BITSET_MATCH_ANY);
+}
+
+/// futex_wake() wakes up to n threads sleeping on word.
+inline void futex_wake(std::atomic<std::uint32_t>* word, int n = 1) noexcept {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, n, nullptr,
+          nullptr, 0);
+}
+
+}  // namespace stackless::detail

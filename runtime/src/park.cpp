@@ -1,0 +1,132 @@
+// runtime/src/park.cpp — the park/wake door.
+//
+// Every wait in the runtime goes through here (Go's gopark/goready, Boost.Fiber's
+// resume_with): the waiting side publishes a waiter record and parks; a waker ends the park.
+//
+// The door is one atomic word per tasklet:   gen << 4 | reason << 2 | phase
+//   phase: RUNNING 0, PARKING 1 (publishing; still on its stack), PARKED 2 (off its stack, the
+//          worker has run the unlock step), WOKEN 3 (a waker won; `reason` says which).
+//   gen:   bumped by every prepare_park(), so a stale waiter record (a timer that fires after the
+//          park ended, a list entry of an earlier park) can never end a later park.
+//
+// Invariants:
+//  - Exactly one wake() wins a park: the CAS from PARKING/PARKED to WOKEN with the record's gen.
+//    Notify, timeout, kill, raise_exception and deadlock all race through that one CAS.
+//  - If the winner saw PARKED, the winner makes the tasklet runnable. If it saw PARKING, the
+//    worker's post-switch CAS (PARKING → PARKED, worker.cpp) fails and the worker requeues it.
+//    Either way it is queued exactly once.
+//  - A waker calls wake(w) while it holds the lock of the list w is on (or holds a reference on
+//    the tasklet, as timers and kill() do). The woken side unlinks itself under that same lock
+//    when it was woken by someone else, so nobody touches a record — or a plain thread's stack —
+//    after its owner moved on.
+//  - Kill vs. park is a Dekker pair: kill() sets irq then reads the door; park() writes PARKING
+//    then reads irq (both seq_cst). At least one sees the other: either kill() wakes the park or
+//    park() refuses to sleep.
+#include "park.hpp"
+
+#include <time.h>
+
+#include <thread>
+
+#include "futex.hpp"
+#include "scheduler_impl.hpp"
+
+namespace stackless::detail {
+
+namespace {
+constexpr std::uint64_t P_RUNNING = 0, P_PARKING = 1, P_PARKED = 2, P_WOKEN = 3;
+
+inline std::uint64_t gen_of(std::uint64_t d) { return d >> 4; }
+inline std::uint64_t phase_of(std::uint64_t d) { return d & 3; }
+inline wake_reason reason_of(std::uint64_t d) { return static_cast<wake_reason>((d >> 2) & 3); }
+}  // namespace
+
+std::int64_t now_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+waiter* prepare_park(const char* what, std::uint64_t target) {
+  tcb* t = current_tcb();
+  if (!t) throw_usage("stackless: prepare_park() outside a tasklet");
+  std::uint64_t gen = gen_of(t->door.load(std::memory_order_relaxed)) + 1;
+  t->door.store(gen << 4 | P_PARKING, std::memory_order_seq_cst);  // Dekker with kill()
+  t->wait.t = t;
+  t->wait.gen = gen;
+  t->wait.word = nullptr;
+  t->wait_what = what;
+  t->wait_target = target;
+  return &t->wait;
+}
+
+wake_reason park(function_ref unlock, std::int64_t deadline_ns) {
+  tcb* t = current_tcb();
+  if (!t) throw_usage("stackless: park() outside a tasklet");
+  std::uint64_t d = t->door.load(std::memory_order_relaxed);
+  // An interrupt already pending: do not sleep (unless unwinding: see throw_if_interrupted()).
+  if ((t->irq.load(std::memory_order_seq_cst) & (IRQ_KILLED | IRQ_EXC)) &&
+      std::uncaught_exceptions() == 0) {
+    unlock();
+    std::uint64_t woken = (d & ~std::uint64_t{15}) | std::uint64_t(wake_reason::interrupted) << 2 | P_WOKEN;
+    if (phase_of(d) == P_PARKING && t->door.compare_exchange_strong(d, woken, std::memory_order_acq_rel))
+      return wake_reason::interrupted;
+    return reason_of(t->door.load(std::memory_order_acquire));  // a waker won first: honour it
+  }
+  if (deadline_ns != no_deadline) t->sched->add_timer(deadline_ns, t, gen_of(d));
+  worker* w = current_worker();
+  w->unlock = &unlock;
+  switch_out(t, switch_why::park);
+  d = t->door.load(std::memory_order_acquire);  // pairs with the winner's CAS
+  return reason_of(d);
+}
+
+bool wake(waiter& w, wake_reason r) {
+  if (w.word) {  // a plain thread: only the waker that took w from its list gets here
+    w.word->store(1 + static_cast<std::uint32_t>(r), std::memory_order_release);
+    futex_wake(w.word);
+    return true;
+  }
+  tcb* t = w.t;
+  std::uint64_t d = t->door.load(std::memory_order_acquire);
+  for (;;) {
+    if (gen_of(d) != w.gen) return false;
+    std::uint64_t ph = phase_of(d);
+    if (ph != P_PARKING && ph != P_PARKED) return false;
+    std::uint64_t woken = w.gen << 4 | std::uint64_t(r) << 2 | P_WOKEN;
+    if (t->door.compare_exchange_weak(d, woken, std::memory_order_acq_rel)) {
+      if (ph == P_PARKED) t->sched->make_runnable(t);  // else the worker requeues it
+      return true;
+    }
+  }
+}
+
+void throw_if_interrupted() {
+  tcb* t = current_tcb();
+  if (!t) return;
+  std::uint32_t f = t->irq.load(std::memory_order_acquire);
+  if (!f) return;
+  // Never throw while unwinding: a destructor that waits (for a child, a lock) would turn the
+  // throw into std::terminate. The interrupt stays pending for the next suspension point.
+  if (std::uncaught_exceptions() > 0) return;
+  if (f & IRQ_KILLED) throw tasklet_exit{};
+  if (f & IRQ_EXC) {
+    t->lk.lock();
+    std::exception_ptr e = std::move(t->pending);
+    t->pending = nullptr;
+    t->irq.fetch_and(~IRQ_EXC, std::memory_order_relaxed);
+    t->lk.unlock();
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+wake_reason thread_waiter::wait(std::int64_t deadline_ns) {
+  for (;;) {
+    std::uint32_t v = word.load(std::memory_order_acquire);  // pairs with the release in wake()
+    if (v) return static_cast<wake_reason>(v - 1);
+    if (deadline_ns != no_deadline && now_ns() >= deadline_ns) return wake_reason::timeout;
+    futex_wait(&word, 0, deadline_ns);
+  }
+}
+
+}  // namespace stackless::detail

@@ -1,0 +1,80 @@
+// runtime/src/park.hpp — the park/wake door: the one way a tasklet (or a plain thread) waits.
+//
+// Usage, from the code of any blocking primitive:
+//
+//   lock_.lock();
+//   if (ready()) { lock_.unlock(); return; }
+//   waiter* w = prepare_park("mutex");      // new park generation; phase PARKING
+//   list_.push_back(w);                     // publish the waiter record (lives in the tcb)
+//   wake_reason r = park([&] { lock_.unlock(); }, deadline);  // unlock runs after the switch
+//   if (r != wake_reason::notified) { lock_.lock(); list_.erase_if_linked(w); lock_.unlock(); }
+//   throw_if_interrupted();                 // tasklet_exit / raised exception / deadlock_error
+//
+// and the waker:   lock_.lock(); w = list_.pop_front(); wake(*w); lock_.unlock();
+//
+// A plain thread does the same with a waiter on its own stack: thread_waiter tw; …
+// tw.wait(deadline) blocks on a futex. See park.cpp for the protocol and its invariants.
+// Rule: a waker calls wake() while holding the lock of the list the waiter was on.
+#pragma once
+
+#include <atomic>
+#include <type_traits>
+#include <cstdint>
+
+#include "stackless/runtime/detail/tcb.hpp"
+
+namespace stackless::detail {
+
+/// function_ref is a non-owning reference to a callable (the unlock step of a park).
+class function_ref {
+ public:
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, function_ref>>>
+  function_ref(F&& f) noexcept  // NOLINT: implicit, for lambdas at the call site (the lambda
+                                // outlives the park() call it is passed to)
+      : obj_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* o) { (*static_cast<std::remove_reference_t<F>*>(o))(); }) {}
+  void operator()() const { call_(obj_); }
+
+ private:
+  void* obj_;
+  void (*call_)(void*);
+};
+
+inline constexpr std::int64_t no_deadline = INT64_MAX;
+
+/// now_ns() is the steady clock in nanoseconds.
+std::int64_t now_ns() noexcept;
+
+/// prepare_park() starts a park of the calling tasklet: a new generation, phase PARKING, and
+/// returns its waiter record for the caller to publish. `what` (a string literal) and `target`
+/// (an id, or 0) appear in deadlock reports.
+waiter* prepare_park(const char* what, std::uint64_t target = 0);
+
+/// park() switches away from the calling tasklet; `unlock` runs on the worker after the switch
+/// (so no waker can resume a tasklet still on its stack). Returns why it woke: notified by
+/// wake(), timeout at `deadline_ns` (steady clock), or interrupted (kill, raise_exception,
+/// deadlock). When an interrupt is already pending it does not switch: it runs `unlock` and
+/// returns interrupted at once.
+wake_reason park(function_ref unlock, std::int64_t deadline_ns = no_deadline);
+
+/// wake() tries to end the park that `w` was registered for, with `r`. Exactly one wake() wins
+/// a given park; true if this one did. The winner makes the tasklet runnable (on the calling
+/// worker's runnext when the caller is a tasklet of the same scheduler).
+bool wake(waiter& w, wake_reason r = wake_reason::notified);
+
+/// throw_if_interrupted() throws the calling tasklet's pending exception or tasklet_exit, if any.
+/// Outside a tasklet it does nothing.
+void throw_if_interrupted();
+
+/// thread_waiter is a plain thread's waiter: a futex word on the thread's stack.
+struct thread_waiter {
+  std::atomic<std::uint32_t> word{0};
+  waiter w;
+  thread_waiter() { w.word = &word; }
+  /// wait() blocks until wake() or the deadline. On timeout the caller takes the list's lock: if
+  /// `w` is still linked it unlinks it (a timeout); if not, a waker took it and — since wakers
+  /// wake under that lock — has already signalled: the wait ended by that wake.
+  wake_reason wait(std::int64_t deadline_ns = no_deadline);
+};
+
+}  // namespace stackless::detail

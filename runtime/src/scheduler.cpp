@@ -1,0 +1,477 @@
+// runtime/src/scheduler.cpp — scheduler lifecycle, submitting and waking, the registry of live
+// tasklets, timers, and deadlock detection. The worker loop is in worker.cpp.
+//
+// Shutdown protocol (shutdown()):
+//   1. `closed` is set: from now on a spawn from a plain thread throws usage_error, and a spawn
+//      from a tasklet (a destructor running during the kill) returns a tasklet born killed.
+//   2. Every live tasklet is killed with pending = true: parked ones are woken through the door,
+//      paused ones resumed, never-started ones will end without running their function.
+//   3. Someone runs them to their end: the worker threads, or — when none was started — the
+//      calling thread, as in run(). Then `stopping` is set, every worker is unparked, and the
+//      threads are joined.
+//   4. Stacks go back to the pool, which unmaps them when the scheduler is destroyed.
+//
+// Deadlock detection: a deadlock is a quiescent scheduler — every worker idle, no queue holding
+// work, no timer pending — whose live tasklets are all parked, staying so for
+// options::deadlock_grace (a plain thread may still wake one; the grace is how long we wait for
+// that). The watcher is the last worker to go idle, or a plain thread blocked in
+// join()/block_on()/drain(). Tasklets parked in join() get deadlock_error; so do plain threads
+// waiting in join()/block_on()/drain().
+#include <pthread.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "context.hpp"
+#include "scheduler_impl.hpp"
+
+namespace stackless::detail {
+
+namespace {
+std::atomic<std::uint64_t> g_next_id_block{1};  // process-wide ids, handed out in blocks
+constexpr std::uint64_t id_block = 1024;
+
+std::uint64_t plain_next_id() { return g_next_id_block.fetch_add(1, std::memory_order_relaxed) * id_block; }
+
+unsigned resolve_workers(unsigned w) {
+  if (w) return w;
+  unsigned h = std::thread::hardware_concurrency();
+  return h ? h : 1;
+}
+
+void default_on_error(const error_report& r) {
+  std::string what = r.what;
+  if (r.error) {
+    try {
+      std::rethrow_exception(r.error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "(an exception not derived from std::exception)";
+    }
+  }
+  std::fprintf(stderr, "stackless: tasklet #%llu '%s': %s\n", static_cast<unsigned long long>(r.id),
+               r.name.c_str(), what.c_str());
+}
+}  // namespace
+
+[[noreturn]] void throw_usage(const char* what) { throw usage_error(what); }
+
+void release(tcb* t) noexcept {
+  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
+}
+
+scheduler_impl::scheduler_impl(options o)
+    : opts(std::move(o)), stacks(opts.stack_size), sink(new error_sink) {
+  nworkers = resolve_workers(opts.workers);
+  std::size_t cap = opts.local_queue_capacity;
+  if (cap < 4 || (cap & (cap - 1)) != 0)
+    throw std::invalid_argument("stackless: options::local_queue_capacity must be a power of two >= 4");
+  sink->fn = opts.on_error ? opts.on_error : default_on_error;
+  shards.reset(new registry_shard[nworkers + 1]);
+  for (unsigned i = 0; i < nworkers; ++i) {
+    workers.push_back(std::make_unique<worker>(this, i, cap));
+    workers.back()->rng = 0x9e3779b97f4a7c15ULL * (i + 1) ^ reinterpret_cast<std::uintptr_t>(this);
+  }
+  install_overflow_handler();
+  if (nworkers > 1) start_threads();
+}
+
+scheduler_impl::~scheduler_impl() {
+  shutdown();
+  for (auto& w : workers) stacks.put(w->stack_cache.data(), w->stack_cache.size());
+  tcb* t;
+  while (injection.try_dequeue(t)) release(t);  // cannot happen after shutdown; belt and braces
+  sink->release();
+}
+
+void scheduler_impl::start_threads() {
+  mode.store(M_THREADED, std::memory_order_release);
+  for (auto& w : workers) {
+    worker* wp = w.get();
+    wp->thread = std::thread([this, wp] {
+      std::string n = opts.name + "-" + std::to_string(wp->index);
+      pthread_setname_np(pthread_self(), n.substr(0, 15).c_str());
+      worker_main(*wp);
+    });
+  }
+}
+
+void scheduler_impl::ensure_started() {
+  if (mode.load(std::memory_order_acquire) != M_UNOWNED) return;
+  std::lock_guard g(lifecycle_mu);
+  int m = M_UNOWNED;
+  if (mode.load() == M_UNOWNED && !stopping.load()) start_threads();
+  (void)m;
+}
+
+// ---- submitting and waking -------------------------------------------------------------------
+
+void scheduler_impl::register_tasklet(tcb* t, unsigned shard) {
+  t->shard = shard;
+  registry_shard& s = shards[shard];
+  s.lk.lock();
+  t->reg_prev = nullptr;
+  t->reg_next = s.head;
+  if (s.head) s.head->reg_prev = t;
+  s.head = t;
+  ++s.count;
+  s.lk.unlock();
+}
+
+void scheduler_impl::unregister_tasklet(tcb* t) {
+  registry_shard& s = shards[t->shard];
+  s.lk.lock();
+  if (t->reg_prev) t->reg_prev->reg_next = t->reg_next; else s.head = t->reg_next;
+  if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
+  --s.count;
+  s.lk.unlock();
+}
+
+std::uint64_t scheduler_impl::live() const {
+  std::uint64_t n = 0;
+  for (unsigned i = 0; i <= nworkers; ++i) {
+    registry_shard& s = shards[i];
+    s.lk.lock();
+    n += s.count;
+    s.lk.unlock();
+  }
+  return n;
+}
+
+void submit(scheduler_impl* s, tcb* t) { s->submit(t); }
+
+void scheduler_impl::submit(tcb* t) {
+  t->sched = this;
+  worker* w = current_worker();
+  bool local = w && w->sched == this && w->current;
+  if (closed.load(std::memory_order_acquire)) {
+    if (!local) {
+      release(t);  // the handle's reference
+      release(t);  // ours
+      throw usage_error("stackless: spawn() on a scheduler that was shut down");
+    }
+    t->irq.store(IRQ_KILLED, std::memory_order_relaxed);  // born killed: it will never run
+  }
+  if (local) {
+    if (w->id_next == w->id_end) {
+      w->id_next = plain_next_id();
+      w->id_end = w->id_next + id_block;
+    }
+    t->id = w->id_next++;
+    w->spawned.store(w->spawned.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    register_tasklet(t, w->index);
+    t->state.store(S_RUNNABLE, std::memory_order_relaxed);
+    // The new tasklet runs next; the one it displaces becomes stealable, worth a wakeup.
+    tcb* old = w->runnext.exchange(t, std::memory_order_acq_rel);
+    if (old) push_local(*w, old, true);
+  } else {
+    t->id = plain_next_id();  // a whole block per plain-thread spawn: ids stay unique and cheap
+    plain_spawned.fetch_add(1, std::memory_order_relaxed);
+    register_tasklet(t, nworkers);
+    t->state.store(S_RUNNABLE, std::memory_order_relaxed);
+    inject(t);
+  }
+}
+
+void scheduler_impl::inject(tcb* t) {
+  injection.enqueue(t);
+  wake_one();
+}
+
+void scheduler_impl::make_runnable(tcb* t) {
+  t->state.store(S_RUNNABLE, std::memory_order_relaxed);  // published by the queue push below
+  worker* w = current_worker();
+  if (w && w->sched == this) {
+    if (w->current) {
+      // Woken by a running tasklet: it runs next, here (Go's ready(), runnext = true).
+      tcb* old = w->runnext.exchange(t, std::memory_order_acq_rel);
+      if (old) push_local(*w, old, true);
+    } else {
+      push_local(*w, t, true);  // woken from the scheduler side (a timer)
+    }
+    return;
+  }
+  inject(t);
+}
+
+void scheduler_impl::report(tcb* t, std::exception_ptr e, std::string what) {
+  t->lk.lock();
+  error_report r{t->id, t->name, std::move(e), std::move(what)};
+  t->lk.unlock();
+  try {
+    sink->fn(r);
+  } catch (...) {
+    std::fprintf(stderr, "stackless: options::on_error threw; report of tasklet #%llu lost\n",
+                 static_cast<unsigned long long>(r.id));
+  }
+}
+
+void scheduler_impl::finish(worker& w, tcb* t) {
+  // The tasklet is off its stack for good: recycle the stack.
+  context_destroy(t->ctx);
+  if (w.stack_cache.size() >= 32) {
+    stacks.put(w.stack_cache.data() + 16, w.stack_cache.size() - 16);
+    w.stack_cache.resize(16);
+  }
+  w.stack_cache.push_back(t->stk);
+  t->stk = nullptr;
+  stacks_out.fetch_sub(1, std::memory_order_relaxed);
+  unregister_tasklet(t);
+
+  bool swallowed = (t->irq.load(std::memory_order_relaxed) & IRQ_KILLED) && !t->ended_by_kill && !t->error;
+  if (swallowed) {
+    t->ended_by_kill = true;
+    report(t, nullptr, "swallowed tasklet_exit (a catch (...) without rethrow); the tasklet ended anyway");
+  }
+  if (t->error) {
+    sink->acquire();
+    t->sink = sink;  // whoever drops the last handle may need it after we are gone
+  }
+  t->lk.lock();
+  t->state.store(S_DEAD, std::memory_order_seq_cst);  // Dekker with handle_release()
+  waiter* j = std::exchange(t->joiners, nullptr);
+  while (j) {
+    waiter* next = j->next;
+    j->linked = false;
+    j->next = j->prev = nullptr;
+    wake(*j);  // under t->lk, as park.cpp requires
+    j = next;
+  }
+  t->lk.unlock();
+  if (t->error && t->handles.load(std::memory_order_seq_cst) == 0 &&
+      !t->error_reported.exchange(true, std::memory_order_acq_rel))
+    report(t, t->error, {});
+  if (drain_waiters.load(std::memory_order_seq_cst) > 0 && live() == 0) {
+    drain_word.fetch_add(1, std::memory_order_release);
+    futex_wake(&drain_word, INT32_MAX);
+  }
+  release(t);  // the scheduler's reference
+}
+
+// ---- timers ---------------------------------------------------------------------------------
+
+namespace {
+struct later {
+  bool operator()(const timer_entry& a, const timer_entry& b) const { return a.deadline > b.deadline; }
+};
+}  // namespace
+
+void scheduler_impl::add_timer(std::int64_t deadline, tcb* t, std::uint64_t gen) {
+  acquire(t);
+  std::lock_guard g(timer_mu);
+  timers.push_back({deadline, t, gen});
+  std::push_heap(timers.begin(), timers.end(), later{});
+  next_deadline_.store(timers.front().deadline, std::memory_order_release);
+}
+
+bool scheduler_impl::fire_timers(std::int64_t now) {
+  std::vector<timer_entry> due;
+  {
+    std::lock_guard g(timer_mu);
+    while (!timers.empty() && timers.front().deadline <= now) {
+      std::pop_heap(timers.begin(), timers.end(), later{});
+      due.push_back(timers.back());
+      timers.pop_back();
+    }
+    next_deadline_.store(timers.empty() ? INT64_MAX : timers.front().deadline, std::memory_order_release);
+  }
+  bool woke = false;
+  for (timer_entry& e : due) {
+    waiter w;
+    w.t = e.t;
+    w.gen = e.gen;
+    woke |= wake(w, wake_reason::timeout);  // a stale entry (the park ended) loses: gen differs
+    release(e.t);
+  }
+  return woke;
+}
+
+// ---- deadlock detection ------------------------------------------------------------------------
+
+std::uint64_t scheduler_impl::total_runs() const {
+  std::uint64_t n = 0;
+  for (auto& w : workers) n += w->runs.load(std::memory_order_relaxed);
+  return n;
+}
+
+bool scheduler_impl::quiescent() const {
+  if (mode.load(std::memory_order_acquire) != M_THREADED) return false;  // a pump may come
+  if (nidle.load(std::memory_order_seq_cst) != static_cast<int>(nworkers)) return false;
+  if (work_anywhere()) return false;
+  for (auto& w : workers)
+    if (w->runnext.load(std::memory_order_acquire)) return false;
+  return next_deadline() == INT64_MAX;
+}
+
+std::string scheduler_impl::check_deadlock(std::uint64_t since) {
+  std::lock_guard g(deadlock_mu);
+  if (!quiescent() || total_runs() != since) return {};
+  std::ostringstream os;
+  bool all_parked = true;
+  std::size_t n = 0;
+  os << "stackless: deadlock: every tasklet is blocked and nothing can wake one; blocked tasklets:";
+  for_each_live([&](tcb* t) {
+    if (t->state.load(std::memory_order_acquire) != S_PARKED) {
+      all_parked = false;
+      return;
+    }
+    if (++n > 50) return;
+    t->lk.lock();
+    os << "\n  #" << t->id << " '" << t->name << "' waiting on " << (t->wait_what ? t->wait_what : "?");
+    t->lk.unlock();
+    if (t->wait_target) os << " #" << t->wait_target;
+  });
+  if (!all_parked || n == 0) return {};
+  if (n > 50) os << "\n  … and " << (n - 50) << " more";
+  deadlock_reported_runs = since;
+  return os.str();
+}
+
+void scheduler_impl::deliver_deadlock(const std::string& report) {
+  auto e = std::make_exception_ptr(deadlock_error(report));
+  for_each_live([&](tcb* t) {
+    if (t->state.load(std::memory_order_acquire) == S_PARKED && t->wait_what &&
+        std::string_view(t->wait_what) == "join")
+      raise(t, e, true);
+  });
+}
+
+// ---- lifecycle ---------------------------------------------------------------------------------
+
+void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
+  if (current_worker()) throw usage_error("stackless: run()/run_for() called from inside a tasklet or worker");
+  if (nworkers != 1)
+    throw usage_error("stackless: run()/run_for() need options::workers == 1; with worker threads use drain()");
+  int m = M_UNOWNED;
+  if (!mode.compare_exchange_strong(m, M_PUMPED, std::memory_order_acq_rel))
+    throw usage_error(m == M_PUMPED ? "stackless: run() is already running on another thread"
+                                    : "stackless: run(): the worker thread was started (by a join, "
+                                      "block_on or drain from a plain thread); use drain()");
+  worker& w = *workers[0];
+  set_current_worker(&w);
+  thread_altstack alt;
+  context_init_thread(w.sched_ctx);
+  w.pumped = true;
+  w.slice_ns = slice_ns;
+  w.overran = nullptr;
+  while (tcb* t = find_runnable(w, false)) {
+    run_tasklet(w, t);
+    if (w.overran) break;
+  }
+  if (overran) *overran = w.overran;
+  w.overran = nullptr;
+  w.slice_ns = 0;
+  w.pumped = false;
+  set_current_worker(nullptr);
+  mode.store(M_UNOWNED, std::memory_order_release);
+}
+
+void scheduler_impl::drain() {
+  if (current_worker()) throw usage_error("stackless: drain() called from a tasklet; it would wait for itself");
+  ensure_started();
+  drain_waiters.fetch_add(1, std::memory_order_seq_cst);
+  std::uint64_t since = total_runs();
+  const std::int64_t grace = std::chrono::nanoseconds(opts.deadlock_grace).count();
+  for (;;) {
+    std::uint32_t seq = drain_word.load(std::memory_order_acquire);
+    if (live() == 0) break;
+    futex_wait(&drain_word, seq, grace > 0 ? now_ns() + grace : INT64_MAX);
+    if (grace > 0 && drain_word.load(std::memory_order_acquire) == seq && live() != 0) {
+      std::string report = check_deadlock(since);
+      if (!report.empty()) {
+        drain_waiters.fetch_sub(1, std::memory_order_seq_cst);
+        deliver_deadlock(report);
+        throw deadlock_error(report);
+      }
+      since = total_runs();
+    }
+  }
+  drain_waiters.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void scheduler_impl::shutdown() {
+  if (tcb* self = current_tcb(); self && self->sched == this)
+    throw usage_error("stackless: shutdown() called from a tasklet of the same scheduler");
+  std::lock_guard g(lifecycle_mu);
+  if (shut_down) return;
+  closed.store(true, std::memory_order_seq_cst);
+  for (;;) {
+    for_each_live([](tcb* t) { kill(t, true); });
+    if (mode.load(std::memory_order_acquire) == M_THREADED) {
+      drain_waiters.fetch_add(1, std::memory_order_seq_cst);
+      std::uint32_t seq = drain_word.load(std::memory_order_acquire);
+      if (live() != 0) futex_wait(&drain_word, seq, now_ns() + 100'000'000);
+      drain_waiters.fetch_sub(1, std::memory_order_seq_cst);
+    } else {
+      // No worker thread: run the dying tasklets here, as run() would.
+      while (mode.load(std::memory_order_acquire) == M_PUMPED) std::this_thread::yield();
+      run_pumped(0, nullptr);
+    }
+    if (live() == 0) break;
+  }
+  stopping.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers) unpark(*w);
+  for (auto& w : workers)
+    if (w->thread.joinable()) w->thread.join();
+  shut_down = true;
+}
+
+scheduler_stats scheduler_impl::stats() const {
+  scheduler_stats s;
+  std::uint64_t spawned = plain_spawned.load(std::memory_order_relaxed);
+  for (auto& w : workers) {
+    worker_stats ws;
+    ws.runs = w->runs.load(std::memory_order_relaxed);
+    ws.steals = w->steals.load(std::memory_order_relaxed);
+    ws.steal_attempts = w->steal_attempts.load(std::memory_order_relaxed);
+    ws.parks = w->parks.load(std::memory_order_relaxed);
+    ws.spins = w->spins.load(std::memory_order_relaxed);
+    ws.inbox = w->inbox_taken.load(std::memory_order_relaxed);
+    ws.injected = w->injected.load(std::memory_order_relaxed);
+    ws.overflows = w->overflows.load(std::memory_order_relaxed);
+    spawned += w->spawned.load(std::memory_order_relaxed);
+    s.steals += ws.steals;
+    s.runnable += static_cast<std::uint64_t>(w->deque.size()) + (w->runnext.load() ? 1 : 0);
+    s.workers.push_back(ws);
+  }
+  s.spawned = spawned;
+  s.live = live();
+  s.runnable += injection.size_approx();
+  const_cast<scheduler_impl*>(this)->for_each_live([&](tcb* t) {
+    if (t->state.load(std::memory_order_relaxed) == S_PARKED) ++s.parked;
+  });
+  s.stacks_outstanding = stacks_out.load(std::memory_order_relaxed);
+  s.stacks_pooled = stacks.pooled();
+  for (auto& w : workers) s.stacks_pooled += w->stack_cache.size();  // racy read; stats only
+  s.stacks_guarded = stacks.guarded_made();
+  s.stacks_unguarded = stacks.unguarded_made();
+  return s;
+}
+
+scheduler_impl* make_scheduler(options o) { return new scheduler_impl(std::move(o)); }
+void destroy_scheduler(scheduler_impl* s) noexcept { delete s; }
+
+}  // namespace stackless::detail
+
+namespace stackless {
+
+void scheduler::run() { impl_->run_pumped(0, nullptr); }
+
+tasklet<void> scheduler::run_for(std::chrono::nanoseconds slice) {
+  if (slice.count() <= 0) throw std::invalid_argument("stackless: run_for() needs a positive slice");
+  detail::tcb* t = nullptr;
+  impl_->run_pumped(slice.count(), &t);
+  if (!t) return {};
+  detail::handle_acquire(t);
+  detail::release(t);  // the reference run_tasklet() took for us
+  return tasklet<void>(t, tasklet<void>::adopt_t{});
+}
+
+void scheduler::drain() { impl_->drain(); }
+void scheduler::shutdown() { impl_->shutdown(); }
+scheduler_stats scheduler::stats() const { return impl_->stats(); }
+unsigned scheduler::workers() const noexcept { return impl_->nworkers; }
+
+}  // namespace stackless

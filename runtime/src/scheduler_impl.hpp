@@ -1,0 +1,246 @@
+// runtime/src/scheduler_impl.hpp — the scheduler's internals: workers, queues, registry, timers.
+//
+// Glossary: a *tasklet* (Go's G) runs on a *worker* (Go's M+P: one OS thread with a local run
+// queue); the *scheduler* owns the workers. A tasklet *parks* (park.cpp) and is *woken*; it is
+// *runnable* while it sits in a run queue: a worker's runnext slot, its deque, its yield list,
+// its inbox, or the scheduler's injection queue.
+//
+// Tasklet lifecycle (tcb::state), one atomic word:
+//
+//   RUNNABLE ──pop──▶ RUNNING ──yield──▶ RUNNABLE
+//      │  ▲              │──park────▶ PARKED ──wake──▶ RUNNABLE
+//    pause resume        └──end─────▶ DEAD
+//      ▼  │
+//   PAUSED_QUEUED ──pop──▶ PAUSED ──resume──▶ RUNNABLE (pushed again)
+//
+//  - RUNNABLE: in exactly one run queue. PAUSED_QUEUED: still physically in a queue but must not
+//    run; the worker that pops it turns it into PAUSED and drops it.
+//  - The pop CAS (RUNNABLE → RUNNING) and the pause CAS (RUNNABLE → PAUSED_QUEUED) decide
+//    between a worker and pause(); resume() CASes PAUSED_QUEUED → RUNNABLE (nothing to push) or
+//    PAUSED → RUNNABLE (push it).
+//  - PARKED is stored by the worker *before* it publishes the park (door phase PARKED), so the
+//    waker's RUNNABLE is always the later store (park.cpp).
+//  - DEAD is stored (release) after the tasklet's outcome is written; readers acquire.
+#pragma once
+
+#include <atomic>
+#include <concurrentqueue/concurrentqueue.h>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "deque.hpp"
+#include "futex.hpp"
+#include "park.hpp"
+#include "stack.hpp"
+#include "stackless/runtime/scheduler.hpp"
+
+namespace stackless::detail {
+
+enum tstate : std::uint32_t {
+  S_RUNNABLE = 1,
+  S_RUNNING = 2,
+  S_PARKED = 3,
+  S_PAUSED = 4,
+  S_PAUSED_QUEUED = 5,
+  S_DEAD = 6,
+};
+
+// tcb::irq bits.
+inline constexpr std::uint32_t IRQ_KILLED = 1;  // sticky
+inline constexpr std::uint32_t IRQ_EXC = 2;     // `pending` holds an exception
+
+/// error_sink is the scheduler's on_error, reference counted so that a failed tasklet whose last
+/// handle is dropped after the scheduler is gone can still report.
+struct error_sink {
+  std::atomic<int> refs{1};
+  std::function<void(const error_report&)> fn;
+  void acquire() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+};
+
+enum class switch_why : std::uint8_t { yield, park, exit };
+
+struct padded_counter {
+  alignas(64) std::atomic<std::uint64_t> v{0};
+};
+
+/// worker: one OS thread (or the thread inside run()/run_for()) and its local queues.
+struct alignas(64) worker {
+  worker(scheduler_impl* s, unsigned i, std::size_t cap) : sched(s), index(i), deque(cap) {}
+
+  scheduler_impl* const sched;
+  const unsigned index;
+
+  // --- owner-only (the worker's thread) --------------------------------------------------------
+  context sched_ctx;            // the worker thread's own stack
+  tcb* current = nullptr;       // the tasklet running now (also read by the overflow handler)
+  switch_why why = switch_why::yield;  // set by the tasklet right before it switches back
+  function_ref* unlock = nullptr;      //   the park's unlock step
+  tcb* yield_head = nullptr;    // yield list: FIFO of tasklets that yielded
+  tcb* yield_tail = nullptr;
+  unsigned runnext_streak = 0;  // tasklets run from runnext in a row
+  std::uint32_t tick = 0;
+  std::uint64_t rng = 0;
+  bool spinning = false;
+  bool pumped = false;          // driven by run()/run_for() on a host thread
+  std::int64_t slice_ns = 0;    // run_for(): the slice; 0 otherwise
+  tcb* overran = nullptr;       // run_for(): the tasklet that overran
+  std::vector<stack*> stack_cache;
+  std::uint64_t id_next = 0, id_end = 0;  // block of tasklet ids
+
+  // --- shared ------------------------------------------------------------------------------
+  alignas(64) std::atomic<tcb*> runnext{nullptr};  // owner exchanges; thieves steal it last
+  ws_deque<tcb> deque;
+  alignas(64) spinlock inbox_lk;  // guards the inbox list
+  tcb* inbox_head = nullptr;
+  tcb* inbox_tail = nullptr;
+  std::atomic<bool> inbox_nonempty{false};
+  alignas(64) std::atomic<std::uint32_t> park_word{0};  // 0 empty, 1 notified (futex)
+  std::atomic<bool> idle{false};                       // on the idle list; guarded by idle_mu to change
+
+  // --- stats: written by the owner (relaxed), read by stats() ------------------------------
+  std::atomic<std::uint64_t> runs{0}, steals{0}, steal_attempts{0}, parks{0}, spins{0},
+      inbox_taken{0}, injected{0}, overflows{0}, spawned{0};
+
+  std::thread thread;
+};
+
+/// registry_shard: the live tasklets spawned on one worker (or, the last shard, from plain
+/// threads). Used by shutdown() to kill them and by the deadlock report to list them.
+struct alignas(64) registry_shard {
+  spinlock lk;
+  tcb* head = nullptr;      // guarded by lk
+  std::uint64_t count = 0;  // guarded by lk (atomic only so stats() may peek)
+};
+
+struct timer_entry {
+  std::int64_t deadline;
+  tcb* t;             // holds a reference
+  std::uint64_t gen;  // the park it belongs to
+};
+
+class scheduler_impl {
+ public:
+  explicit scheduler_impl(options o);
+  ~scheduler_impl();
+
+  // Lifecycle (scheduler.cpp).
+  void start_threads();         // workers > 1: at construction; workers == 1: lazily
+  void ensure_started();        // a plain thread is about to wait: make sure someone runs
+  void run_pumped(std::int64_t slice_ns, tcb** overran);
+  void shutdown();
+  void drain();
+  scheduler_stats stats() const;
+
+  // Submitting and waking (scheduler.cpp).
+  void submit(tcb* t);          // a new tasklet
+  void make_runnable(tcb* t);   // a woken or resumed tasklet
+  void inject(tcb* t);          // from outside: injection queue + wake a worker
+  void wake_one();              // Go's wakep(): unpark an idle worker if none is spinning
+  void finish(worker& w, tcb* t);  // a tasklet ended: release everything (on the worker)
+  void report(tcb* t, std::exception_ptr e, std::string what);
+
+  // Registry.
+  void register_tasklet(tcb* t, unsigned shard);
+  void unregister_tasklet(tcb* t);
+  std::uint64_t live() const;
+  template <class F>
+  void for_each_live(F&& f);    // f(tcb*) with a reference held; outside the shard locks
+
+  // Timers (scheduler.cpp).
+  void add_timer(std::int64_t deadline, tcb* t, std::uint64_t gen);
+  std::int64_t next_deadline() const noexcept { return next_deadline_.load(std::memory_order_acquire); }
+  bool fire_timers(std::int64_t now);  // true if it woke someone
+
+  // Deadlock detection.
+  std::uint64_t total_runs() const;
+  bool quiescent() const;
+  /// check_deadlock(): `since` is total_runs() when the caller started watching; returns the
+  /// report when the scheduler has been quiescent since then with every live tasklet parked.
+  std::string check_deadlock(std::uint64_t since);
+  void deliver_deadlock(const std::string& report);
+
+  // Worker loop (worker.cpp).
+  void worker_main(worker& w);
+  tcb* find_runnable(worker& w, bool may_park);
+  void run_tasklet(worker& w, tcb* t);
+  void push_local(worker& w, tcb* t, bool notify);
+  bool work_anywhere() const;
+  void park_worker(worker& w);
+  void unpark(worker& w);
+
+  options opts;
+  unsigned nworkers = 1;
+  std::vector<std::unique_ptr<worker>> workers;
+  moodycamel::ConcurrentQueue<tcb*> injection;
+  std::unique_ptr<registry_shard[]> shards;  // nworkers + 1
+  stack_pool stacks;
+  error_sink* sink;
+
+  alignas(64) std::atomic<int> nspinning{0};
+  alignas(64) std::atomic<int> nidle{0};
+  std::mutex idle_mu;
+  std::vector<worker*> idle_list;  // guarded by idle_mu
+
+  // 0: no worker thread (run()/run_for() may drive worker 0); 1: a run() is driving it;
+  // 2: worker threads started.
+  enum : int { M_UNOWNED = 0, M_PUMPED = 1, M_THREADED = 2 };
+  std::atomic<int> mode{M_UNOWNED};
+  std::mutex lifecycle_mu;
+  std::atomic<bool> closed{false};    // shutdown() began: spawns are born killed
+  std::atomic<bool> stopping{false};  // workers must exit
+  bool shut_down = false;             // guarded by lifecycle_mu
+
+  std::atomic<std::uint64_t> plain_spawned{0};
+  std::atomic<std::uint64_t> stacks_out{0};
+
+  alignas(64) std::atomic<int> drain_waiters{0};
+  std::atomic<std::uint32_t> drain_word{0};
+
+  mutable std::mutex timer_mu;
+  std::vector<timer_entry> timers;  // a min-heap on deadline; guarded by timer_mu
+  std::atomic<std::int64_t> next_deadline_{INT64_MAX};
+
+  std::mutex deadlock_mu;
+  std::uint64_t deadlock_reported_runs = UINT64_MAX;  // guarded by deadlock_mu
+};
+
+/// current_worker() is the worker the calling thread runs, or null. Never inlined: a tasklet may
+/// resume on another thread, and a cached thread_local address would then be wrong.
+worker* current_worker() noexcept;
+void set_current_worker(worker*) noexcept;
+
+/// release() drops one reference on t; the last one deletes it.
+void release(tcb* t) noexcept;
+inline void acquire(tcb* t) noexcept { t->refs.fetch_add(1, std::memory_order_relaxed); }
+
+/// tasklet_entry() is where every tasklet starts (worker.cpp).
+void tasklet_entry(void* w);
+/// switch_out() suspends the calling tasklet back to its worker's scheduler side.
+void switch_out(tcb* t, switch_why why);
+
+template <class F>
+void scheduler_impl::for_each_live(F&& f) {
+  std::vector<tcb*> all;
+  for (unsigned i = 0; i <= nworkers; ++i) {
+    registry_shard& s = shards[i];
+    s.lk.lock();
+    for (tcb* t = s.head; t; t = t->reg_next) {
+      acquire(t);
+      all.push_back(t);
+    }
+    s.lk.unlock();
+  }
+  for (tcb* t : all) {
+    f(t);
+    release(t);
+  }
+}
+
+}  // namespace stackless::detail

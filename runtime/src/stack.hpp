@@ -1,0 +1,89 @@
+// runtime/src/stack.hpp — tasklet stacks: mmap'ed, guarded while the mapping budget allows,
+// pooled and reused, trimmed when they go back to the shared pool.
+//
+// Layout of one stack (addresses grow to the right; the stack grows to the left):
+//
+//   guarded:    [ guard page PROT_NONE ][ usable ........................ | stack desc ]
+//   slab:       [ gap page (RW, never touched) ][ canary | usable ....... | stack desc ]
+//
+// The descriptor sits at the top of the usable region, on the page a running tasklet touches
+// first anyway, so it costs no extra allocation or RSS.
+//
+// Mapping budget: the kernel allows vm.max_map_count mappings per process (65,530 by default) and
+// a guarded stack costs two (the guard splits the mapping). Guarded stacks are handed out while
+// the process-wide count stays under a quarter of max_map_count; past it stacks are carved from
+// slabs of 64 (one mapping each) without a guard page, and an 8-byte canary at their bottom is
+// checked at every switch away from the tasklet. A hit guard page is reported by a SIGSEGV
+// handler on an alternate signal stack (install_overflow_handler, thread_altstack).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace stackless::detail {
+
+inline constexpr std::uint64_t stack_canary = 0x5afe57ac4c0ffee5ULL;
+
+struct stack {
+  char* lo;            // lowest usable byte
+  std::size_t size;    // usable bytes below this descriptor
+  bool guarded;
+  bool canary_ok() const noexcept {
+    return guarded || *reinterpret_cast<const std::uint64_t*>(lo) == stack_canary;
+  }
+};
+
+/// stack_pool is a scheduler's store of stacks. Workers keep a small cache in front of it.
+/// Thread-safe (a mutex: it is only reached when a worker's cache is empty or full).
+class stack_pool {
+ public:
+  explicit stack_pool(std::size_t usable_size);
+  ~stack_pool();
+  stack_pool(const stack_pool&) = delete;
+  stack_pool& operator=(const stack_pool&) = delete;
+
+  /// get() returns a stack: a pooled one, or a fresh mapping.
+  stack* get();
+  /// put() returns stacks; they are trimmed (MADV_DONTNEED) and guarded ones beyond a watermark
+  /// are unmapped.
+  void put(stack* const* s, std::size_t n);
+
+  std::size_t usable_size() const noexcept { return size_; }
+  std::uint64_t pooled() const;
+  std::uint64_t guarded_made() const noexcept { return guarded_made_; }
+  std::uint64_t unguarded_made() const noexcept { return unguarded_made_; }
+
+ private:
+  stack* map_guarded();
+  stack* carve_slab();
+  void trim(stack* s) noexcept;
+
+  std::size_t size_;      // usable bytes, page multiple, descriptor included
+  std::size_t page_;
+  mutable std::mutex mu_;
+  std::vector<stack*> free_;         // guarded by mu_
+  std::vector<char*> slabs_;         // guarded by mu_
+  std::vector<stack*> slab_free_;    // carved, never used; guarded by mu_
+  std::vector<stack*> guarded_all_;  // every live guarded mapping, for the destructor; mu_
+  std::uint64_t guarded_made_ = 0, unguarded_made_ = 0;  // mu_
+};
+
+/// install_overflow_handler() installs (once per process) the SIGSEGV handler that names the
+/// tasklet whose guard page was hit. It chains to the previous handler otherwise.
+void install_overflow_handler();
+
+/// thread_altstack gives the calling thread an alternate signal stack for its lifetime, so the
+/// overflow handler can run when the tasklet's stack is exhausted.
+class thread_altstack {
+ public:
+  thread_altstack();
+  ~thread_altstack();
+
+ private:
+  void* mem_ = nullptr;
+  bool installed_ = false;
+};
+
+}  // namespace stackless::detail

@@ -1,0 +1,241 @@
+// runtime/src/tasklet.cpp — what a tasklet<> handle does: join, kill, raise_exception,
+// pause/resume, the predicates. Each wait goes through the door (park.cpp); a plain thread waits
+// on a futex with thread_waiter.
+#include <cstdio>
+
+#include "futex.hpp"
+#include "scheduler_impl.hpp"
+
+namespace stackless::detail {
+
+tcb::~tcb() {
+  if (sink) sink->release();
+}
+
+namespace {
+
+bool dead(const tcb* t) noexcept { return t->state.load(std::memory_order_acquire) == S_DEAD; }
+
+// Unlinks w from t's joiner list if it is still there; false if a waker already took it.
+bool unlink_joiner(tcb* t, waiter* w) {
+  t->lk.lock();
+  bool was = w->linked;
+  if (was) {
+    if (w->prev) w->prev->next = w->next; else t->joiners = w->next;
+    if (w->next) w->next->prev = w->prev;
+    w->next = w->prev = nullptr;
+    w->linked = false;
+  }
+  t->lk.unlock();
+  return was;
+}
+
+// Links w into t's joiners; false (and not linked) if t is already dead. Called with t->lk held.
+void link_joiner(tcb* t, waiter* w) {
+  w->prev = nullptr;
+  w->next = t->joiners;
+  if (t->joiners) t->joiners->prev = w;
+  t->joiners = w;
+  w->linked = true;
+}
+
+// Waits for t to end, until `deadline`. A tasklet parks; a plain thread blocks, watching for a
+// deadlock when it waits for a tasklet of a threaded scheduler. Returns false on timeout.
+bool wait_dead(tcb* t, std::int64_t deadline, const char* what) {
+  if (dead(t)) return true;
+  tcb* self = current_tcb();
+  if (self == t) throw usage_error("stackless: a tasklet cannot join (or wait for) itself");
+  if (self) {
+    for (;;) {
+      t->lk.lock();
+      if (dead(t)) {
+        t->lk.unlock();
+        return true;
+      }
+      waiter* w = prepare_park(what, t->id);
+      link_joiner(t, w);
+      wake_reason r = park([t] { t->lk.unlock(); }, deadline);
+      if (r != wake_reason::notified) unlink_joiner(t, w);
+      if (r == wake_reason::interrupted) throw_if_interrupted();  // may return while unwinding
+      if (dead(t)) return true;
+      if (r == wake_reason::timeout) return false;
+    }
+  }
+  // A plain thread.
+  scheduler_impl* s = t->sched;
+  s->ensure_started();
+  thread_waiter tw;
+  t->lk.lock();
+  if (dead(t)) {
+    t->lk.unlock();
+    return true;
+  }
+  link_joiner(t, &tw.w);
+  t->lk.unlock();
+  const std::int64_t grace = std::chrono::nanoseconds(s->opts.deadlock_grace).count();
+  std::uint64_t since = s->total_runs();
+  for (;;) {
+    std::int64_t until = deadline;
+    if (grace > 0) until = std::min(until, now_ns() + grace);
+    if (tw.wait(until) == wake_reason::notified) return true;
+    bool timed_out = deadline != no_deadline && now_ns() >= deadline;
+    std::string report;
+    if (!timed_out && grace > 0) report = s->check_deadlock(since);
+    if (timed_out || !report.empty()) {
+      if (!unlink_joiner(t, &tw.w)) return true;  // woken meanwhile: t ended
+      if (timed_out) return false;
+      s->deliver_deadlock(report);
+      throw deadlock_error(report);
+    }
+    since = s->total_runs();
+  }
+}
+
+// Ends t's park with `interrupted`, or resumes it if paused (kill/raise delivery).
+void interrupt(tcb* t) {
+  std::uint64_t d = t->door.load(std::memory_order_seq_cst);  // Dekker with park()
+  std::uint64_t ph = d & 3;
+  if (ph == 1 || ph == 2) {
+    waiter w;
+    w.t = t;
+    w.gen = d >> 4;
+    wake(w, wake_reason::interrupted);  // we hold a reference on t (the caller's handle)
+  }
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  if (s == S_PAUSED || s == S_PAUSED_QUEUED) resume(t);
+}
+
+}  // namespace
+
+void handle_acquire(tcb* t) noexcept {
+  t->handles.fetch_add(1, std::memory_order_relaxed);
+  t->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void handle_release(tcb* t) noexcept {
+  if (t->handles.fetch_sub(1, std::memory_order_seq_cst) == 1) {
+    // Detached. If it already died with an error nobody joined, report it now (Dekker with
+    // finish(): it stores DEAD then reads handles).
+    if (t->state.load(std::memory_order_seq_cst) == S_DEAD && t->error && t->sink &&
+        !t->error_reported.exchange(true, std::memory_order_acq_rel)) {
+      error_report r{t->id, t->name, t->error, {}};
+      try {
+        t->sink->fn(r);
+      } catch (...) {
+      }
+    }
+  }
+  release(t);
+}
+
+void join_wait(tcb* t) { wait_dead(t, no_deadline, "join"); }
+
+bool join_wait_for(tcb* t, std::chrono::nanoseconds d) {
+  return wait_dead(t, d.count() <= 0 ? now_ns() : now_ns() + d.count(), "join");
+}
+
+void join_rethrow(tcb* t, bool has_value) {
+  if (!dead(t)) throw usage_error("stackless: join(): the tasklet has not ended");  // join_for misuse
+  if (t->error) {
+    t->error_reported.store(true, std::memory_order_relaxed);  // observed: nothing to report
+    std::rethrow_exception(t->error);
+  }
+  if (!has_value) throw tasklet_killed("stackless: join(): the tasklet was killed before it returned a value");
+}
+
+void kill(tcb* t, bool pending) {
+  if (dead(t)) return;
+  if (t == current_tcb()) {
+    t->irq.fetch_or(IRQ_KILLED, std::memory_order_seq_cst);
+    throw tasklet_exit{};
+  }
+  t->irq.fetch_or(IRQ_KILLED, std::memory_order_seq_cst);
+  interrupt(t);
+  if (!pending) wait_dead(t, no_deadline, "kill");
+}
+
+void raise(tcb* t, std::exception_ptr e, bool pending) {
+  if (!e) throw std::invalid_argument("stackless: raise_exception() needs an exception");
+  if (dead(t)) throw usage_error("stackless: raise_exception() on a tasklet that has ended");
+  if (t == current_tcb()) std::rethrow_exception(e);
+  t->lk.lock();
+  t->pending = std::move(e);
+  t->irq.fetch_or(IRQ_EXC, std::memory_order_seq_cst);
+  t->lk.unlock();
+  interrupt(t);
+  if (!pending && current_tcb()) {
+    tcb* self = current_tcb();
+    switch_out(self, switch_why::yield);  // give it a chance to run (Stackless switches to it)
+    throw_if_interrupted();
+  }
+}
+
+void pause(tcb* t) {
+  if (t == current_tcb()) throw usage_error("stackless: pause(): a tasklet cannot pause itself");
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  for (;;) {
+    switch (s) {
+      case S_RUNNABLE:
+        if (t->state.compare_exchange_weak(s, S_PAUSED_QUEUED, std::memory_order_acq_rel)) return;
+        continue;
+      case S_PAUSED:
+      case S_PAUSED_QUEUED:
+        return;
+      case S_PARKED:
+        throw usage_error("stackless: pause(): the tasklet is blocked (Stackless remove() refuses too)");
+      case S_RUNNING:
+        throw usage_error("stackless: pause(): the tasklet is running on another worker");
+      case S_DEAD:
+        throw usage_error("stackless: pause(): the tasklet has ended");
+      default:
+        throw usage_error("stackless: pause(): tasklet in an unknown state");
+    }
+  }
+}
+
+void resume(tcb* t) {
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  for (;;) {
+    switch (s) {
+      case S_PAUSED_QUEUED:  // still in its queue: it just may run again
+        if (t->state.compare_exchange_weak(s, S_RUNNABLE, std::memory_order_acq_rel)) return;
+        continue;
+      case S_PAUSED:
+        if (t->state.compare_exchange_weak(s, S_RUNNABLE, std::memory_order_acq_rel)) {
+          t->sched->make_runnable(t);
+          return;
+        }
+        continue;
+      case S_DEAD:
+        throw usage_error("stackless: resume(): the tasklet has ended");
+      default:
+        return;  // runnable, running or blocked: nothing to do
+    }
+  }
+}
+
+bool is_alive(const tcb* t) noexcept { return !dead(t); }
+bool is_blocked(const tcb* t) noexcept { return t->state.load(std::memory_order_acquire) == S_PARKED; }
+bool is_scheduled(const tcb* t) noexcept {
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  return s == S_RUNNABLE || s == S_RUNNING || s == S_PARKED;
+}
+bool is_paused(const tcb* t) noexcept {
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  return s == S_PAUSED || s == S_PAUSED_QUEUED;
+}
+
+std::string get_name(tcb* t) {
+  t->lk.lock();
+  std::string n = t->name;
+  t->lk.unlock();
+  return n;
+}
+
+void set_name(tcb* t, std::string n) {
+  t->lk.lock();
+  t->name.swap(n);
+  t->lk.unlock();
+}
+
+}  // namespace stackless::detail

@@ -1,0 +1,402 @@
+// runtime/src/worker.cpp — the worker loop: find a runnable tasklet, switch to it, handle the
+// reason it switched back. After Go's findRunnable/schedule (proc.go) and tokio's multi_thread
+// worker (worker.rs).
+//
+// Where a worker looks for work, in order (find_runnable):
+//   1. every 61st tick, for fairness: the injection queue, then the *oldest* element of its own
+//      deque (a steal from itself), then the yield list — so neither LIFO order nor a busy
+//      runnext can starve anything;
+//   2. runnext, unless it has run 3 tasklets from it in a row (a ping-pong pair shares one time
+//      slice and must not starve the queue);
+//   3. its deque (LIFO: fork/join runs depth-first, as in TBB/Cilk);
+//   4. its yield list (yield() is "to the back of the queue": after everything else local);
+//   5. the injection queue (a batch), its inbox, due timers;
+//   6. steal: random victim, half of its deque (≤ 32), its runnext only in the last round —
+//      only while at most half the busy workers are spinning (Go #43997: idle CPU burn);
+//   7. park on its futex (parking protocol below).
+//
+// Parking protocol (Go proc.go, "Worker thread parking/unparking"): whoever publishes work
+// issues a StoreLoad fence and then unparks an idle worker only if none is spinning (wake_one);
+// the unparked worker starts out spinning; a spinner that finds work stops spinning and, if it
+// was the last spinner, wakes another (more work may be waiting); a spinner that gives up
+// puts itself on the idle list, stops spinning, fences, and re-checks every queue before it
+// sleeps. Either the publisher sees the idle worker, or the worker's re-check sees the work: no
+// lost wakeup. Work pushed only to runnext does not wake anyone (tokio): it runs next here.
+//
+// Rejected: switching tasklet-to-tasklet directly (one jump instead of two). It saves ~4 ns per
+// switch but the post-switch steps (park unlock, stack release) would then run on the next
+// tasklet's stack; the scheduler side keeps them simple and in one place.
+#include <pthread.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "context.hpp"
+#include "scheduler_impl.hpp"
+
+namespace stackless::detail {
+namespace {
+
+thread_local worker* tl_worker = nullptr;
+
+constexpr unsigned runnext_cap = 3;
+constexpr unsigned fairness_tick = 61;
+constexpr std::size_t steal_max = 32;
+constexpr std::size_t stack_cache_max = 32;
+
+std::uint64_t next_rand(worker& w) noexcept {  // xorshift64*
+  std::uint64_t x = w.rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  w.rng = x;
+  return x * 2685821657736338717ULL;
+}
+
+void yield_push(worker& w, tcb* t) noexcept {
+  t->next = nullptr;
+  if (w.yield_tail) w.yield_tail->next = t; else w.yield_head = t;
+  w.yield_tail = t;
+}
+
+tcb* yield_pop(worker& w) noexcept {
+  tcb* t = w.yield_head;
+  if (t) {
+    w.yield_head = t->next;
+    if (!w.yield_head) w.yield_tail = nullptr;
+    t->next = nullptr;
+  }
+  return t;
+}
+
+tcb* inbox_pop(worker& w) noexcept {
+  if (!w.inbox_nonempty.load(std::memory_order_acquire)) return nullptr;
+  w.inbox_lk.lock();
+  tcb* t = w.inbox_head;
+  if (t) {
+    w.inbox_head = t->next;
+    if (!w.inbox_head) {
+      w.inbox_tail = nullptr;
+      w.inbox_nonempty.store(false, std::memory_order_relaxed);
+    }
+    t->next = nullptr;
+  }
+  w.inbox_lk.unlock();
+  if (t) w.inbox_taken.fetch_add(1, std::memory_order_relaxed);
+  return t;
+}
+
+}  // namespace
+
+worker* current_worker() noexcept { return tl_worker; }
+void set_current_worker(worker* w) noexcept { tl_worker = w; }
+
+tcb* current_tcb() noexcept {
+  worker* w = tl_worker;
+  return w ? w->current : nullptr;
+}
+
+scheduler_impl* current_scheduler() noexcept {
+  worker* w = tl_worker;
+  return w && w->current ? w->sched : nullptr;
+}
+
+// ---- the tasklet side -----------------------------------------------------------------------
+
+void switch_out(tcb* t, switch_why why) {
+  worker* w = current_worker();
+  w->why = why;
+  context_switch(t->ctx, w->sched_ctx, nullptr);
+  // Resumed, maybe on another worker.
+}
+
+void tasklet_entry(void* arg) {
+  worker* w = static_cast<worker*>(arg);
+  tcb* t = w->current;
+  if (t->irq.load(std::memory_order_acquire) & IRQ_KILLED) {
+    t->ended_by_kill = true;  // killed before it ever ran: its function never runs
+  } else {
+    try {
+      t->body();
+    } catch (const tasklet_exit&) {
+      t->ended_by_kill = true;
+    } catch (...) {
+      t->error = std::current_exception();
+    }
+  }
+  w = current_worker();
+  w->why = switch_why::exit;
+  context_switch(t->ctx, w->sched_ctx, nullptr, /*exiting=*/true);
+  std::abort();  // unreachable: a dead context is never resumed
+}
+
+// ---- the scheduler side ---------------------------------------------------------------------
+
+void scheduler_impl::push_local(worker& w, tcb* t, bool notify) {
+  if (!w.deque.push(t)) {
+    // Full: move half of it to the injection queue, then push (Go's runqputslow).
+    tcb* batch[512];
+    std::size_t n = w.deque.steal_half(batch, std::min<std::size_t>(512, w.deque.capacity() / 2 + 1));
+    injection.enqueue_bulk(batch, n);
+    w.overflows.fetch_add(1, std::memory_order_relaxed);
+    if (!w.deque.push(t)) injection.enqueue(t);
+    notify = true;
+  }
+  if (notify) wake_one();
+}
+
+void scheduler_impl::run_tasklet(worker& w, tcb* t) {
+  // RUNNABLE → RUNNING, or drop a tasklet that was paused while queued.
+  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  for (;;) {
+    if (s == S_RUNNABLE) {
+      if (t->state.compare_exchange_weak(s, S_RUNNING, std::memory_order_acq_rel)) break;
+    } else if (s == S_PAUSED_QUEUED) {
+      if (t->state.compare_exchange_weak(s, S_PAUSED, std::memory_order_acq_rel)) return;
+    } else {
+      std::fprintf(stderr, "stackless: internal error: tasklet #%llu popped in state %u\n",
+                   static_cast<unsigned long long>(t->id), s);
+      std::abort();
+    }
+  }
+  if (!t->stk) {  // first run: a stack from the cache or the pool
+    stack* st;
+    if (!w.stack_cache.empty()) {
+      st = w.stack_cache.back();
+      w.stack_cache.pop_back();
+    } else {
+      st = stacks.get();
+    }
+    stacks_out.fetch_add(1, std::memory_order_relaxed);
+    t->stk = st;
+    context_create(t->ctx, st->lo, st->size, &tasklet_entry);
+  }
+  w.current = t;
+  w.runs.store(w.runs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (w.slice_ns) t->run_start_ns = now_ns();
+  context_switch(w.sched_ctx, t->ctx, &w);
+  w.current = nullptr;
+  if (!t->stk->canary_ok()) {
+    std::fprintf(stderr,
+                 "stackless: stack overflow in tasklet #%llu '%s' (unguarded stack of %zu bytes: "
+                 "canary overwritten); raise options::stack_size\n",
+                 static_cast<unsigned long long>(t->id), t->name.c_str(), t->stk->size);
+    std::abort();
+  }
+  switch (w.why) {
+    case switch_why::yield:
+      if (w.slice_ns && now_ns() - t->run_start_ns > w.slice_ns && !w.overran) {
+        t->state.store(S_PAUSED, std::memory_order_release);  // run_for(): hand it to the host
+        w.overran = t;
+        acquire(t);
+        return;
+      }
+      t->state.store(S_RUNNABLE, std::memory_order_relaxed);
+      yield_push(w, t);
+      return;
+    case switch_why::park: {
+      (*w.unlock)();  // now that the tasklet is off its stack, wakers may find it
+      // PARKED first, then the door: a waker that sees the door PARKED stores RUNNABLE after us.
+      t->state.store(S_PARKED, std::memory_order_relaxed);
+      std::uint64_t d = t->door.load(std::memory_order_relaxed);
+      if ((d & 3) == 1 /*PARKING*/ &&
+          t->door.compare_exchange_strong(d, (d & ~std::uint64_t{3}) | 2 /*PARKED*/,
+                                          std::memory_order_acq_rel)) {
+        return;  // pairs with the acquire in wake()
+      }
+      // Woken before it finished parking: it runs again next.
+      t->state.store(S_RUNNABLE, std::memory_order_relaxed);
+      tcb* old = w.runnext.exchange(t, std::memory_order_acq_rel);
+      if (old) push_local(w, old, true);
+      return;
+    }
+    case switch_why::exit:
+      finish(w, t);
+      return;
+  }
+}
+
+tcb* scheduler_impl::find_runnable(worker& w, bool may_park) {
+  for (;;) {
+    if (stopping.load(std::memory_order_acquire)) return nullptr;
+    tcb* t = nullptr;
+    ++w.tick;
+    if (w.tick % fairness_tick == 0) {
+      if (injection.try_dequeue(t)) {
+        w.injected.fetch_add(1, std::memory_order_relaxed);
+        return t;
+      }
+      if (w.deque.steal(t) == steal_status::success) return t;
+      if ((t = yield_pop(w))) return t;
+    }
+    if (w.runnext_streak < runnext_cap) {
+      if ((t = w.runnext.exchange(nullptr, std::memory_order_acq_rel))) {
+        ++w.runnext_streak;
+        return t;
+      }
+    }
+    w.runnext_streak = 0;
+    if ((t = w.deque.take())) return t;
+    if ((t = yield_pop(w))) return t;
+    {
+      tcb* batch[steal_max];
+      std::size_t n = injection.try_dequeue_bulk(batch, steal_max);
+      if (n) {
+        w.injected.fetch_add(n, std::memory_order_relaxed);
+        for (std::size_t i = 1; i < n; ++i) push_local(w, batch[i], false);
+        if (n > 1) wake_one();
+        return batch[0];
+      }
+    }
+    if ((t = inbox_pop(w))) return t;
+    if (next_deadline() != INT64_MAX && fire_timers(now_ns())) continue;
+    if ((t = w.runnext.exchange(nullptr, std::memory_order_acq_rel))) return t;  // capped above
+    if (!may_park) return nullptr;
+
+    // Steal, as a spinning worker.
+    if (nworkers > 1) {
+      if (!w.spinning) {
+        int busy = static_cast<int>(nworkers) - nidle.load(std::memory_order_relaxed);
+        if (2 * nspinning.load(std::memory_order_relaxed) < busy) {
+          w.spinning = true;
+          nspinning.fetch_add(1, std::memory_order_seq_cst);
+          w.spins.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      if (w.spinning) {
+        for (int round = 0; round < 4 && !t; ++round) {
+          unsigned start = static_cast<unsigned>(next_rand(w) % nworkers);
+          for (unsigned k = 0; k < nworkers && !t; ++k) {
+            worker& v = *workers[(start + k) % nworkers];
+            if (&v == &w) continue;
+            w.steal_attempts.fetch_add(1, std::memory_order_relaxed);
+            tcb* batch[steal_max];
+            std::size_t n = v.deque.steal_half(batch, steal_max);
+            if (n) {
+              t = batch[0];
+              for (std::size_t i = 1; i < n; ++i) w.deque.push(batch[i]);  // ≤ 32 < capacity/2
+              w.steals.fetch_add(n, std::memory_order_relaxed);
+            } else if (round == 3) {
+              t = v.runnext.exchange(nullptr, std::memory_order_acq_rel);
+              if (t) w.steals.fetch_add(1, std::memory_order_relaxed);
+            }
+          }
+        }
+        if (t) {
+          w.spinning = false;
+          // The last spinner to find work wakes another: there may be more (Go's resetspinning).
+          if (nspinning.fetch_sub(1, std::memory_order_seq_cst) == 1) wake_one();
+          return t;
+        }
+      }
+    }
+    park_worker(w);
+  }
+}
+
+bool scheduler_impl::work_anywhere() const {
+  if (injection.size_approx() != 0) return true;
+  for (auto& v : workers) {
+    if (!v->deque.empty() || v->inbox_nonempty.load(std::memory_order_acquire)) return true;
+  }
+  return false;
+}
+
+void scheduler_impl::park_worker(worker& w) {
+  // 1. Publish ourselves as idle.
+  {
+    std::lock_guard g(idle_mu);
+    idle_list.push_back(&w);
+    w.idle.store(true, std::memory_order_relaxed);
+    nidle.fetch_add(1, std::memory_order_seq_cst);
+  }
+  // 2. Stop spinning; 3. StoreLoad; 4. re-check every queue (pairs with wake_one's fence).
+  if (w.spinning) {
+    w.spinning = false;
+    nspinning.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  auto leave_idle = [&] {
+    std::lock_guard g(idle_mu);
+    if (!w.idle.load(std::memory_order_relaxed)) return false;  // someone is unparking us
+    std::erase(idle_list, &w);
+    w.idle.store(false, std::memory_order_relaxed);
+    nidle.fetch_sub(1, std::memory_order_seq_cst);
+    return true;
+  };
+  bool recheck = work_anywhere() || stopping.load(std::memory_order_acquire);
+  if (recheck && leave_idle()) return;
+
+  // 5. Sleep until unparked, a timer is due, or the deadlock watch is due.
+  std::int64_t deadline = next_deadline();
+  std::uint64_t runs_at_sleep = 0;
+  bool watch = false;
+  if (!recheck && opts.deadlock_grace.count() > 0 &&
+      nidle.load(std::memory_order_seq_cst) == static_cast<int>(nworkers) && live() > 0) {
+    runs_at_sleep = total_runs();
+    std::lock_guard g(deadlock_mu);
+    if (deadlock_reported_runs != runs_at_sleep) {  // do not re-report the same quiet state
+      watch = true;
+      deadline = std::min(deadline, now_ns() + std::chrono::nanoseconds(opts.deadlock_grace).count());
+    }
+  }
+  w.parks.fetch_add(1, std::memory_order_relaxed);
+  while (w.park_word.load(std::memory_order_acquire) == 0) {
+    futex_wait(&w.park_word, 0, deadline);
+    if (w.park_word.load(std::memory_order_acquire) != 0) break;
+    if (deadline != INT64_MAX && now_ns() >= deadline) {
+      if (leave_idle()) {
+        std::int64_t now = now_ns();
+        if (next_deadline() <= now) fire_timers(now);
+        if (watch) {
+          std::string report = check_deadlock(runs_at_sleep);
+          if (!report.empty()) deliver_deadlock(report);
+        }
+        return;
+      }
+      // Being unparked right now: wait for the notification.
+      deadline = INT64_MAX;
+    }
+  }
+  w.park_word.store(0, std::memory_order_relaxed);
+  // Unparked by wake_one(): it counted us as spinning.
+  w.spinning = !stopping.load(std::memory_order_relaxed);
+  if (!w.spinning) nspinning.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void scheduler_impl::unpark(worker& w) {
+  w.park_word.store(1, std::memory_order_release);  // pairs with the acquire in park_worker()
+  futex_wake(&w.park_word);
+}
+
+void scheduler_impl::wake_one() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // StoreLoad: work published before
+  if (nidle.load(std::memory_order_relaxed) == 0) return;
+  int expected = 0;
+  if (!nspinning.compare_exchange_strong(expected, 1, std::memory_order_seq_cst)) return;
+  worker* v = nullptr;
+  {
+    std::lock_guard g(idle_mu);
+    if (!idle_list.empty()) {
+      v = idle_list.back();
+      idle_list.pop_back();
+      v->idle.store(false, std::memory_order_relaxed);
+      nidle.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+  if (!v) {
+    nspinning.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  unpark(*v);  // it starts out spinning (we counted it)
+}
+
+void scheduler_impl::worker_main(worker& w) {
+  set_current_worker(&w);
+  thread_altstack alt;
+  context_init_thread(w.sched_ctx);
+  while (tcb* t = find_runnable(w, true)) run_tasklet(w, t);
+  set_current_worker(nullptr);
+}
+
+}  // namespace stackless::detail

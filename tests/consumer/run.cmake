@@ -1,0 +1,30 @@
+# Builds tests/consumer/main.cpp against stackless the way a user would, then runs it.
+#   MODE=find_package: install this build tree into a prefix, then find_package(stackless).
+#   MODE=fetchcontent: FetchContent_Declare(SOURCE_DIR <the repository>) — add_subdirectory underneath.
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR}/src)
+configure_file(${SOURCE_DIR}/tests/consumer/main.cpp ${WORK_DIR}/src/main.cpp COPYONLY)
+configure_file(${SOURCE_DIR}/tests/consumer/CMakeLists.txt.in ${WORK_DIR}/src/CMakeLists.txt COPYONLY)
+set(args -DMODE=${MODE} -DSTACKLESS_SOURCE=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release)
+if(MODE STREQUAL "find_package")
+  execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix
+                  RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "install failed")
+  endif()
+  list(APPEND args -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${WORK_DIR}/src -B ${WORK_DIR}/build -G ${GENERATOR} ${args}
+                RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "configure failed (${MODE})")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "build failed (${MODE})")
+endif()
+execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "the consumer program failed (${MODE}): ${rc}")
+endif()
+message(STATUS "consumer (${MODE}) built and ran")
