@@ -117,7 +117,8 @@ void context_init_thread(context& c) noexcept {
 #endif
 }
 
-void context_create(context& c, void* lo, std::size_t size, void (*entry)(void*)) noexcept {
+void context_create(context& c, void* lo, std::size_t size, void (*entry)(void*),
+                    void** fiber_cache) noexcept {
   c.stack_lo = lo;
   c.stack_size = size;
   c.asan_fake = nullptr;
@@ -125,16 +126,24 @@ void context_create(context& c, void* lo, std::size_t size, void (*entry)(void*)
   c.fctx = bctx::make_fcontext(static_cast<char*>(lo) + size, size, &trampoline);
   c.entry = entry;
 #ifdef STACKLESS_TSAN_ON
-  c.tsan_fiber = __tsan_create_fiber(0);
+  if (!*fiber_cache) *fiber_cache = __tsan_create_fiber(0);
+  c.tsan_fiber = *fiber_cache;
+#else
+  (void)fiber_cache;
 #endif
 }
 
 void context_destroy(context& c) noexcept {
-#ifdef STACKLESS_TSAN_ON
-  if (c.tsan_fiber) __tsan_destroy_fiber(c.tsan_fiber);
-#endif
   c.tsan_fiber = nullptr;
   c.fctx = nullptr;
+}
+
+void context_fiber_free(void* fiber) noexcept {
+#ifdef STACKLESS_TSAN_ON
+  if (fiber) __tsan_destroy_fiber(fiber);
+#else
+  (void)fiber;
+#endif
 }
 
 void* context_switch(context& from, context& to, void* arg, bool exiting) noexcept {

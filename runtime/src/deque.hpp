@@ -30,6 +30,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "fence.hpp"
+
 namespace stackless::detail {
 
 enum class steal_status { empty, success, retry };
@@ -38,7 +40,9 @@ template <class T>
 class ws_deque {
 #ifdef STACKLESS_TSAN
   static constexpr auto idx_relaxed = std::memory_order_seq_cst;
+  static constexpr auto idx_acquire = std::memory_order_seq_cst;
 #else
+  static constexpr auto idx_acquire = std::memory_order_acquire;
   static constexpr auto idx_relaxed = std::memory_order_relaxed;
 #endif
 
@@ -57,7 +61,7 @@ class ws_deque {
     std::int64_t t = top_.load(std::memory_order_acquire);  // pairs with the CAS in steal()/take()
     if (b - t > mask_) return false;
     slots_[b & mask_].store(x, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);  // pairs with the acquire of bottom in steal()
+    fence_release();  // pairs with the acquire of bottom in steal()
 #ifdef STACKLESS_TSAN
     bottom_.store(b + 1, std::memory_order_seq_cst);
 #else
@@ -68,9 +72,12 @@ class ws_deque {
 
   /// take() removes the most recently pushed element (owner only); null when empty.
   T* take() noexcept {
+    // Fast path: the owner sees its deque empty without the fence. Only the owner adds
+    // elements, so an empty deque cannot become non-empty behind its back.
+    if (bottom_.load(std::memory_order_relaxed) <= top_.load(std::memory_order_relaxed)) return nullptr;
     std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;
     bottom_.store(b, idx_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in steal()
+    fence_seq_cst();  // pairs with the fence in steal()
     std::int64_t t = top_.load(idx_relaxed);
     if (t > b) {  // empty
       bottom_.store(b + 1, idx_relaxed);
@@ -88,9 +95,9 @@ class ws_deque {
 
   /// steal() removes the oldest element (anyone). retry: lost a race, the deque may not be empty.
   steal_status steal(T*& out) noexcept {
-    std::int64_t t = top_.load(std::memory_order_acquire);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in take()
-    std::int64_t b = bottom_.load(std::memory_order_acquire);  // pairs with the release in push()
+    std::int64_t t = top_.load(idx_acquire);
+    fence_seq_cst();  // pairs with the fence in take()
+    std::int64_t b = bottom_.load(idx_acquire);  // pairs with the release in push()
     if (t >= b) return steal_status::empty;
     T* x = slots_[t & mask_].load(std::memory_order_relaxed);
     if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
@@ -117,6 +124,23 @@ class ws_deque {
       }
     }
     return got;
+  }
+
+  /// take_oldest() removes up to k of the oldest elements into out[] with one CAS (owner only:
+  /// the batch cannot race with take(), which only the owner calls; thieves each CAS top
+  /// and either take an element before our CAS, which then fails and we retry, or after it).
+  std::size_t take_oldest(T** out, std::size_t k) noexcept {
+    for (;;) {
+      std::int64_t t = top_.load(std::memory_order_acquire);
+      std::int64_t b = bottom_.load(std::memory_order_relaxed);
+      std::int64_t n = b - t;
+      if (n <= 0) return 0;
+      if (static_cast<std::int64_t>(k) > n) k = static_cast<std::size_t>(n);
+      for (std::size_t i = 0; i < k; ++i) out[i] = slots_[(t + static_cast<std::int64_t>(i)) & mask_].load(std::memory_order_relaxed);
+      if (top_.compare_exchange_strong(t, t + static_cast<std::int64_t>(k), std::memory_order_seq_cst,
+                                       std::memory_order_relaxed))
+        return k;
+    }
   }
 
   /// size() is exact for the owner when no thief runs, approximate otherwise.

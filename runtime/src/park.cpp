@@ -82,9 +82,12 @@ wake_reason park(function_ref unlock, std::int64_t deadline_ns) {
 }
 
 bool wake(waiter& w, wake_reason r) {
-  if (w.word) {  // a plain thread: only the waker that took w from its list gets here
-    w.word->store(1 + static_cast<std::uint32_t>(r), std::memory_order_release);
-    futex_wake(w.word);
+  if (std::atomic<std::uint32_t>* word = w.word) {
+    // A plain thread: only the waker that took w from its list gets here. The store lets the
+    // thread return and reuse its stack, so after it we touch neither w nor the word's memory
+    // (futex_wake only uses the address as a key).
+    word->store(1 + static_cast<std::uint32_t>(r), std::memory_order_release);
+    futex_wake(word);
     return true;
   }
   tcb* t = w.t;

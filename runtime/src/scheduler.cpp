@@ -230,7 +230,9 @@ void scheduler_impl::finish(worker& w, tcb* t) {
     t->sink = sink;  // whoever drops the last handle may need it after we are gone
   }
   t->lk.lock();
-  t->state.store(S_DEAD, std::memory_order_seq_cst);  // Dekker with handle_release()
+  // DEAD, then read handles: a Dekker pair with handle_release() when there is an error to
+  // report; otherwise release suffices (readers acquire).
+  t->state.store(S_DEAD, t->error ? std::memory_order_seq_cst : std::memory_order_release);
   waiter* j = std::exchange(t->joiners, nullptr);
   while (j) {
     waiter* next = j->next;

@@ -24,7 +24,6 @@
 #pragma once
 
 #include <atomic>
-#include <concurrentqueue/concurrentqueue.h>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -34,6 +33,7 @@
 
 #include "deque.hpp"
 #include "futex.hpp"
+#include "injection.hpp"
 #include "park.hpp"
 #include "stack.hpp"
 #include "stackless/runtime/scheduler.hpp"
@@ -178,7 +178,7 @@ class scheduler_impl {
   options opts;
   unsigned nworkers = 1;
   std::vector<std::unique_ptr<worker>> workers;
-  moodycamel::ConcurrentQueue<tcb*> injection;
+  injection_queue<tcb*> injection;
   std::unique_ptr<registry_shard[]> shards;  // nworkers + 1
   stack_pool stacks;
   error_sink* sink;

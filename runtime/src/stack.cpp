@@ -13,6 +13,7 @@
 #include <mutex>
 #include <new>
 
+#include "context.hpp"
 #include "stackless/runtime/detail/tcb.hpp"
 
 namespace stackless::detail {
@@ -53,10 +54,19 @@ stack_pool::stack_pool(std::size_t usable) : page_(static_cast<std::size_t>(sysc
 stack_pool::~stack_pool() {
   std::lock_guard g(mu_);
   for (stack* s : guarded_all_) {
+    context_fiber_free(s->fiber);
     munmap(s->lo - page_, size_ + page_);
     g_guarded_live.fetch_sub(1, std::memory_order_relaxed);
   }
-  for (char* slab : slabs_) munmap(slab, slab_stacks * (size_ + page_));
+  const std::size_t stride = size_ + page_;
+  for (char* slab : slabs_) {
+    for (std::size_t i = 0; i < slab_stacks; ++i) {  // the descriptor sits at the same offset in each
+      auto* lo = slab + i * stride + page_;
+      auto top = reinterpret_cast<std::uintptr_t>(lo + size_ - sizeof(stack)) & ~std::uintptr_t{63};
+      context_fiber_free(reinterpret_cast<stack*>(top)->fiber);
+    }
+    munmap(slab, slab_stacks * stride);
+  }
 }
 
 stack* stack_pool::get() {
@@ -124,6 +134,7 @@ void stack_pool::put(stack* const* s, std::size_t n) {
     stack* st = s[i];
     if (st->guarded && free_.size() >= pool_keep_guarded) {
       std::erase(guarded_all_, st);  // rare: only when far more stacks died than are reused
+      context_fiber_free(st->fiber);
       munmap(st->lo - page_, size_ + page_);
       g_guarded_live.fetch_sub(1, std::memory_order_relaxed);
       continue;

@@ -30,6 +30,7 @@ struct stack {
   char* lo;            // lowest usable byte
   std::size_t size;    // usable bytes below this descriptor
   bool guarded;
+  void* fiber = nullptr;  // the stack's ThreadSanitizer fiber, if any (context.cpp)
   bool canary_ok() const noexcept {
     return guarded || *reinterpret_cast<const std::uint64_t*>(lo) == stack_canary;
   }

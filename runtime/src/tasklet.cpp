@@ -85,7 +85,16 @@ bool wait_dead(tcb* t, std::int64_t deadline, const char* what) {
       if (!unlink_joiner(t, &tw.w)) return true;  // woken meanwhile: t ended
       if (timed_out) return false;
       s->deliver_deadlock(report);
-      throw deadlock_error(report);
+      if (t->wait_what && std::string_view(t->wait_what) == "join") {
+        // t itself got deadlock_error: it ends with it, and the join rethrows it.
+        t->lk.lock();
+        link_joiner(t, &tw.w);
+        bool ended = dead(t);
+        t->lk.unlock();
+        if (ended && unlink_joiner(t, &tw.w)) return true;
+      } else {
+        throw deadlock_error(report);
+      }
     }
     since = s->total_runs();
   }

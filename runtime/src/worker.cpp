@@ -32,6 +32,7 @@
 #include <cstdlib>
 
 #include "context.hpp"
+#include "fence.hpp"
 #include "scheduler_impl.hpp"
 
 namespace stackless::detail {
@@ -136,7 +137,7 @@ void scheduler_impl::push_local(worker& w, tcb* t, bool notify) {
   if (!w.deque.push(t)) {
     // Full: move half of it to the injection queue, then push (Go's runqputslow).
     tcb* batch[512];
-    std::size_t n = w.deque.steal_half(batch, std::min<std::size_t>(512, w.deque.capacity() / 2 + 1));
+    std::size_t n = w.deque.take_oldest(batch, std::min<std::size_t>(512, w.deque.capacity() / 2));
     injection.enqueue_bulk(batch, n);
     w.overflows.fetch_add(1, std::memory_order_relaxed);
     if (!w.deque.push(t)) injection.enqueue(t);
@@ -169,7 +170,7 @@ void scheduler_impl::run_tasklet(worker& w, tcb* t) {
     }
     stacks_out.fetch_add(1, std::memory_order_relaxed);
     t->stk = st;
-    context_create(t->ctx, st->lo, st->size, &tasklet_entry);
+    context_create(t->ctx, st->lo, st->size, &tasklet_entry, &st->fiber);
   }
   w.current = t;
   w.runs.store(w.runs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -229,7 +230,7 @@ tcb* scheduler_impl::find_runnable(worker& w, bool may_park) {
       if (w.deque.steal(t) == steal_status::success) return t;
       if ((t = yield_pop(w))) return t;
     }
-    if (w.runnext_streak < runnext_cap) {
+    if (w.runnext_streak < runnext_cap && w.runnext.load(std::memory_order_relaxed)) {
       if ((t = w.runnext.exchange(nullptr, std::memory_order_acq_rel))) {
         ++w.runnext_streak;
         return t;
@@ -243,14 +244,18 @@ tcb* scheduler_impl::find_runnable(worker& w, bool may_park) {
       std::size_t n = injection.try_dequeue_bulk(batch, steal_max);
       if (n) {
         w.injected.fetch_add(n, std::memory_order_relaxed);
-        for (std::size_t i = 1; i < n; ++i) push_local(w, batch[i], false);
+        // Pushed newest-first so that the LIFO take() hands them out in arrival order: tasklets
+        // spawned from a plain thread start in spawn order (Stackless's run() order).
+        for (std::size_t i = n; i-- > 1;) push_local(w, batch[i], false);
         if (n > 1) wake_one();
         return batch[0];
       }
     }
     if ((t = inbox_pop(w))) return t;
     if (next_deadline() != INT64_MAX && fire_timers(now_ns())) continue;
-    if ((t = w.runnext.exchange(nullptr, std::memory_order_acq_rel))) return t;  // capped above
+    if (w.runnext.load(std::memory_order_relaxed) &&
+        (t = w.runnext.exchange(nullptr, std::memory_order_acq_rel)))
+      return t;  // skipped above because of the cap
     if (!may_park) return nullptr;
 
     // Steal, as a spinning worker.
@@ -315,7 +320,7 @@ void scheduler_impl::park_worker(worker& w) {
     w.spinning = false;
     nspinning.fetch_sub(1, std::memory_order_seq_cst);
   }
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  fence_seq_cst();
   auto leave_idle = [&] {
     std::lock_guard g(idle_mu);
     if (!w.idle.load(std::memory_order_relaxed)) return false;  // someone is unparking us
@@ -370,7 +375,7 @@ void scheduler_impl::unpark(worker& w) {
 }
 
 void scheduler_impl::wake_one() {
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // StoreLoad: work published before
+  fence_seq_cst();  // StoreLoad: work published before
   if (nidle.load(std::memory_order_relaxed) == 0) return;
   int expected = 0;
   if (!nspinning.compare_exchange_strong(expected, 1, std::memory_order_seq_cst)) return;
