@@ -64,8 +64,13 @@ struct eh_globals {
   unsigned int uncaught;
 };
 
+// The calling thread's eh globals, looked up once per thread (the lookup is a call into
+// libstdc++ and __tls_get_addr). Read only before a jump: after it we may be on another thread.
+thread_local eh_globals* tl_eh = nullptr;
+
 inline void swap_eh(context& from, context& to) noexcept {
-  auto* g = reinterpret_cast<eh_globals*>(abi::__cxa_get_globals());
+  eh_globals* g = tl_eh;
+  if (__builtin_expect(!g, 0)) g = tl_eh = reinterpret_cast<eh_globals*>(abi::__cxa_get_globals());
   from.eh_caught = g->caught;
   from.eh_uncaught = g->uncaught;
   g->caught = to.eh_caught;

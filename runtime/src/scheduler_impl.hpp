@@ -64,7 +64,8 @@ struct error_sink {
   }
 };
 
-enum class switch_why : std::uint8_t { yield, park, exit };
+/// switch_why: why the tasklet in worker::prev left its stack.
+enum class switch_why : std::uint8_t { yield, park, exit, overrun };
 
 struct padded_counter {
   alignas(64) std::atomic<std::uint64_t> v{0};
@@ -80,7 +81,8 @@ struct alignas(64) worker {
   // --- owner-only (the worker's thread) --------------------------------------------------------
   context sched_ctx;            // the worker thread's own stack
   tcb* current = nullptr;       // the tasklet running now (also read by the overflow handler)
-  switch_why why = switch_why::yield;  // set by the tasklet right before it switches back
+  tcb* prev = nullptr;                 // the tasklet that just left its stack, and
+  switch_why why = switch_why::yield;  //   why: after_switch() finishes its transition
   function_ref* unlock = nullptr;      //   the park's unlock step
   tcb* yield_head = nullptr;    // yield list: FIFO of tasklets that yielded
   tcb* yield_tail = nullptr;
@@ -168,7 +170,10 @@ class scheduler_impl {
 
   // Worker loop (worker.cpp).
   void worker_main(worker& w);
-  tcb* find_runnable(worker& w, bool may_park);
+  tcb* find_runnable(worker& w, bool may_park);  // everything, then park; returns it claimed
+  tcb* next_local(worker& w);                     // local queues only; claimed; never blocks
+  void launch(worker& w, tcb* t);                 // t is about to be switched to on w
+  void after_switch(worker& w);                   // finish what worker::prev started
   void run_tasklet(worker& w, tcb* t);
   void push_local(worker& w, tcb* t, bool notify);
   bool work_anywhere() const;

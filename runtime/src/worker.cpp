@@ -23,9 +23,14 @@
 // sleeps. Either the publisher sees the idle worker, or the worker's re-check sees the work: no
 // lost wakeup. Work pushed only to runnext does not wake anyone (tokio): it runs next here.
 //
-// Rejected: switching tasklet-to-tasklet directly (one jump instead of two). It saves ~4 ns per
-// switch but the post-switch steps (park unlock, stack release) would then run on the next
-// tasklet's stack; the scheduler side keeps them simple and in one place.
+// Switching: a tasklet that yields, parks or ends switches *directly* to the next tasklet of its
+// worker's local queues (one jump); only when they are empty does it switch to the worker's
+// scheduler side, which steals, polls the injection queue and parks. The steps that must happen
+// after the old tasklet is off its stack (the park's unlock, the PARKED transition, releasing a
+// dead tasklet's stack) are recorded in worker::prev/why and run by whoever lands:
+// after_switch(), called by a resumed tasklet, a new tasklet and the scheduler side alike
+// (Boost.Fiber's resume_with). A yielding tasklet is put on the yield list before it leaves its
+// stack: that list is never stolen from, so nobody else can resume it early.
 #include <pthread.h>
 
 #include <cstdio>
@@ -102,64 +107,62 @@ scheduler_impl* current_scheduler() noexcept {
   return w && w->current ? w->sched : nullptr;
 }
 
-// ---- the tasklet side -----------------------------------------------------------------------
+// ---- switching ------------------------------------------------------------------------------
 
-void switch_out(tcb* t, switch_why why) {
-  worker* w = current_worker();
-  w->why = why;
-  context_switch(t->ctx, w->sched_ctx, nullptr);
-  // Resumed, maybe on another worker.
-}
+namespace {
 
-void tasklet_entry(void* arg) {
-  worker* w = static_cast<worker*>(arg);
-  tcb* t = w->current;
-  if (t->irq.load(std::memory_order_acquire) & IRQ_KILLED) {
-    t->ended_by_kill = true;  // killed before it ever ran: its function never runs
-  } else {
-    try {
-      t->body();
-    } catch (const tasklet_exit&) {
-      t->ended_by_kill = true;
-    } catch (...) {
-      t->error = std::current_exception();
-    }
-  }
-  w = current_worker();
-  w->why = switch_why::exit;
-  context_switch(t->ctx, w->sched_ctx, nullptr, /*exiting=*/true);
-  std::abort();  // unreachable: a dead context is never resumed
-}
-
-// ---- the scheduler side ---------------------------------------------------------------------
-
-void scheduler_impl::push_local(worker& w, tcb* t, bool notify) {
-  if (!w.deque.push(t)) {
-    // Full: move half of it to the injection queue, then push (Go's runqputslow).
-    tcb* batch[512];
-    std::size_t n = w.deque.take_oldest(batch, std::min<std::size_t>(512, w.deque.capacity() / 2));
-    injection.enqueue_bulk(batch, n);
-    w.overflows.fetch_add(1, std::memory_order_relaxed);
-    if (!w.deque.push(t)) injection.enqueue(t);
-    notify = true;
-  }
-  if (notify) wake_one();
-}
-
-void scheduler_impl::run_tasklet(worker& w, tcb* t) {
-  // RUNNABLE → RUNNING, or drop a tasklet that was paused while queued.
+// claim() makes a popped tasklet RUNNING; false if it was paused while queued (it is dropped,
+// and resume() will queue it again).
+bool claim(tcb* t) {
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   for (;;) {
     if (s == S_RUNNABLE) {
-      if (t->state.compare_exchange_weak(s, S_RUNNING, std::memory_order_acq_rel)) break;
+      if (t->state.compare_exchange_weak(s, S_RUNNING, std::memory_order_acq_rel)) return true;
     } else if (s == S_PAUSED_QUEUED) {
-      if (t->state.compare_exchange_weak(s, S_PAUSED, std::memory_order_acq_rel)) return;
+      if (t->state.compare_exchange_weak(s, S_PAUSED, std::memory_order_acq_rel)) return false;
     } else {
       std::fprintf(stderr, "stackless: internal error: tasklet #%llu popped in state %u\n",
                    static_cast<unsigned long long>(t->id), s);
       std::abort();
     }
   }
+}
+
+}  // namespace
+
+tcb* scheduler_impl::next_local(worker& w) {
+  for (;;) {
+    if (stopping.load(std::memory_order_relaxed)) return nullptr;
+    tcb* t = nullptr;
+    ++w.tick;
+    if (w.tick % fairness_tick == 0) {
+      if (next_deadline() != INT64_MAX) {
+        std::int64_t now = now_ns();
+        if (next_deadline() <= now) fire_timers(now);  // a busy worker still fires its timers
+      }
+      if (injection.try_dequeue(t)) {
+        w.injected.fetch_add(1, std::memory_order_relaxed);
+      } else if (w.deque.steal(t) != steal_status::success) {
+        t = yield_pop(w);
+      }
+    }
+    if (!t && w.runnext_streak < runnext_cap && w.runnext.load(std::memory_order_relaxed)) {
+      t = w.runnext.exchange(nullptr, std::memory_order_acq_rel);
+      if (t) ++w.runnext_streak;
+    }
+    if (!t) {
+      w.runnext_streak = 0;
+      t = w.deque.take();
+      if (!t) t = yield_pop(w);
+      if (!t && w.runnext.load(std::memory_order_relaxed))  // skipped above because of the cap
+        t = w.runnext.exchange(nullptr, std::memory_order_acq_rel);
+      if (!t) return nullptr;
+    }
+    if (claim(t)) return t;
+  }
+}
+
+void scheduler_impl::launch(worker& w, tcb* t) {
   if (!t->stk) {  // first run: a stack from the cache or the pool
     stack* st;
     if (!w.stack_cache.empty()) {
@@ -175,8 +178,12 @@ void scheduler_impl::run_tasklet(worker& w, tcb* t) {
   w.current = t;
   w.runs.store(w.runs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (w.slice_ns) t->run_start_ns = now_ns();
-  context_switch(w.sched_ctx, t->ctx, &w);
-  w.current = nullptr;
+}
+
+void scheduler_impl::after_switch(worker& w) {
+  tcb* t = w.prev;
+  if (!t) return;
+  w.prev = nullptr;
   if (!t->stk->canary_ok()) {
     std::fprintf(stderr,
                  "stackless: stack overflow in tasklet #%llu '%s' (unguarded stack of %zu bytes: "
@@ -186,14 +193,11 @@ void scheduler_impl::run_tasklet(worker& w, tcb* t) {
   }
   switch (w.why) {
     case switch_why::yield:
-      if (w.slice_ns && now_ns() - t->run_start_ns > w.slice_ns && !w.overran) {
-        t->state.store(S_PAUSED, std::memory_order_release);  // run_for(): hand it to the host
-        w.overran = t;
-        acquire(t);
-        return;
-      }
-      t->state.store(S_RUNNABLE, std::memory_order_relaxed);
-      yield_push(w, t);
+      return;  // it is on the yield list already
+    case switch_why::overrun:
+      t->state.store(S_PAUSED, std::memory_order_release);  // run_for(): hand it to the host
+      w.overran = t;
+      acquire(t);
       return;
     case switch_why::park: {
       (*w.unlock)();  // now that the tasklet is off its stack, wakers may find it
@@ -217,28 +221,88 @@ void scheduler_impl::run_tasklet(worker& w, tcb* t) {
   }
 }
 
+// ---- the tasklet side -----------------------------------------------------------------------
+
+// Leaves tasklet t for the next local tasklet directly (one jump), or for the worker's scheduler
+// side when there is none (it steals, polls, parks). Whoever lands runs after_switch(), which
+// finishes what t started: the park's unlock step, the release of a dead tasklet's stack.
+static void leave(worker* w, tcb* t, bool exiting) {
+  scheduler_impl* s = w->sched;
+  tcb* next = w->why == switch_why::overrun ? nullptr : s->next_local(*w);
+  if (next == t) {  // yielded, and nothing else is runnable here: carry on
+    w->prev = nullptr;
+    w->current = t;
+    return;
+  }
+  if (next) {
+    s->launch(*w, next);
+    context_switch(t->ctx, next->ctx, w, exiting);
+  } else {
+    w->current = nullptr;
+    context_switch(t->ctx, w->sched_ctx, nullptr, exiting);
+  }
+  // Resumed, maybe on another worker.
+  worker* now = current_worker();
+  now->sched->after_switch(*now);
+}
+
+void switch_out(tcb* t, switch_why why) {
+  worker* w = current_worker();
+  w->prev = t;
+  w->why = why;
+  if (why == switch_why::yield) {
+    if (w->slice_ns && now_ns() - t->run_start_ns > w->slice_ns) {
+      w->why = switch_why::overrun;  // run_for(): back to the host, not to the queue
+    } else {
+      t->state.store(S_RUNNABLE, std::memory_order_relaxed);
+      yield_push(*w, t);  // not stealable: safe while we are still on t's stack
+    }
+  }
+  leave(w, t, false);
+}
+
+void tasklet_entry(void* arg) {
+  worker* w = static_cast<worker*>(arg);
+  w->sched->after_switch(*w);
+  tcb* t = w->current;
+  if (t->irq.load(std::memory_order_acquire) & IRQ_KILLED) {
+    t->ended_by_kill = true;  // killed before it ever ran: its function never runs
+  } else {
+    try {
+      t->body();
+    } catch (const tasklet_exit&) {
+      t->ended_by_kill = true;
+    } catch (...) {
+      t->error = std::current_exception();
+    }
+  }
+  w = current_worker();
+  w->prev = t;
+  w->why = switch_why::exit;
+  leave(w, t, /*exiting=*/true);
+  std::abort();  // unreachable: a dead context is never resumed
+}
+
+// ---- the scheduler side ---------------------------------------------------------------------
+
+void scheduler_impl::push_local(worker& w, tcb* t, bool notify) {
+  if (!w.deque.push(t)) {
+    // Full: move half of it to the injection queue, then push (Go's runqputslow).
+    tcb* batch[512];
+    std::size_t n = w.deque.take_oldest(batch, std::min<std::size_t>(512, w.deque.capacity() / 2));
+    injection.enqueue_bulk(batch, n);
+    w.overflows.fetch_add(1, std::memory_order_relaxed);
+    if (!w.deque.push(t)) injection.enqueue(t);
+    notify = true;
+  }
+  if (notify) wake_one();
+}
+
 tcb* scheduler_impl::find_runnable(worker& w, bool may_park) {
   for (;;) {
     if (stopping.load(std::memory_order_acquire)) return nullptr;
-    tcb* t = nullptr;
-    ++w.tick;
-    if (w.tick % fairness_tick == 0) {
-      if (injection.try_dequeue(t)) {
-        w.injected.fetch_add(1, std::memory_order_relaxed);
-        return t;
-      }
-      if (w.deque.steal(t) == steal_status::success) return t;
-      if ((t = yield_pop(w))) return t;
-    }
-    if (w.runnext_streak < runnext_cap && w.runnext.load(std::memory_order_relaxed)) {
-      if ((t = w.runnext.exchange(nullptr, std::memory_order_acq_rel))) {
-        ++w.runnext_streak;
-        return t;
-      }
-    }
-    w.runnext_streak = 0;
-    if ((t = w.deque.take())) return t;
-    if ((t = yield_pop(w))) return t;
+    tcb* t = next_local(w);
+    if (t) return t;
     {
       tcb* batch[steal_max];
       std::size_t n = injection.try_dequeue_bulk(batch, steal_max);
@@ -248,14 +312,15 @@ tcb* scheduler_impl::find_runnable(worker& w, bool may_park) {
         // spawned from a plain thread start in spawn order (Stackless's run() order).
         for (std::size_t i = n; i-- > 1;) push_local(w, batch[i], false);
         if (n > 1) wake_one();
-        return batch[0];
+        if (claim(batch[0])) return batch[0];
+        continue;
       }
     }
-    if ((t = inbox_pop(w))) return t;
+    if ((t = inbox_pop(w))) {
+      if (claim(t)) return t;
+      continue;
+    }
     if (next_deadline() != INT64_MAX && fire_timers(now_ns())) continue;
-    if (w.runnext.load(std::memory_order_relaxed) &&
-        (t = w.runnext.exchange(nullptr, std::memory_order_acq_rel)))
-      return t;  // skipped above because of the cap
     if (!may_park) return nullptr;
 
     // Steal, as a spinning worker.
@@ -291,7 +356,8 @@ tcb* scheduler_impl::find_runnable(worker& w, bool may_park) {
           w.spinning = false;
           // The last spinner to find work wakes another: there may be more (Go's resetspinning).
           if (nspinning.fetch_sub(1, std::memory_order_seq_cst) == 1) wake_one();
-          return t;
+          if (claim(t)) return t;
+          continue;
         }
       }
     }
@@ -394,6 +460,12 @@ void scheduler_impl::wake_one() {
     return;
   }
   unpark(*v);  // it starts out spinning (we counted it)
+}
+
+void scheduler_impl::run_tasklet(worker& w, tcb* t) {
+  launch(w, t);
+  context_switch(w.sched_ctx, t->ctx, &w);
+  after_switch(w);  // the tasklet that switched back to us (not necessarily t)
 }
 
 void scheduler_impl::worker_main(worker& w) {
