@@ -6,7 +6,9 @@
 // reported as a race. The stand-in has the same interface and FIFO-per-producer order.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 #ifdef STACKLESS_TSAN
 #include <deque>
@@ -48,14 +50,32 @@ class injection_queue {
   mutable std::mutex mu_;
   std::deque<T> q_;
 #else
-  void enqueue(T x) { q_.enqueue(x); }
-  void enqueue_bulk(T const* xs, std::size_t n) { q_.enqueue_bulk(xs, n); }
-  bool try_dequeue(T& out) { return q_.try_dequeue(out); }
-  std::size_t try_dequeue_bulk(T* out, std::size_t max) { return q_.try_dequeue_bulk(out, max); }
-  std::size_t size_approx() const { return q_.size_approx(); }
+  void enqueue(T x) {
+    q_.enqueue(x);
+    size_.fetch_add(1, std::memory_order_release);
+  }
+  void enqueue_bulk(T const* xs, std::size_t n) {
+    q_.enqueue_bulk(xs, n);
+    size_.fetch_add(static_cast<std::int64_t>(n), std::memory_order_release);
+  }
+  bool try_dequeue(T& out) { return try_dequeue_bulk(&out, 1) == 1; }
+  std::size_t try_dequeue_bulk(T* out, std::size_t max) {
+    if (size_.load(std::memory_order_acquire) <= 0) return 0;  // the common case: one load
+    std::size_t n = q_.try_dequeue_bulk(out, max);
+    if (n) size_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
+    return n;
+  }
+  /// size_approx(): may lag behind a concurrent enqueue by a moment (the count is bumped after
+  /// the element is in); callers that must not miss work re-check after their StoreLoad fence.
+  std::size_t size_approx() const {
+    std::int64_t n = size_.load(std::memory_order_acquire);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
 
  private:
   moodycamel::ConcurrentQueue<T> q_;
+  std::atomic<std::int64_t> size_{0};  // elements in q_, approximately (never below the truth
+                                      // for long: bumped right after each enqueue)
 #endif
 };
 

@@ -80,7 +80,10 @@ scheduler_impl::scheduler_impl(options o)
 
 scheduler_impl::~scheduler_impl() {
   shutdown();
-  for (auto& w : workers) stacks.put(w->stack_cache.data(), w->stack_cache.size());
+  for (auto& w : workers) {
+    stacks.put(w->stack_cache.data(), w->stack_cache.size());
+    free_tcb_cache(*w);
+  }
   tcb* t;
   while (injection.try_dequeue(t)) release(t);  // cannot happen after shutdown; belt and braces
   sink->release();
@@ -307,17 +310,33 @@ bool scheduler_impl::quiescent() const {
   return next_deadline() == INT64_MAX;
 }
 
-std::string scheduler_impl::check_deadlock(std::uint64_t since) {
+std::string scheduler_impl::check_deadlock(std::uint64_t since, const tcb* target,
+                                           bool* target_notified) {
   std::lock_guard g(deadlock_mu);
   if (!quiescent() || total_runs() != since) return {};
+  auto notified = [&] {  // with no target: whether anyone was notified
+    if (target_notified)
+      *target_notified = target ? std::find(deadlock_notified.begin(), deadlock_notified.end(),
+                                            target) != deadlock_notified.end()
+                                : !deadlock_notified.empty();
+  };
+  if (deadlock_reported_runs == since) {  // found already; delivered once
+    notified();
+    return deadlock_report;
+  }
   std::ostringstream os;
   bool all_parked = true;
   std::size_t n = 0;
+  std::vector<tcb*> joiners;
   os << "stackless: deadlock: every tasklet is blocked and nothing can wake one; blocked tasklets:";
   for_each_live([&](tcb* t) {
     if (t->state.load(std::memory_order_acquire) != S_PARKED) {
       all_parked = false;
       return;
+    }
+    if (t->wait_what && std::string_view(t->wait_what) == "join") {
+      acquire(t);
+      joiners.push_back(t);
     }
     if (++n > 50) return;
     t->lk.lock();
@@ -325,19 +344,25 @@ std::string scheduler_impl::check_deadlock(std::uint64_t since) {
     t->lk.unlock();
     if (t->wait_target) os << " #" << t->wait_target;
   });
-  if (!all_parked || n == 0) return {};
-  if (n > 50) os << "\n  … and " << (n - 50) << " more";
-  deadlock_reported_runs = since;
-  return os.str();
-}
-
-void scheduler_impl::deliver_deadlock(const std::string& report) {
-  auto e = std::make_exception_ptr(deadlock_error(report));
-  for_each_live([&](tcb* t) {
-    if (t->state.load(std::memory_order_acquire) == S_PARKED && t->wait_what &&
-        std::string_view(t->wait_what) == "join")
-      raise(t, e, true);
-  });
+  std::string report;
+  if (all_parked && n > 0) {
+    if (n > 50) os << "\n  … and " << (n - 50) << " more";
+    report = os.str();
+    deadlock_reported_runs = since;
+    deadlock_report = report;
+    deadlock_notified.assign(joiners.begin(), joiners.end());
+    auto e = std::make_exception_ptr(deadlock_error(report));
+    for (tcb* t : joiners) {
+      try {
+        raise(t, e, true);
+      } catch (const usage_error&) {
+        // It ended meanwhile: an earlier one's error reached it through its join.
+      }
+    }
+    notified();
+  }
+  for (tcb* t : joiners) release(t);
+  return report;
 }
 
 // ---- lifecycle ---------------------------------------------------------------------------------
@@ -381,10 +406,10 @@ void scheduler_impl::drain() {
     if (live() == 0) break;
     futex_wait(&drain_word, seq, grace > 0 ? now_ns() + grace : INT64_MAX);
     if (grace > 0 && drain_word.load(std::memory_order_acquire) == seq && live() != 0) {
-      std::string report = check_deadlock(since);
-      if (!report.empty()) {
+      bool someone_notified = false;
+      std::string report = check_deadlock(since, nullptr, &someone_notified);
+      if (!report.empty() && !someone_notified) {  // nobody can even react: give up
         drain_waiters.fetch_sub(1, std::memory_order_seq_cst);
-        deliver_deadlock(report);
         throw deadlock_error(report);
       }
       since = total_runs();

@@ -95,6 +95,13 @@ struct alignas(64) worker {
   tcb* overran = nullptr;       // run_for(): the tasklet that overran
   std::vector<stack*> stack_cache;
   std::uint64_t id_next = 0, id_end = 0;  // block of tasklet ids
+  static constexpr std::size_t alloc_classes = 32;      // control blocks up to 2 KiB
+  static constexpr std::size_t alloc_cache_max = 256;   // blocks per class
+  struct free_list {
+    void* head = nullptr;
+    std::size_t count = 0;
+  };
+  free_list tcb_free[alloc_classes];  // alloc.cpp
 
   // --- shared ------------------------------------------------------------------------------
   alignas(64) std::atomic<tcb*> runnext{nullptr};  // owner exchanges; thieves steal it last
@@ -164,15 +171,22 @@ class scheduler_impl {
   std::uint64_t total_runs() const;
   bool quiescent() const;
   /// check_deadlock(): `since` is total_runs() when the caller started watching; returns the
-  /// report when the scheduler has been quiescent since then with every live tasklet parked.
-  std::string check_deadlock(std::uint64_t since);
-  void deliver_deadlock(const std::string& report);
+  /// report when the scheduler has been quiescent since then with every live tasklet parked. The
+  /// first caller to find a given deadlock delivers deadlock_error to the tasklets parked in
+  /// join(); later callers get the same report. *target_notified (optional) tells whether
+  /// `target` was one of those tasklets (with no target: whether there were any).
+  std::string check_deadlock(std::uint64_t since, const tcb* target = nullptr,
+                             bool* target_notified = nullptr);
 
   // Worker loop (worker.cpp).
   void worker_main(worker& w);
   tcb* find_runnable(worker& w, bool may_park);  // everything, then park; returns it claimed
   tcb* next_local(worker& w);                     // local queues only; claimed; never blocks
   void launch(worker& w, tcb* t);                 // t is about to be switched to on w
+  void expose_yielders(worker& w);                // yield list → deque, where thieves see it
+  tcb* fair_pick(worker& w);
+  tcb* injected_batch(worker& w);
+  void push_overflow(worker& w, tcb* t);
   void after_switch(worker& w);                   // finish what worker::prev started
   void run_tasklet(worker& w, tcb* t);
   void push_local(worker& w, tcb* t, bool notify);
@@ -214,12 +228,17 @@ class scheduler_impl {
 
   std::mutex deadlock_mu;
   std::uint64_t deadlock_reported_runs = UINT64_MAX;  // guarded by deadlock_mu
+  std::string deadlock_report;                        //   the report of that quiet period
+  std::vector<const tcb*> deadlock_notified;          //   and who got deadlock_error
 };
 
 /// current_worker() is the worker the calling thread runs, or null. Never inlined: a tasklet may
 /// resume on another thread, and a cached thread_local address would then be wrong.
 worker* current_worker() noexcept;
 void set_current_worker(worker*) noexcept;
+
+/// free_tcb_cache() returns a worker's cached control blocks to malloc (alloc.cpp).
+void free_tcb_cache(worker& w) noexcept;
 
 /// release() drops one reference on t; the last one deletes it.
 void release(tcb* t) noexcept;

@@ -46,6 +46,8 @@ bool wait_dead(tcb* t, std::int64_t deadline, const char* what) {
   tcb* self = current_tcb();
   if (self == t) throw usage_error("stackless: a tasklet cannot join (or wait for) itself");
   if (self) {
+    // A tasklet of another scheduler waits: like a plain thread, it needs t's scheduler running.
+    if (t->sched != self->sched) t->sched->ensure_started();
     for (;;) {
       t->lk.lock();
       if (dead(t)) {
@@ -80,22 +82,15 @@ bool wait_dead(tcb* t, std::int64_t deadline, const char* what) {
     if (tw.wait(until) == wake_reason::notified) return true;
     bool timed_out = deadline != no_deadline && now_ns() >= deadline;
     std::string report;
-    if (!timed_out && grace > 0) report = s->check_deadlock(since);
-    if (timed_out || !report.empty()) {
+    bool t_notified = false;
+    if (!timed_out && grace > 0) report = s->check_deadlock(since, t, &t_notified);
+    if (timed_out || (!report.empty() && !t_notified)) {
       if (!unlink_joiner(t, &tw.w)) return true;  // woken meanwhile: t ended
       if (timed_out) return false;
-      s->deliver_deadlock(report);
-      if (t->wait_what && std::string_view(t->wait_what) == "join") {
-        // t itself got deadlock_error: it ends with it, and the join rethrows it.
-        t->lk.lock();
-        link_joiner(t, &tw.w);
-        bool ended = dead(t);
-        t->lk.unlock();
-        if (ended && unlink_joiner(t, &tw.w)) return true;
-      } else {
-        throw deadlock_error(report);
-      }
+      throw deadlock_error(report);
     }
+    // Not yet — or t itself got deadlock_error in its own join: it ends with it, and this join
+    // rethrows it.
     since = s->total_runs();
   }
 }

@@ -2,18 +2,22 @@
 // reason it switched back. After Go's findRunnable/schedule (proc.go) and tokio's multi_thread
 // worker (worker.rs).
 //
-// Where a worker looks for work, in order (find_runnable):
-//   1. every 61st tick, for fairness: the injection queue, then the *oldest* element of its own
-//      deque (a steal from itself), then the yield list — so neither LIFO order nor a busy
+// Where a worker looks for work, in order (next_local, then find_runnable):
+//   1. every 61st tick, for fairness: due timers, the injection queue, the *oldest* element of
+//      its own deque (a steal from itself), the yield list — so neither LIFO order nor a busy
 //      runnext can starve anything;
 //   2. runnext, unless it has run 3 tasklets from it in a row (a ping-pong pair shares one time
 //      slice and must not starve the queue);
 //   3. its deque (LIFO: fork/join runs depth-first, as in TBB/Cilk);
-//   4. its yield list (yield() is "to the back of the queue": after everything else local);
-//   5. the injection queue (a batch), its inbox, due timers;
-//   6. steal: random victim, half of its deque (≤ 32), its runnext only in the last round —
+//   4. the injection queue (a batch);
+//   5. its yield list (yield() is "to the back of the queue"); with workers idle, the rest of
+//      the list moves to the deque so that they can steal it;
+//   6. its inbox, due timers;
+//   7. steal: random victim, half of its deque (≤ 32), its runnext only in the last round —
 //      only while at most half the busy workers are spinning (Go #43997: idle CPU burn);
-//   7. park on its futex (parking protocol below).
+//   8. park on its futex (parking protocol below).
+// 1–5 run on a tasklet's stack when it yields, parks or ends (direct switch); 6–8 only on the
+// worker's own stack.
 //
 // Parking protocol (Go proc.go, "Worker thread parking/unparking"): whoever publishes work
 // issues a StoreLoad fence and then unparks an idle worker only if none is spinning (wake_one);
@@ -29,8 +33,8 @@
 // after the old tasklet is off its stack (the park's unlock, the PARKED transition, releasing a
 // dead tasklet's stack) are recorded in worker::prev/why and run by whoever lands:
 // after_switch(), called by a resumed tasklet, a new tasklet and the scheduler side alike
-// (Boost.Fiber's resume_with). A yielding tasklet is put on the yield list before it leaves its
-// stack: that list is never stolen from, so nobody else can resume it early.
+// (Boost.Fiber's resume_with). A yielding tasklet goes on the yield list in after_switch(), once
+// it is off its stack; when nothing else is runnable it simply carries on.
 #include <pthread.h>
 
 #include <cstdio>
@@ -130,30 +134,64 @@ bool claim(tcb* t) {
 
 }  // namespace
 
+void scheduler_impl::expose_yielders(worker& w) {
+  tcb* batch[512];
+  std::size_t n = 0;
+  while (n < 512 && w.yield_head) batch[n++] = yield_pop(w);
+  for (std::size_t i = n; i-- > 0;) push_local(w, batch[i], false);
+  wake_one();
+}
+
+// fair_pick(): every 61st tick (see the top of the file).
+tcb* scheduler_impl::fair_pick(worker& w) {
+  tcb* t = nullptr;
+  if (next_deadline() != INT64_MAX) {
+    std::int64_t now = now_ns();
+    if (next_deadline() <= now) fire_timers(now);  // a busy worker still fires its timers
+  }
+  if (injection.try_dequeue(t)) {
+    w.injected.fetch_add(1, std::memory_order_relaxed);
+    return t;
+  }
+  if (w.deque.steal(t) == steal_status::success) return t;
+  return yield_pop(w);
+}
+
+// injected_batch(): a batch from the injection queue; the first is returned, the rest queued
+// locally in arrival order.
+tcb* scheduler_impl::injected_batch(worker& w) {
+  tcb* batch[steal_max];
+  std::size_t n = injection.try_dequeue_bulk(batch, steal_max);
+  if (!n) return nullptr;
+  w.injected.fetch_add(n, std::memory_order_relaxed);
+  // Pushed newest first so that the LIFO take() hands them out in arrival order: tasklets
+  // spawned from a plain thread start in spawn order (Stackless's run() order).
+  for (std::size_t i = n; i-- > 1;) push_local(w, batch[i], false);
+  if (n > 1) wake_one();
+  return batch[0];
+}
+
 tcb* scheduler_impl::next_local(worker& w) {
   for (;;) {
-    if (stopping.load(std::memory_order_relaxed)) return nullptr;
     tcb* t = nullptr;
-    ++w.tick;
-    if (w.tick % fairness_tick == 0) {
-      if (next_deadline() != INT64_MAX) {
-        std::int64_t now = now_ns();
-        if (next_deadline() <= now) fire_timers(now);  // a busy worker still fires its timers
-      }
-      if (injection.try_dequeue(t)) {
-        w.injected.fetch_add(1, std::memory_order_relaxed);
-      } else if (w.deque.steal(t) != steal_status::success) {
-        t = yield_pop(w);
-      }
+    if (__builtin_expect(++w.tick % fairness_tick == 0, 0)) {
+      if (stopping.load(std::memory_order_relaxed)) return nullptr;
+      t = fair_pick(w);
     }
-    if (!t && w.runnext_streak < runnext_cap && w.runnext.load(std::memory_order_relaxed)) {
-      t = w.runnext.exchange(nullptr, std::memory_order_acq_rel);
-      if (t) ++w.runnext_streak;
-    }
+    if (!t && w.runnext_streak < runnext_cap && w.runnext.load(std::memory_order_relaxed) &&
+        (t = w.runnext.exchange(nullptr, std::memory_order_acq_rel)))
+      ++w.runnext_streak;
     if (!t) {
       w.runnext_streak = 0;
       t = w.deque.take();
-      if (!t) t = yield_pop(w);
+      // yield() is "to the back of the queue": what waits in the injection queue goes first.
+      if (!t && injection.size_approx() != 0) t = injected_batch(w);
+      if (!t && (t = yield_pop(w)) && w.yield_head &&
+          __builtin_expect(nidle.load(std::memory_order_relaxed) > 0, 0)) {
+        // Idle workers and more than one yielder here: expose the rest to thieves, keeping
+        // their order (pushed newest first, so take() hands them out oldest first).
+        expose_yielders(w);
+      }
       if (!t && w.runnext.load(std::memory_order_relaxed))  // skipped above because of the cap
         t = w.runnext.exchange(nullptr, std::memory_order_acq_rel);
       if (!t) return nullptr;
@@ -193,7 +231,9 @@ void scheduler_impl::after_switch(worker& w) {
   }
   switch (w.why) {
     case switch_why::yield:
-      return;  // it is on the yield list already
+      t->state.store(S_RUNNABLE, std::memory_order_relaxed);
+      yield_push(w, t);  // to the back of the queue
+      return;
     case switch_why::overrun:
       t->state.store(S_PAUSED, std::memory_order_release);  // run_for(): hand it to the host
       w.overran = t;
@@ -229,7 +269,7 @@ void scheduler_impl::after_switch(worker& w) {
 static void leave(worker* w, tcb* t, bool exiting) {
   scheduler_impl* s = w->sched;
   tcb* next = w->why == switch_why::overrun ? nullptr : s->next_local(*w);
-  if (next == t) {  // yielded, and nothing else is runnable here: carry on
+  if (!next && w->why == switch_why::yield) {  // yielded, and nothing else is runnable here
     w->prev = nullptr;
     w->current = t;
     return;
@@ -250,14 +290,8 @@ void switch_out(tcb* t, switch_why why) {
   worker* w = current_worker();
   w->prev = t;
   w->why = why;
-  if (why == switch_why::yield) {
-    if (w->slice_ns && now_ns() - t->run_start_ns > w->slice_ns) {
-      w->why = switch_why::overrun;  // run_for(): back to the host, not to the queue
-    } else {
-      t->state.store(S_RUNNABLE, std::memory_order_relaxed);
-      yield_push(*w, t);  // not stealable: safe while we are still on t's stack
-    }
-  }
+  if (why == switch_why::yield && w->slice_ns && now_ns() - t->run_start_ns > w->slice_ns)
+    w->why = switch_why::overrun;  // run_for(): back to the host, not to the queue
   leave(w, t, false);
 }
 
@@ -276,6 +310,7 @@ void tasklet_entry(void* arg) {
       t->error = std::current_exception();
     }
   }
+  t->discard();  // destructors of the captures run here, as part of the tasklet
   w = current_worker();
   w->prev = t;
   w->why = switch_why::exit;
@@ -286,16 +321,21 @@ void tasklet_entry(void* arg) {
 // ---- the scheduler side ---------------------------------------------------------------------
 
 void scheduler_impl::push_local(worker& w, tcb* t, bool notify) {
-  if (!w.deque.push(t)) {
-    // Full: move half of it to the injection queue, then push (Go's runqputslow).
-    tcb* batch[512];
-    std::size_t n = w.deque.take_oldest(batch, std::min<std::size_t>(512, w.deque.capacity() / 2));
-    injection.enqueue_bulk(batch, n);
-    w.overflows.fetch_add(1, std::memory_order_relaxed);
-    if (!w.deque.push(t)) injection.enqueue(t);
+  if (__builtin_expect(!w.deque.push(t), 0)) {
+    push_overflow(w, t);
     notify = true;
   }
   if (notify) wake_one();
+}
+
+// push_overflow(): the deque is full: move half of it to the injection queue, then push (Go's
+// runqputslow).
+void scheduler_impl::push_overflow(worker& w, tcb* t) {
+  tcb* batch[512];
+  std::size_t n = w.deque.take_oldest(batch, std::min<std::size_t>(512, w.deque.capacity() / 2));
+  injection.enqueue_bulk(batch, n);
+  w.overflows.fetch_add(1, std::memory_order_relaxed);
+  if (!w.deque.push(t)) injection.enqueue(t);
 }
 
 tcb* scheduler_impl::find_runnable(worker& w, bool may_park) {
@@ -303,18 +343,9 @@ tcb* scheduler_impl::find_runnable(worker& w, bool may_park) {
     if (stopping.load(std::memory_order_acquire)) return nullptr;
     tcb* t = next_local(w);
     if (t) return t;
-    {
-      tcb* batch[steal_max];
-      std::size_t n = injection.try_dequeue_bulk(batch, steal_max);
-      if (n) {
-        w.injected.fetch_add(n, std::memory_order_relaxed);
-        // Pushed newest-first so that the LIFO take() hands them out in arrival order: tasklets
-        // spawned from a plain thread start in spawn order (Stackless's run() order).
-        for (std::size_t i = n; i-- > 1;) push_local(w, batch[i], false);
-        if (n > 1) wake_one();
-        if (claim(batch[0])) return batch[0];
-        continue;
-      }
+    if ((t = injected_batch(w))) {
+      if (claim(t)) return t;
+      continue;
     }
     if ((t = inbox_pop(w))) {
       if (claim(t)) return t;
@@ -420,8 +451,7 @@ void scheduler_impl::park_worker(worker& w) {
         std::int64_t now = now_ns();
         if (next_deadline() <= now) fire_timers(now);
         if (watch) {
-          std::string report = check_deadlock(runs_at_sleep);
-          if (!report.empty()) deliver_deadlock(report);
+          check_deadlock(runs_at_sleep);  // delivers deadlock_error to the joiners
         }
         return;
       }

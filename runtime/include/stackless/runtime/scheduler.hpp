@@ -30,7 +30,7 @@ struct options {
   std::chrono::microseconds quantum{0};  // > 0: preemption on, with this time slice (not yet built)
   std::string name = "stackless";        // worker thread names: name-0, name-1, …
   /// on_error receives exceptions that escape detached tasklets. Default: one line on stderr.
-  std::function<void(const error_report&)> on_error;
+  std::function<void(const error_report&)> on_error{};
   /// deadlock_grace: how long the scheduler must stay quiescent (every tasklet parked, nothing
   /// runnable, no timer) before a join()/block_on() waiter gets deadlock_error. The grace exists
   /// because a plain thread may still wake a tasklet; 0 turns detection off.

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -75,6 +76,16 @@ class tcb {
 
   /// body() runs the tasklet's function and stores its result. It may throw.
   virtual void body() = 0;
+  /// discard() destroys the function and its arguments. Called by the tasklet itself when it
+  /// ends (ran or not): captured resources go when the tasklet ends, not when its last handle
+  /// does — and a chain of tasklets each holding the previous one's handle cannot turn into a
+  /// chain of recursive destructors.
+  virtual void discard() noexcept = 0;
+
+  // Control blocks come from a per-worker cache of blocks by size class (alloc.cpp): spawn and
+  // the end of a tasklet are the hottest paths, and glibc's tcache holds only 7 per size.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
 
   // Lifecycle (see scheduler.cpp for the state machine). Written with CAS by the scheduler.
   std::atomic<std::uint32_t> state{0};
@@ -129,18 +140,21 @@ template <class R, class F, class... A>
 class tcb_impl final : public tcb_result<R> {
  public:
   template <class F2, class... A2>
-  explicit tcb_impl(F2&& f, A2&&... a) : fn_(std::forward<F2>(f)), args_(std::forward<A2>(a)...) {}
+  explicit tcb_impl(F2&& f, A2&&... a) {
+    call_.emplace(std::forward<F2>(f), std::tuple<A...>(std::forward<A2>(a)...));
+  }
   void body() override {
+    auto& c = *call_;
     if constexpr (std::is_void_v<R>) {
-      std::apply(std::move(fn_), std::move(args_));
+      std::apply(std::move(c.first), std::move(c.second));
     } else {
-      this->value.emplace(std::apply(std::move(fn_), std::move(args_)));
+      this->value.emplace(std::apply(std::move(c.first), std::move(c.second)));
     }
   }
+  void discard() noexcept override { call_.reset(); }
 
  private:
-  F fn_;
-  std::tuple<A...> args_;
+  std::optional<std::pair<F, std::tuple<A...>>> call_;
 };
 
 // Out-of-line operations on a tcb (tasklet.cpp); the handle templates call them.

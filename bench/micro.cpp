@@ -1,0 +1,66 @@
+// bench/micro.cpp — Google Benchmark microbenchmarks of the runtime, one worker.
+//
+//   BM_spawn/<batch>  spawn <batch> empty tasklets, then join them all; repeated inside ONE
+//                     block_on, so what is timed is the tasklet's life only. items/s and
+//                     ns_per_tasklet count tasklets.
+//   BM_yield          the root tasklet and a partner yield to each other; one iteration is two
+//                     switches (root -> partner -> root). ns_per_switch counts switches.
+//
+// The benchmark loop runs inside a tasklet, i.e. on the worker thread: Google Benchmark only needs
+// the loop to stay on one thread, which workers = 1 guarantees. Real time is reported.
+#include <benchmark/benchmark.h>
+#include <stackless/runtime.hpp>
+
+#include <atomic>
+#include <vector>
+
+namespace {
+
+/// one_worker() is options{.workers = 1}, spelled so -Wextra does not flag the omitted fields.
+stackless::options one_worker() {
+  stackless::options o;
+  o.workers = 1;
+  return o;
+}
+
+void BM_spawn(benchmark::State& state) {
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  stackless::scheduler s(one_worker());
+  s.block_on([&] {
+    std::vector<stackless::tasklet<void>> kids;
+    kids.reserve(batch);
+    for (auto _ : state) {
+      for (std::size_t i = 0; i < batch; ++i) kids.push_back(stackless::spawn([] {}));
+      for (auto& k : kids) k.join();
+      kids.clear();
+    }
+  });
+  auto tasklets = static_cast<double>(state.iterations()) * static_cast<double>(batch);
+  state.SetItemsProcessed(static_cast<std::int64_t>(tasklets));
+  state.counters["ns_per_tasklet"] =
+      benchmark::Counter(tasklets, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_spawn)->Arg(1)->Arg(64)->Arg(1024)->UseRealTime();
+
+void BM_yield(benchmark::State& state) {
+  stackless::scheduler s(one_worker());
+  s.block_on([&] {
+    // Only ever touched on the one worker; atomic so the partner's loop re-reads it.
+    std::atomic<bool> stop{false};
+    auto partner = stackless::spawn([&stop] {
+      while (!stop.load(std::memory_order_relaxed)) stackless::this_tasklet::yield();
+    });
+    stackless::this_tasklet::yield();  // let the partner start before timing
+    for (auto _ : state) stackless::this_tasklet::yield();
+    stop.store(true, std::memory_order_relaxed);
+    partner.join();
+  });
+  state.counters["ns_per_switch"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * 2,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_yield)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,346 @@
+#!/usr/bin/env python3
+"""tools/bench.py — run the comparison workloads on stackless and on every peer, and compare.
+
+    tools/bench.py --build-dir build/release [--quick] [--workloads spawn,fib] [--reps K] [--out DIR]
+
+Each program (bench/workloads.cpp and bench/peers/*) takes `<workload> <workers> <n>` and prints
+one line `RESULT workload=... impl=... workers=... n=... total_ms=... ns_per_op=... check=...`;
+exit code 2 means "this workload is not applicable here". For every workload and workers in
+{1, 2}, this script runs ours and every peer alternately K times (so slow drifts of a noisy
+machine hit everyone alike), takes the median ns_per_op of each, and prints a table of ratios
+ours/peer measured in the same run (< 1: we are faster). It writes <out>/bench.json (every raw run
+and the medians), <out>/bench.md (the table) and <out>/bench.svg (ours / best peer, per workload).
+
+A run that fails (exit code other than 0 and 2, a timeout, or a wrong check value) is reported
+loudly, and the script exits non-zero at the end. A peer whose binary is missing shows as "–".
+Only the standard library is used.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+# name: (n of the full suite, n of --quick, what one "op" of ns_per_op is)
+WORKLOADS = {
+    "spawn": (1_000_000, 200_000, "one tasklet spawned and joined"),
+    "yield": (10_000_000, 1_000_000, "one yield (a switch), on one worker"),
+    "fib": (27, 22, "one spawn of fib(n), every call above n < 2 spawns"),
+    "skynet": (1_000_000, 100_000, "one spawn of a 10-way tree of n leaves"),
+}
+# Column order; ours first. impl -> executable name in the build directory.
+IMPLS = {"stackless": "stackless_bench", "go": "peer_go", "fiber": "peer_fiber",
+         "tbb": "peer_tbb", "threads": "peer_threads"}
+LABEL = {"stackless": "ours", "go": "Go", "fiber": "Boost.Fiber", "tbb": "oneTBB",
+         "threads": "std::thread"}
+WORKERS = (1, 2)
+TIMEOUT_S = 120
+NOT_APPLICABLE = 2
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def expected_check(workload, n):
+    """The check value a correct run prints (the programs verify it too)."""
+    if workload == "spawn":
+        return n
+    if workload == "yield":
+        return n // 2 * 2
+    if workload == "fib":
+        a, b = 0, 1
+        for _ in range(n):
+            a, b = b, a + b
+        return a
+    if workload == "skynet":
+        return n * (n - 1) // 2
+    raise ValueError(workload)
+
+
+def find_binary(build_dir, name):
+    """The path of executable `name` under build_dir (bench/ first), or None."""
+    for cand in (os.path.join(build_dir, "bench", name), os.path.join(build_dir, name)):
+        if os.access(cand, os.X_OK) and os.path.isfile(cand):
+            return cand
+    for root, _dirs, files in os.walk(build_dir):
+        if name in files and os.access(os.path.join(root, name), os.X_OK):
+            return os.path.join(root, name)
+    return None
+
+
+def build_go_peer(build_dir, failures):
+    """Builds bench/peers/go/peer.go into <build_dir>/peer_go; returns its path or None."""
+    go = shutil.which("go")
+    if go is None:
+        print("note: `go` not found, the Go peer is skipped", file=sys.stderr)
+        return None
+    out = os.path.join(build_dir, "peer_go")
+    env = dict(os.environ, GO111MODULE="off",
+               GOCACHE=os.path.join(build_dir, "go-cache"),
+               GOPATH=os.path.join(build_dir, "go-path"))
+    cmd = [go, "build", "-o", out, os.path.join(REPO, "bench", "peers", "go", "peer.go")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        failures.append(f"building the Go peer failed:\n{proc.stderr.strip()}")
+        return None
+    return out
+
+
+def run_once(binary, impl, workload, workers, n):
+    """Runs one program once; returns a record with status ok / n/a / failed."""
+    rec = {"impl": impl, "workload": workload, "workers": workers, "n": n}
+    try:
+        proc = subprocess.run([binary, workload, str(workers), str(n)],
+                              capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return dict(rec, status="failed", error=f"timed out after {TIMEOUT_S} s")
+    rec["returncode"] = proc.returncode
+    if proc.returncode == NOT_APPLICABLE and not proc.stdout.strip():
+        return dict(rec, status="n/a")
+    fields = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            fields = dict(re.findall(r"(\w+)=(\S+)", line))
+    err = proc.stderr.strip()[-2000:]
+    if proc.returncode != 0:
+        how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+               else f"exit code {proc.returncode}")
+        return dict(rec, status="failed", error=f"{how}: {err}")
+    try:
+        rec.update(total_ms=float(fields["total_ms"]), ns_per_op=float(fields["ns_per_op"]),
+                   check=int(fields["check"]))
+    except (KeyError, ValueError):
+        return dict(rec, status="failed", error=f"no valid RESULT line: {proc.stdout!r} {err}")
+    want = expected_check(workload, n)
+    if rec["check"] != want:
+        return dict(rec, status="failed", error=f"check {rec['check']} != expected {want}")
+    return dict(rec, status="ok")
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+def fmt_ns(x):
+    if x is None:
+        return "–"
+    if x >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def fmt_ratio(x):
+    return "–" if x is None else (f"{x:.1f}" if x >= 10 else f"{x:.2f}")
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def pair(a, b):
+    """Two values of one impl (T=1, T=2) in one cell."""
+    return f"{a} / {b}"
+
+
+def build_table(medians, impls, workloads, ns, failed):
+    """Header and rows (lists of strings) of the comparison table: ours in three columns, then
+    per peer one cell of times (T=1 / T=2) and one of ratios ours/peer (T=1 / T=2). A time that
+    could not be measured because every run failed shows as FAIL."""
+    def cell(w, i, t):
+        v = medians[w][i].get(t)
+        return "FAIL" if v is None and (w, i, t) in failed else fmt_ns(v)
+
+    header = ["workload", "n", "ours T=1", "ours T=2", "speedup"]
+    peers = [i for i in impls if i != "stackless"]
+    for p in peers:
+        header += [f"{p} T=1 / T=2", f"ours/{p}"]
+    rows = []
+    for w in workloads:
+        m = medians[w]
+        o1, o2 = m["stackless"].get(1), m["stackless"].get(2)
+        speed = ratio(o1, o2)
+        row = [w, f"{ns[w]:,}", cell(w, "stackless", 1), cell(w, "stackless", 2),
+               "–" if speed is None else f"{speed:.2f}x"]
+        for p in peers:
+            p1, p2 = m[p].get(1), m[p].get(2)
+            if p1 is None and p2 is None and not {(w, p, 1), (w, p, 2)} & failed:
+                row += ["–", "–"]
+            else:
+                row += [pair(cell(w, p, 1), cell(w, p, 2)),
+                        pair(fmt_ratio(ratio(o1, p1)), fmt_ratio(ratio(o2, p2)))]
+        rows.append(row)
+    return header, rows
+
+
+def legend(workloads, reps):
+    lines = [f"ns per operation, median of {reps} run(s); lower is better. "
+             "speedup = ours T=1 time / ours T=2 time. ours/peer < 1 means we are faster.",
+             "T = workers (Go: GOMAXPROCS; Boost.Fiber: work_stealing threads; oneTBB: arena "
+             "slots; std::thread: CPUs pinned). yield always runs on one worker. An operation is:"]
+    lines += [f"  {w}: {WORKLOADS[w][2]}" for w in workloads]
+    return lines
+
+
+def text_table(header, rows):
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    def line(r):
+        return "  ".join(c.ljust(wd) if i == 0 else c.rjust(wd)
+                         for i, (c, wd) in enumerate(zip(r, widths)))
+    return "\n".join([line(header), "  ".join("-" * wd for wd in widths)] + [line(r) for r in rows])
+
+
+def markdown_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def best_peer_ratios(medians, workloads):
+    """[(label, ratio ours/best peer, best peer name)] per workload and T; ratio None if unknown."""
+    bars = []
+    for w in workloads:
+        for t in WORKERS:
+            ours = medians[w]["stackless"].get(t)
+            peers = [(v.get(t), p) for p, v in medians[w].items() if p != "stackless" and v.get(t)]
+            best = min(peers) if peers else None
+            bars.append((f"{w} T={t}", ratio(ours, best[0]) if best else None,
+                         best[1] if best else None))
+    return bars
+
+
+def svg_chart(bars):
+    """A horizontal bar chart, log scale, centred on ratio 1: green left = faster, red right = slower."""
+    known = [r for _, r, _ in bars if r]
+    span = max([1.0] + [math.ceil(abs(math.log10(r)) * 2) / 2 for r in known])  # decades each side
+    width, left, right, row_h, top = 760, 110, 150, 24, 40
+    plot_w = width - left - right
+    mid = left + plot_w / 2
+    scale = (plot_w / 2) / span
+    height = top + row_h * len(bars) + 30
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{left}" y="18" font-size="14">ours / best peer (ns per op; &lt; 1: ours is '
+           f'faster; log scale)</text>']
+    bottom = top + row_h * len(bars)
+    for d in range(-math.floor(span), math.floor(span) + 1):  # a tick per decade
+        x = mid + d * scale
+        out.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{bottom}" '
+                   f'stroke="{"black" if d == 0 else "#ddd"}"/>')
+        out.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{10.0 ** d:g}</text>')
+    for i, (label, r, peer) in enumerate(bars):
+        y = top + i * row_h
+        out.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{label}</text>')
+        if not r:
+            out.append(f'<text x="{mid + 6}" y="{y + 15}" fill="gray">no data</text>')
+            continue
+        x = mid + math.log10(r) * scale
+        color = "#2e8b57" if r < 1 else "#c0392b"
+        out.append(f'<rect x="{min(x, mid):.1f}" y="{y + 3}" width="{max(abs(x - mid), 1):.1f}" '
+                   f'height="{row_h - 6}" fill="{color}"/>')
+        out.append(f'<text x="{max(x, mid) + 6:.1f}" y="{y + 15}">{r:.2f}× vs {LABEL[peer]}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build-dir", required=True, help="CMake build dir with STACKLESS_BUILD_BENCH=ON")
+    ap.add_argument("--quick", action="store_true", help="1 rep and smaller n (a smoke test)")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset")
+    ap.add_argument("--reps", type=int, help="repetitions per program (default 5, --quick 1)")
+    ap.add_argument("--out", help="report directory (default <build-dir>/bench-report)")
+    args = ap.parse_args()
+
+    build_dir = os.path.abspath(args.build_dir)
+    workloads = [w for w in args.workloads.split(",") if w]
+    unknown = [w for w in workloads if w not in WORKLOADS]
+    if unknown:
+        ap.error(f"unknown workload(s) {unknown}; known: {list(WORKLOADS)}")
+    reps = args.reps or (1 if args.quick else 5)
+    ns = {w: WORKLOADS[w][1 if args.quick else 0] for w in workloads}
+    out_dir = args.out or os.path.join(build_dir, "bench-report")
+    failures = []
+
+    # Locate the programs. Ours is required; a missing peer is just shown as "–".
+    binaries = {}
+    for impl, exe in IMPLS.items():
+        path = build_go_peer(build_dir, failures) if impl == "go" else find_binary(build_dir, exe)
+        if path:
+            binaries[impl] = path
+        elif impl == "stackless":
+            sys.exit(f"error: {exe} not found under {build_dir} (configure with "
+                     "-DSTACKLESS_BUILD_BENCH=ON and build it)")
+        else:
+            print(f"note: {exe} not found, the {LABEL[impl]} column shows –", file=sys.stderr)
+    impls = list(IMPLS)  # every column, present or not, so tables always have the same shape
+
+    # Run: repetitions outermost, so every program sees the same conditions on average.
+    runs, not_applicable = [], set()
+    for w in workloads:
+        for rep in range(reps):
+            for t in WORKERS:
+                for impl in impls:
+                    if impl not in binaries or (impl, w) in not_applicable:
+                        continue
+                    rec = run_once(binaries[impl], impl, w, t, ns[w])
+                    rec["rep"] = rep
+                    runs.append(rec)
+                    if rec["status"] == "n/a":
+                        not_applicable.add((impl, w))
+                    elif rec["status"] == "failed":
+                        failures.append(f"{impl} {w} workers={t} n={ns[w]}: {rec['error']}")
+                        print(f"!!! FAILED: {failures[-1]}", file=sys.stderr)
+                    else:
+                        print(f"  {w:<7} rep {rep + 1}/{reps} T={t} {impl:<9} "
+                              f"{fmt_ns(rec['ns_per_op']):>9} ns/op", file=sys.stderr)
+
+    medians = {w: {i: {} for i in impls} for w in workloads}
+    for w in workloads:
+        for i in impls:
+            for t in WORKERS:
+                vals = [r["ns_per_op"] for r in runs if (r["workload"], r["impl"], r["workers"])
+                        == (w, i, t) and r["status"] == "ok"]
+                if vals:
+                    medians[w][i][t] = statistics.median(vals)
+
+    # Report.
+    failed = {(r["workload"], r["impl"], r["workers"]) for r in runs if r["status"] == "failed"}
+    header, rows = build_table(medians, impls, workloads, ns, failed)
+    notes = legend(workloads, reps)
+    print(notes[0] + "\n\n" + text_table(header, rows) + "\n" + "\n".join(notes[1:]))
+    os.makedirs(out_dir, exist_ok=True)
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "host": platform.node(), "machine": platform.platform(), "cpus": os.cpu_count(),
+            "quick": args.quick, "reps": reps, "n": ns, "binaries": binaries,
+            "timeout_s": TIMEOUT_S}
+    bars = best_peer_ratios(medians, workloads)
+    with open(os.path.join(out_dir, "bench.json"), "w") as f:
+        json.dump({"meta": meta, "runs": runs,
+                   "medians_ns_per_op": {w: {i: {str(t): v for t, v in m.items()}
+                                             for i, m in mi.items()} for w, mi in medians.items()},
+                   "ours_over_best_peer": [{"label": l, "ratio": r, "peer": p} for l, r, p in bars],
+                   "failures": failures}, f, indent=1)
+    with open(os.path.join(out_dir, "bench.md"), "w") as f:
+        f.write(f"# stackless vs peers ({meta['date']}, {meta['machine']}, {meta['cpus']} CPUs)\n\n"
+                + notes[0] + "\n\n" + markdown_table(header, rows) + "\n\n"
+                + notes[1] + "\n\n" + "\n".join("- " + l.strip() for l in notes[2:]) + "\n")
+    with open(os.path.join(out_dir, "bench.svg"), "w") as f:
+        f.write(svg_chart(bars))
+    print(f"\nwrote {out_dir}/bench.json, bench.md, bench.svg")
+
+    if failures:
+        print("\n" + "!" * 72 + f"\n{len(failures)} FAILURE(S):", file=sys.stderr)
+        for msg in failures:
+            print("  - " + msg, file=sys.stderr)
+        print("!" * 72, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
