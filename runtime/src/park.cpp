@@ -112,7 +112,10 @@ void throw_if_interrupted() {
   // Never throw while unwinding: a destructor that waits (for a child, a lock) would turn the
   // throw into std::terminate. The interrupt stays pending for the next suspension point.
   if (std::uncaught_exceptions() > 0) return;
-  if (f & IRQ_KILLED) throw tasklet_exit{};
+  if (f & IRQ_KILLED) {
+    t->exit_thrown = true;
+    throw tasklet_exit{};
+  }
   if (f & IRQ_EXC) {
     t->lk.lock();
     std::exception_ptr e = std::move(t->pending);

@@ -185,6 +185,10 @@ void scheduler_impl::inject(tcb* t) {
 
 void scheduler_impl::make_runnable(tcb* t) {
   t->state.store(S_RUNNABLE, std::memory_order_relaxed);  // published by the queue push below
+  if (t->atomic_depth > 0 && t->home) {  // pinned (this_tasklet::atomic): back to its worker
+    inbox_push(*t->home, t);
+    return;
+  }
   worker* w = current_worker();
   if (w && w->sched == this) {
     if (w->current) {
@@ -220,10 +224,12 @@ void scheduler_impl::finish(worker& w, tcb* t) {
   }
   w.stack_cache.push_back(t->stk);
   t->stk = nullptr;
-  stacks_out.fetch_sub(1, std::memory_order_relaxed);
+  w.stacks_released.store(w.stacks_released.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   unregister_tasklet(t);
 
-  bool swallowed = (t->irq.load(std::memory_order_relaxed) & IRQ_KILLED) && !t->ended_by_kill && !t->error;
+  // Swallowed: tasklet_exit was thrown in it, and it still returned normally. (Killed while it
+  // ran, but ended before it reached a suspension point: nothing was swallowed.)
+  bool swallowed = t->exit_thrown && !t->ended_by_kill && !t->error;
   if (swallowed) {
     t->ended_by_kill = true;
     report(t, nullptr, "swallowed tasklet_exit (a catch (...) without rethrow); the tasklet ended anyway");
@@ -469,7 +475,12 @@ scheduler_stats scheduler_impl::stats() const {
   const_cast<scheduler_impl*>(this)->for_each_live([&](tcb* t) {
     if (t->state.load(std::memory_order_relaxed) == S_PARKED) ++s.parked;
   });
-  s.stacks_outstanding = stacks_out.load(std::memory_order_relaxed);
+  std::uint64_t taken = 0, released = 0;  // per worker: a stack may end on another worker
+  for (auto& w : workers) {
+    taken += w->stacks_taken.load(std::memory_order_relaxed);
+    released += w->stacks_released.load(std::memory_order_relaxed);
+  }
+  s.stacks_outstanding = taken - released;
   s.stacks_pooled = stacks.pooled();
   for (auto& w : workers) s.stacks_pooled += w->stack_cache.size();  // racy read; stats only
   s.stacks_guarded = stacks.guarded_made();

@@ -115,7 +115,7 @@ struct alignas(64) worker {
 
   // --- stats: written by the owner (relaxed), read by stats() ------------------------------
   std::atomic<std::uint64_t> runs{0}, steals{0}, steal_attempts{0}, parks{0}, spins{0},
-      inbox_taken{0}, injected{0}, overflows{0}, spawned{0};
+      inbox_taken{0}, injected{0}, overflows{0}, spawned{0}, stacks_taken{0}, stacks_released{0};
 
   std::thread thread;
 };
@@ -181,10 +181,14 @@ class scheduler_impl {
   // Worker loop (worker.cpp).
   void worker_main(worker& w);
   tcb* find_runnable(worker& w, bool may_park);  // everything, then park; returns it claimed
+  tcb* search(worker& w, bool may_park);          //   its loop
   tcb* next_local(worker& w);                     // local queues only; claimed; never blocks
   void launch(worker& w, tcb* t);                 // t is about to be switched to on w
   void expose_yielders(worker& w);                // yield list → deque, where thieves see it
+  void inbox_push(worker& home, tcb* t);          // a pinned tasklet, runnable again
+  void wake_worker(worker& v);                    // unpark v if it is idle
   tcb* fair_pick(worker& w);
+  tcb* steal_round(worker& w, bool take_runnext);
   tcb* injected_batch(worker& w);
   void push_overflow(worker& w, tcb* t);
   void after_switch(worker& w);                   // finish what worker::prev started
@@ -217,7 +221,6 @@ class scheduler_impl {
   bool shut_down = false;             // guarded by lifecycle_mu
 
   std::atomic<std::uint64_t> plain_spawned{0};
-  std::atomic<std::uint64_t> stacks_out{0};
 
   alignas(64) std::atomic<int> drain_waiters{0};
   std::atomic<std::uint32_t> drain_word{0};

@@ -151,6 +151,7 @@ void kill(tcb* t, bool pending) {
   if (dead(t)) return;
   if (t == current_tcb()) {
     t->irq.fetch_or(IRQ_KILLED, std::memory_order_seq_cst);
+    t->exit_thrown = true;
     throw tasklet_exit{};
   }
   t->irq.fetch_or(IRQ_KILLED, std::memory_order_seq_cst);

@@ -50,7 +50,10 @@ void detail_::sleep_ns(std::int64_t deadline) {
   }
 }
 
-atomic::atomic() { ++need("atomic")->atomic_depth; }
+atomic::atomic() {
+  tcb* t = need("atomic");
+  if (t->atomic_depth++ == 0) t->home = current_worker();  // pinned here until the scope ends
+}
 atomic::~atomic() {
   if (tcb* t = current_tcb()) --t->atomic_depth;
 }

@@ -8,11 +8,12 @@
 //      runnext can starve anything;
 //   2. runnext, unless it has run 3 tasklets from it in a row (a ping-pong pair shares one time
 //      slice and must not starve the queue);
-//   3. its deque (LIFO: fork/join runs depth-first, as in TBB/Cilk);
+//   3. its deque (LIFO: fork/join runs depth-first, as in TBB/Cilk), then its inbox (tasklets
+//      pinned to this worker by this_tasklet::atomic, woken elsewhere);
 //   4. the injection queue (a batch);
 //   5. its yield list (yield() is "to the back of the queue"); with workers idle, the rest of
-//      the list moves to the deque so that they can steal it;
-//   6. its inbox, due timers;
+//      the list (pinned ones excepted) moves to the deque so that they can steal it;
+//   6. due timers;
 //   7. steal: random victim, half of its deque (≤ 32), its runnext only in the last round —
 //      only while at most half the busy workers are spinning (Go #43997: idle CPU burn);
 //   8. park on its futex (parking protocol below).
@@ -52,7 +53,7 @@ thread_local worker* tl_worker = nullptr;
 constexpr unsigned runnext_cap = 3;
 constexpr unsigned fairness_tick = 61;
 constexpr std::size_t steal_max = 32;
-constexpr std::size_t stack_cache_max = 32;
+constexpr std::int64_t spin_ns = 50'000;  // how long a spinning worker looks before it parks
 
 std::uint64_t next_rand(worker& w) noexcept {  // xorshift64*
   std::uint64_t x = w.rng;
@@ -137,9 +138,48 @@ bool claim(tcb* t) {
 void scheduler_impl::expose_yielders(worker& w) {
   tcb* batch[512];
   std::size_t n = 0;
-  while (n < 512 && w.yield_head) batch[n++] = yield_pop(w);
+  tcb* keep_head = nullptr;  // pinned ones stay on the yield list, in order
+  tcb* keep_tail = nullptr;
+  while (n < 512 && w.yield_head) {
+    tcb* t = yield_pop(w);
+    if (t->atomic_depth > 0) {
+      if (keep_tail) keep_tail->next = t; else keep_head = t;
+      keep_tail = t;
+    } else {
+      batch[n++] = t;
+    }
+  }
+  if (keep_head) {
+    keep_tail->next = w.yield_head;
+    if (!w.yield_head) w.yield_tail = keep_tail;
+    w.yield_head = keep_head;
+  }
   for (std::size_t i = n; i-- > 0;) push_local(w, batch[i], false);
-  wake_one();
+  if (n) wake_one();
+}
+
+void scheduler_impl::inbox_push(worker& home, tcb* t) {
+  t->next = nullptr;
+  home.inbox_lk.lock();
+  if (home.inbox_tail) home.inbox_tail->next = t; else home.inbox_head = t;
+  home.inbox_tail = t;
+  home.inbox_nonempty.store(true, std::memory_order_release);  // pairs with inbox_pop()
+  home.inbox_lk.unlock();
+  if (current_worker() != &home) wake_worker(home);
+}
+
+void scheduler_impl::wake_worker(worker& v) {
+  fence_seq_cst();  // StoreLoad: the inbox push before the idle check (park_worker re-checks)
+  if (!v.idle.load(std::memory_order_relaxed)) return;
+  {
+    std::lock_guard g(idle_mu);
+    if (!v.idle.load(std::memory_order_relaxed)) return;
+    std::erase(idle_list, &v);
+    v.idle.store(false, std::memory_order_relaxed);
+    nidle.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  nspinning.fetch_add(1, std::memory_order_seq_cst);  // it wakes up spinning
+  unpark(v);
 }
 
 // fair_pick(): every 61st tick (see the top of the file).
@@ -184,6 +224,7 @@ tcb* scheduler_impl::next_local(worker& w) {
     if (!t) {
       w.runnext_streak = 0;
       t = w.deque.take();
+      if (!t && w.inbox_nonempty.load(std::memory_order_relaxed)) t = inbox_pop(w);
       // yield() is "to the back of the queue": what waits in the injection queue goes first.
       if (!t && injection.size_approx() != 0) t = injected_batch(w);
       if (!t && (t = yield_pop(w)) && w.yield_head &&
@@ -209,7 +250,7 @@ void scheduler_impl::launch(worker& w, tcb* t) {
     } else {
       st = stacks.get();
     }
-    stacks_out.fetch_add(1, std::memory_order_relaxed);
+    w.stacks_taken.store(w.stacks_taken.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     t->stk = st;
     context_create(t->ctx, st->lo, st->size, &tasklet_entry, &st->fiber);
   }
@@ -249,8 +290,13 @@ void scheduler_impl::after_switch(worker& w) {
                                           std::memory_order_acq_rel)) {
         return;  // pairs with the acquire in wake()
       }
-      // Woken before it finished parking: it runs again next.
+      // Woken before it finished parking: it runs again next (a pinned one from the inbox,
+      // where no thief looks).
       t->state.store(S_RUNNABLE, std::memory_order_relaxed);
+      if (t->atomic_depth > 0) {
+        inbox_push(w, t);
+        return;
+      }
       tcb* old = w.runnext.exchange(t, std::memory_order_acq_rel);
       if (old) push_local(w, old, true);
       return;
@@ -339,6 +385,17 @@ void scheduler_impl::push_overflow(worker& w, tcb* t) {
 }
 
 tcb* scheduler_impl::find_runnable(worker& w, bool may_park) {
+  tcb* t = search(w, may_park);
+  if (t && w.spinning) {
+    // Found work while spinning: stop, and if we were the last spinner wake another — there
+    // may be more where this came from (Go's resetspinning()).
+    w.spinning = false;
+    if (nspinning.fetch_sub(1, std::memory_order_seq_cst) == 1) wake_one();
+  }
+  return t;
+}
+
+tcb* scheduler_impl::search(worker& w, bool may_park) {
   for (;;) {
     if (stopping.load(std::memory_order_acquire)) return nullptr;
     tcb* t = next_local(w);
@@ -365,35 +422,51 @@ tcb* scheduler_impl::find_runnable(worker& w, bool may_park) {
         }
       }
       if (w.spinning) {
-        for (int round = 0; round < 4 && !t; ++round) {
-          unsigned start = static_cast<unsigned>(next_rand(w) % nworkers);
-          for (unsigned k = 0; k < nworkers && !t; ++k) {
-            worker& v = *workers[(start + k) % nworkers];
-            if (&v == &w) continue;
-            w.steal_attempts.fetch_add(1, std::memory_order_relaxed);
-            tcb* batch[steal_max];
-            std::size_t n = v.deque.steal_half(batch, steal_max);
-            if (n) {
-              t = batch[0];
-              for (std::size_t i = 1; i < n; ++i) w.deque.push(batch[i]);  // ≤ 32 < capacity/2
-              w.steals.fetch_add(n, std::memory_order_relaxed);
-            } else if (round == 3) {
-              t = v.runnext.exchange(nullptr, std::memory_order_acq_rel);
-              if (t) w.steals.fetch_add(1, std::memory_order_relaxed);
-            }
-          }
+        // Spin a bounded time: a worker that parks at once pays (and makes the next publisher
+        // pay) a futex round trip of several µs for every burst of fork/join work.
+        const std::int64_t spin_until = now_ns() + spin_ns;
+        for (int round = 0; !t; ++round) {
+          t = steal_round(w, /*take_runnext=*/round >= 3);
+          if (t || injection.size_approx() != 0 || w.inbox_nonempty.load(std::memory_order_relaxed) ||
+              stopping.load(std::memory_order_relaxed) || (round >= 3 && now_ns() > spin_until))
+            break;
+          for (int i = 0; i < 32; ++i) __builtin_ia32_pause();
         }
         if (t) {
-          w.spinning = false;
-          // The last spinner to find work wakes another: there may be more (Go's resetspinning).
-          if (nspinning.fetch_sub(1, std::memory_order_seq_cst) == 1) wake_one();
           if (claim(t)) return t;
           continue;
         }
+        if (injection.size_approx() != 0 || w.inbox_nonempty.load(std::memory_order_relaxed))
+          continue;  // still spinning: the next pass takes it
       }
     }
     park_worker(w);
   }
+}
+
+// steal_round(): one pass over the other workers, from a random one: half of a deque (≤ 32),
+// or, if allowed, a runnext.
+tcb* scheduler_impl::steal_round(worker& w, bool take_runnext) {
+  unsigned start = static_cast<unsigned>(next_rand(w) % nworkers);
+  for (unsigned k = 0; k < nworkers; ++k) {
+    worker& v = *workers[(start + k) % nworkers];
+    if (&v == &w) continue;
+    w.steal_attempts.fetch_add(1, std::memory_order_relaxed);
+    tcb* batch[steal_max];
+    std::size_t n = v.deque.steal_half(batch, steal_max);
+    if (n) {
+      for (std::size_t i = 1; i < n; ++i) push_local(w, batch[i], false);
+      w.steals.fetch_add(n, std::memory_order_relaxed);
+      return batch[0];
+    }
+    if (take_runnext && v.runnext.load(std::memory_order_relaxed)) {
+      if (tcb* t = v.runnext.exchange(nullptr, std::memory_order_acq_rel)) {
+        w.steals.fetch_add(1, std::memory_order_relaxed);
+        return t;
+      }
+    }
+  }
+  return nullptr;
 }
 
 bool scheduler_impl::work_anywhere() const {

@@ -36,7 +36,9 @@ void sleep_for(std::chrono::duration<Rep, P> d) {
 }
 
 /// atomic is an RAII scope in which the calling tasklet is neither preempted nor migrated to
-/// another worker (Stackless set_atomic). Scopes nest. Recorded now; honoured by preemption.
+/// another worker (Stackless set_atomic). Scopes nest. Inside one the tasklet is pinned: it may
+/// park or yield, and it always resumes on the same worker thread (woken from elsewhere it goes
+/// to that worker's inbox; thieves never take it). Preemption (not built yet) will honour it.
 class atomic {
  public:
   atomic();

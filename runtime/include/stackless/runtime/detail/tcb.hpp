@@ -20,6 +20,7 @@
 namespace stackless::detail {
 
 class scheduler_impl;
+struct worker;
 struct stack;
 struct error_sink;
 class tcb;
@@ -109,6 +110,7 @@ class tcb {
   // Outcome, written by the tasklet before it is marked dead, read after (acquire on state).
   std::exception_ptr error;       // the exception that escaped body()
   bool ended_by_kill = false;     // body() left through tasklet_exit (or never started)
+  bool exit_thrown = false;       // tasklet_exit was thrown in it at least once (own writes)
   bool result_taken = false;      // a move-only result was handed to a joiner
   error_sink* sink = nullptr;     // set when it ended with an error: where to report it
 
@@ -119,7 +121,8 @@ class tcb {
   context ctx;
   stack* stk = nullptr;
   tcb* next = nullptr;            // intrusive link: yield list, inbox
-  int atomic_depth = 0;           // this_tasklet::atomic nesting
+  int atomic_depth = 0;           // this_tasklet::atomic nesting; > 0: pinned to `home`
+  worker* home = nullptr;         // the worker a pinned tasklet must run on
   std::int64_t run_start_ns = 0;  // when it was last switched in
 
   // Registry (all live tasklets of a scheduler), guarded by the registry shard's lock.
