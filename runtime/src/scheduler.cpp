@@ -86,6 +86,8 @@ scheduler_impl::~scheduler_impl() {
   }
   tcb* t;
   while (injection.try_dequeue(t)) release(t);  // cannot happen after shutdown; belt and braces
+  for (timer_entry& e : timers) release(e.t);   // stale entries of ended parks
+  timers.clear();
   sink->release();
 }
 
@@ -223,6 +225,7 @@ void scheduler_impl::finish(worker& w, tcb* t) {
     w.stack_cache.resize(16);
   }
   w.stack_cache.push_back(t->stk);
+  w.stack_cache_size.store(w.stack_cache.size(), std::memory_order_relaxed);
   t->stk = nullptr;
   w.stacks_released.store(w.stacks_released.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   unregister_tasklet(t);
@@ -269,9 +272,42 @@ struct later {
 };
 }  // namespace
 
+namespace {
+// A timer entry is live while the park it belongs to has not ended.
+bool timer_live(const timer_entry& e) {
+  std::uint64_t d = e.t->door.load(std::memory_order_acquire);
+  std::uint64_t phase = d & 3;
+  return (d >> 4) == e.gen && (phase == 1 || phase == 2);
+}
+}  // namespace
+
+std::size_t scheduler_impl::purge_timers_locked() {
+  std::size_t kept = 0;
+  for (timer_entry& e : timers) {
+    if (timer_live(e)) {
+      timers[kept++] = e;
+    } else {
+      release(e.t);
+    }
+  }
+  timers.resize(kept);
+  std::make_heap(timers.begin(), timers.end(), later{});
+  next_deadline_.store(timers.empty() ? INT64_MAX : timers.front().deadline, std::memory_order_release);
+  timers_purge_at = std::max<std::size_t>(64, 2 * kept);
+  return kept;
+}
+
+std::size_t scheduler_impl::live_timers() {
+  std::lock_guard g(timer_mu);
+  return purge_timers_locked();
+}
+
 void scheduler_impl::add_timer(std::int64_t deadline, tcb* t, std::uint64_t gen) {
   acquire(t);
   std::lock_guard g(timer_mu);
+  // Timers are not removed when their park ends early; they are purged in bulk, so the heap
+  // holds at most about twice the live ones.
+  if (timers.size() >= timers_purge_at) purge_timers_locked();
   timers.push_back({deadline, t, gen});
   std::push_heap(timers.begin(), timers.end(), later{});
   next_deadline_.store(timers.front().deadline, std::memory_order_release);
@@ -313,7 +349,8 @@ bool scheduler_impl::quiescent() const {
   if (work_anywhere()) return false;
   for (auto& w : workers)
     if (w->runnext.load(std::memory_order_acquire)) return false;
-  return next_deadline() == INT64_MAX;
+  if (next_deadline() == INT64_MAX) return true;
+  return const_cast<scheduler_impl*>(this)->live_timers() == 0;  // stale entries do not count
 }
 
 std::string scheduler_impl::check_deadlock(std::uint64_t since, const tcb* target,
@@ -482,7 +519,7 @@ scheduler_stats scheduler_impl::stats() const {
   }
   s.stacks_outstanding = taken - released;
   s.stacks_pooled = stacks.pooled();
-  for (auto& w : workers) s.stacks_pooled += w->stack_cache.size();  // racy read; stats only
+  for (auto& w : workers) s.stacks_pooled += w->stack_cache_size.load(std::memory_order_relaxed);
   s.stacks_guarded = stacks.guarded_made();
   s.stacks_unguarded = stacks.unguarded_made();
   return s;

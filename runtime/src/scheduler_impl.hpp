@@ -94,6 +94,7 @@ struct alignas(64) worker {
   std::int64_t slice_ns = 0;    // run_for(): the slice; 0 otherwise
   tcb* overran = nullptr;       // run_for(): the tasklet that overran
   std::vector<stack*> stack_cache;
+  std::atomic<std::size_t> stack_cache_size{0};  // its size, for stats() on other threads
   std::uint64_t id_next = 0, id_end = 0;  // block of tasklet ids
   static constexpr std::size_t alloc_classes = 32;      // control blocks up to 2 KiB
   static constexpr std::size_t alloc_cache_max = 256;   // blocks per class
@@ -166,6 +167,10 @@ class scheduler_impl {
   void add_timer(std::int64_t deadline, tcb* t, std::uint64_t gen);
   std::int64_t next_deadline() const noexcept { return next_deadline_.load(std::memory_order_acquire); }
   bool fire_timers(std::int64_t now);  // true if it woke someone
+  /// purge_timers(): drops entries whose park already ended (they would only fire and lose);
+  /// returns how many live ones remain. Called with timer_mu held.
+  std::size_t purge_timers_locked();
+  std::size_t live_timers();
 
   // Deadlock detection.
   std::uint64_t total_runs() const;
@@ -227,6 +232,7 @@ class scheduler_impl {
 
   mutable std::mutex timer_mu;
   std::vector<timer_entry> timers;  // a min-heap on deadline; guarded by timer_mu
+  std::size_t timers_purge_at = 64;  // guarded by timer_mu
   std::atomic<std::int64_t> next_deadline_{INT64_MAX};
 
   std::mutex deadlock_mu;

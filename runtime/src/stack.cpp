@@ -82,7 +82,7 @@ stack* stack_pool::get() {
     g.lock();
     if (s) {
       guarded_all_.push_back(s);
-      ++guarded_made_;
+      guarded_made_.fetch_add(1, std::memory_order_relaxed);
       return s;
     }
   }
@@ -114,7 +114,7 @@ stack* stack_pool::carve_slab() {
   }
   stack* s = slab_free_.back();
   slab_free_.pop_back();
-  ++unguarded_made_;
+  unguarded_made_.fetch_add(1, std::memory_order_relaxed);
   return s;
 }
 

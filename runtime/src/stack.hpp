@@ -17,6 +17,7 @@
 // handler on an alternate signal stack (install_overflow_handler, thread_altstack).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -53,8 +54,8 @@ class stack_pool {
 
   std::size_t usable_size() const noexcept { return size_; }
   std::uint64_t pooled() const;
-  std::uint64_t guarded_made() const noexcept { return guarded_made_; }
-  std::uint64_t unguarded_made() const noexcept { return unguarded_made_; }
+  std::uint64_t guarded_made() const noexcept { return guarded_made_.load(std::memory_order_relaxed); }
+  std::uint64_t unguarded_made() const noexcept { return unguarded_made_.load(std::memory_order_relaxed); }
 
  private:
   stack* map_guarded();
@@ -68,7 +69,7 @@ class stack_pool {
   std::vector<char*> slabs_;         // guarded by mu_
   std::vector<stack*> slab_free_;    // carved, never used; guarded by mu_
   std::vector<stack*> guarded_all_;  // every live guarded mapping, for the destructor; mu_
-  std::uint64_t guarded_made_ = 0, unguarded_made_ = 0;  // mu_
+  std::atomic<std::uint64_t> guarded_made_{0}, unguarded_made_{0};  // written under mu_
 };
 
 /// install_overflow_handler() installs (once per process) the SIGSEGV handler that names the

@@ -247,6 +247,7 @@ void scheduler_impl::launch(worker& w, tcb* t) {
     if (!w.stack_cache.empty()) {
       st = w.stack_cache.back();
       w.stack_cache.pop_back();
+      w.stack_cache_size.store(w.stack_cache.size(), std::memory_order_relaxed);
     } else {
       st = stacks.get();
     }
