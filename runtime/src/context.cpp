@@ -7,7 +7,7 @@
 //
 // A jump hands the resumed side a transfer {fctx of the side that just suspended, data}. The
 // suspended side's fctx must be stored back into *its* context record, and only the resumed side
-// knows it: so every jump carries a `message` naming the suspending context.
+// knows it: so every jump carries a pointer to the suspending context record.
 //
 // Sanitizers: fcontext has no sanitizer hooks of its own, so this file does the bookkeeping.
 //  - ASan: __sanitizer_start_switch_fiber(&fake, to_bottom, to_size) right before the jump,
@@ -77,31 +77,30 @@ inline void swap_eh(context& from, context& to) noexcept {
   g->uncaught = to.eh_uncaught;
 }
 
-struct message {
-  context* from;
-  void* arg;
-  void (*entry)(void*);  // first switch into a new context only
-};
+// A jump carries a pointer to the suspending side's context record: the resumed side stores the
+// suspender's new fctx there and reads the argument. The record lives in a tcb or a worker, never
+// on a stack: under ASan with detect_stack_use_after_return locals live in "fake" frames, which
+// are freed at the exiting switch of a dying tasklet — before the other side could read them.
 
 // Runs on the resumed side, first thing after a jump returns.
 inline void* arrive(bctx::transfer_t t, context& self) noexcept {
-  auto* m = static_cast<message*>(t.data);
-  m->from->fctx = t.fctx;
+  auto* from = static_cast<context*>(t.data);
+  from->fctx = t.fctx;
 #ifdef STACKLESS_ASAN
   __sanitizer_finish_switch_fiber(self.asan_fake, nullptr, nullptr);
 #else
   (void)self;
 #endif
-  return m->arg;
+  return from->xfer_arg;
 }
 
 void trampoline(bctx::transfer_t t) noexcept {
-  auto* m = static_cast<message*>(t.data);
-  m->from->fctx = t.fctx;
+  auto* from = static_cast<context*>(t.data);
+  from->fctx = t.fctx;
 #ifdef STACKLESS_ASAN
   __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
-  m->entry(m->arg);
+  from->xfer_entry(from->xfer_arg);
   __builtin_unreachable();  // entry ends with an exiting switch
 }
 
@@ -152,7 +151,8 @@ void context_fiber_free(void* fiber) noexcept {
 }
 
 void* context_switch(context& from, context& to, void* arg, bool exiting) noexcept {
-  message m{&from, arg, to.entry};
+  from.xfer_arg = arg;
+  from.xfer_entry = to.entry;
   swap_eh(from, to);
   to.entry = nullptr;  // only the first switch into a new context starts it
 #ifdef STACKLESS_ASAN
@@ -163,7 +163,7 @@ void* context_switch(context& from, context& to, void* arg, bool exiting) noexce
 #ifdef STACKLESS_TSAN_ON
   __tsan_switch_to_fiber(to.tsan_fiber, 0);
 #endif
-  bctx::transfer_t t = bctx::jump_fcontext(to.fctx, &m);
+  bctx::transfer_t t = bctx::jump_fcontext(to.fctx, &from);
   return arrive(t, from);
 }
 

@@ -64,6 +64,8 @@ struct context {
   void* tsan_fiber = nullptr;
   void* asan_fake = nullptr;
   void (*entry)(void*) = nullptr;  // set until the first switch into a new context
+  void* xfer_arg = nullptr;        // what a switch away from this context hands the other side
+  void (*xfer_entry)(void*) = nullptr;
   void* eh_caught = nullptr;       // the C++ runtime's per-thread exception state, kept per
   unsigned eh_uncaught = 0;        //   context (a tasklet may park inside a catch block)
 };
