@@ -106,9 +106,9 @@ void scheduler_impl::start_threads() {
 void scheduler_impl::ensure_started() {
   if (mode.load(std::memory_order_acquire) != M_UNOWNED) return;
   std::lock_guard g(lifecycle_mu);
-  int m = M_UNOWNED;
-  if (mode.load() == M_UNOWNED && !stopping.load()) start_threads();
-  (void)m;
+  if (stopping.load()) return;
+  int m = M_UNOWNED;  // a CAS: run()/run_for() may be taking worker 0 for a pump right now
+  if (mode.compare_exchange_strong(m, M_THREADED, std::memory_order_acq_rel)) start_threads();
 }
 
 // ---- submitting and waking -------------------------------------------------------------------
