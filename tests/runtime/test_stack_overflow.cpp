@@ -1,0 +1,104 @@
+// test_stack_overflow.cpp — a tasklet that overflows its guarded stack hits the guard page; the
+// runtime's handler (on an alternate signal stack) prints "stack overflow" with the tasklet's id,
+// name and stack size, and aborts — instead of a bare SIGSEGV. Death tests.
+//
+// Under ASan (STACKLESS_SANITIZED without STACKLESS_TSAN) ASan's own SEGV handler may report the
+// overflow first, as "stack-overflow"; under TSan either text is accepted.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fixture.hpp"
+
+namespace {
+
+using namespace stackless_test;
+
+#if defined(STACKLESS_SANITIZED)
+// Either our handler's message or the sanitizer's ("AddressSanitizer: stack-overflow").
+constexpr const char* kOverflow = "stack.overflow";
+constexpr const char* kOverflowNamed = "stack.overflow";
+#else
+constexpr const char* kOverflow = "stack overflow";
+// Our handler names the tasklet; in either order relative to the words "stack overflow".
+constexpr const char* kOverflowNamed =
+    "(stack overflow(.|\n)*deep-diver)|(deep-diver(.|\n)*stack overflow)";
+#endif
+
+/// dive() recurses `depth` levels, each with a 1 KiB frame the compiler cannot elide: the volatile
+/// array is written and read back after the call, so the call is not a tail call.
+[[gnu::noinline]] std::uint64_t dive(std::uint64_t depth) {
+  volatile char frame[1024];
+  frame[0] = static_cast<char>(depth);
+  frame[sizeof frame - 1] = static_cast<char>(depth >> 8);
+  if (depth == 0) return frame[0];
+  const std::uint64_t below = dive(depth - 1);
+  return below + static_cast<unsigned char>(frame[0]) + static_cast<unsigned char>(frame[sizeof frame - 1]);
+}
+
+stackless::options small_stacks(unsigned workers) {
+  stackless::options o;
+  o.workers = workers;
+  o.stack_size = 64 * 1024;
+  return o;
+}
+
+/// overflow() runs a tasklet that dives far deeper than 64 KiB (1 GiB of frames) and joins it.
+void overflow(unsigned workers) {
+  stackless::scheduler s(small_stacks(workers));
+  auto t = s.spawn([] {
+    stackless::this_tasklet::current().set_name("deep-diver");  // before it can overflow
+    return dive(std::uint64_t{1} << 20);
+  });
+  std::printf("joined: %llu\n", static_cast<unsigned long long>(t.join()));  // never
+}
+
+class StackOverflowDeathTest : public ::testing::TestWithParam<unsigned> {};
+INSTANTIATE_TEST_SUITE_P(Workers, StackOverflowDeathTest, ::testing::Values(1u, 2u, 4u),
+                         worker_count_name);
+
+TEST_P(StackOverflowDeathTest, GuardPageHitPrintsAMessageAndAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(overflow(GetParam()), kOverflow);
+}
+
+TEST_P(StackOverflowDeathTest, MessageNamesTheTasklet) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(overflow(GetParam()), kOverflowNamed);
+}
+
+// Using most of a small stack is fine: 32 levels of 1 KiB frames in 64 KiB.
+class StackUseTest : public runtime_test {};
+STACKLESS_INSTANTIATE_WORKERS(StackUseTest);
+
+TEST_P(StackUseTest, DeepButBoundedRecursionFits) {
+  auto o = opts();
+  o.stack_size = 64 * 1024;
+  auto& s = sched(std::move(o));
+  std::vector<stackless::tasklet<std::uint64_t>> ts;
+  for (int i = 0; i < 16; ++i) ts.push_back(s.spawn([] { return dive(32); }));
+  const std::uint64_t expect = dive(32);
+  for (auto& t : ts) EXPECT_EQ(t.join(), expect);
+}
+
+// Stacks are reused: many sequential tasklets that touch their stacks do not leave stacks
+// outstanding, and the pool holds some for reuse.
+TEST_P(StackUseTest, StacksGoBackToThePool) {
+  auto o = opts();
+  o.stack_size = 64 * 1024;
+  auto& s = sched(std::move(o));
+  for (int round = 0; round < 20; ++round) {
+    std::vector<stackless::tasklet<std::uint64_t>> ts;
+    for (int i = 0; i < 50; ++i) ts.push_back(s.spawn([] { return dive(16); }));
+    for (auto& t : ts) t.join();
+  }
+  s.drain();
+  const auto st = s.stats();
+  EXPECT_EQ(st.stacks_outstanding, 0u) << describe(st);
+  EXPECT_EQ(st.live, 0u) << describe(st);
+  EXPECT_GT(st.stacks_pooled, 0u) << "finished tasklets' stacks are kept for reuse: " << describe(st);
+  EXPECT_LT(st.stacks_guarded + st.stacks_unguarded, 20u * 50u)
+      << "20 sequential batches of 50 should reuse stacks: " << describe(st);
+}
+
+}  // namespace
