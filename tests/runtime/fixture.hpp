@@ -18,7 +18,10 @@
 // Tests never assert timing; every timeout here is only a guard against hangs.
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -35,10 +38,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include "park.hpp"
 #include "stackless/runtime.hpp"
@@ -122,7 +121,8 @@ inline std::uint64_t rss_bytes() {
 /// the lock (or the process) goes.
 class big_memory_lock {
  public:
-  big_memory_lock() : fd_(::open("/tmp/stackless-tests-big-memory.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666)) {
+  big_memory_lock()
+      : fd_(::open("/tmp/stackless-tests-big-memory.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666)) {
     if (fd_ >= 0) {
       while (::flock(fd_, LOCK_EX) != 0) {
       }
@@ -154,8 +154,8 @@ inline void relax() {
 /// `what`, the `dump` and aborts — a failing test with a dump instead of a CI job that hangs.
 class watchdog {
  public:
-  watchdog(std::string what, std::chrono::milliseconds stall, std::function<std::uint64_t()> progress,
-           std::function<std::string()> dump = {})
+  watchdog(std::string what, std::chrono::milliseconds stall,
+           std::function<std::uint64_t()> progress, std::function<std::string()> dump = {})
       : what_(std::move(what)),
         stall_(stall),
         progress_(std::move(progress)),
@@ -433,6 +433,6 @@ inline std::string worker_count_name(const ::testing::TestParamInfo<unsigned>& i
 }  // namespace stackless_test
 
 /// STACKLESS_INSTANTIATE_WORKERS(Suite) runs the TEST_Ps of Suite over workers ∈ {1, 2, 4}.
-#define STACKLESS_INSTANTIATE_WORKERS(suite)                                           \
-  INSTANTIATE_TEST_SUITE_P(Workers, suite, ::testing::Values(1u, 2u, 4u),              \
+#define STACKLESS_INSTANTIATE_WORKERS(suite)                              \
+  INSTANTIATE_TEST_SUITE_P(Workers, suite, ::testing::Values(1u, 2u, 4u), \
                            ::stackless_test::worker_count_name)

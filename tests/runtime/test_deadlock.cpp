@@ -149,7 +149,8 @@ TEST_P(DeadlockTest, LongChainAcrossWorkers) {
   const int n = 16;
   std::vector<tasklet<void>> chain;
   chain.push_back(s.spawn([] { park_forever("chain-end"); }));
-  for (int i = 1; i < n; ++i) chain.push_back(s.spawn([prev = chain.back()]() mutable { prev.join(); }));
+  for (int i = 1; i < n; ++i)
+    chain.push_back(s.spawn([prev = chain.back()]() mutable { prev.join(); }));
   std::string what;
   try {
     chain.back().join();
@@ -201,8 +202,9 @@ TEST_P(DeadlockTest, DetectedAfterTimedWaitsThatEndedEarly) {
   ASSERT_TRUE(wait_until([&] { return sleeper.blocked(); }));
   sleeper.kill();
   std::atomic<std::uint64_t> done{0};
-  watchdog w("deadlock detection after early-ended timed waits", 30s, [&] { return done.load(); },
-             [&] { return describe(s.stats()); });
+  watchdog w(
+      "deadlock detection after early-ended timed waits", 30s, [&] { return done.load(); },
+      [&] { return describe(s.stats()); });
   auto t = s.spawn([] { park_forever("test-door"); });
   EXPECT_THROW(t.join(), deadlock_error);
   done = 1;

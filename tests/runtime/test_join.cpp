@@ -102,11 +102,13 @@ TEST_P(JoinTest, ManyJoinersAllSeeTheValue) {
   });
   // Tasklet joiners…
   std::vector<tasklet<std::string>> joiners;
-  for (int i = 0; i < 8; ++i) joiners.push_back(sched().spawn([target]() mutable { return target.join(); }));
+  for (int i = 0; i < 8; ++i)
+    joiners.push_back(sched().spawn([target]() mutable { return target.join(); }));
   // …and plain-thread joiners.
   std::vector<std::string> seen(4);
   std::vector<std::thread> threads;
-  for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { seen[i] = tasklet<std::string>(target).join(); });
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] { seen[i] = tasklet<std::string>(target).join(); });
   ASSERT_TRUE(wait_until([&] { return d.occupied(); }));
   d.open();
   for (auto& j : joiners) EXPECT_EQ(j.join(), "shared");
@@ -217,7 +219,8 @@ TEST_P(JoinTest, ExceptionOfADetachedTaskletGoesToOnError) {
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].id, id.load());
   EXPECT_EQ(reports[0].name, "lonely");
-  EXPECT_NE(report_text(reports[0]).find("detached boom"), std::string::npos) << report_text(reports[0]);
+  EXPECT_NE(report_text(reports[0]).find("detached boom"), std::string::npos)
+      << report_text(reports[0]);
   ASSERT_TRUE(reports[0].error);
   EXPECT_THROW(std::rethrow_exception(reports[0].error), std::runtime_error);
 }
@@ -242,7 +245,8 @@ TEST_P(JoinTest, UnjoinedExceptionIsReportedWhenTheLastHandleDrops) {
   sched().drain();
   auto reports = errors_.take();
   ASSERT_EQ(reports.size(), 1u);
-  EXPECT_NE(report_text(reports[0]).find("never joined"), std::string::npos) << report_text(reports[0]);
+  EXPECT_NE(report_text(reports[0]).find("never joined"), std::string::npos)
+      << report_text(reports[0]);
 }
 
 TEST_P(JoinTest, JoinAcrossManyTasklets) {

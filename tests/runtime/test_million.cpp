@@ -18,15 +18,17 @@ const std::size_t kMillion = scaled(1'000'000, 20'000, 2'000);
 void report_rss(const char* what, std::size_t n, std::uint64_t before, std::uint64_t after,
                 const stackless::scheduler_stats& st) {
   const double per = n ? static_cast<double>(after > before ? after - before : 0) / n : 0.0;
-  std::printf("[ million  ] %s: %zu live tasklets, RSS %.1f MiB (+%.1f MiB, %.0f bytes/tasklet); "
-              "stacks guarded=%llu unguarded=%llu\n",
-              what, n, after / 1048576.0, (after - before) / 1048576.0, per,
-              static_cast<unsigned long long>(st.stacks_guarded),
-              static_cast<unsigned long long>(st.stacks_unguarded));
+  std::printf(
+      "[ million  ] %s: %zu live tasklets, RSS %.1f MiB (+%.1f MiB, %.0f bytes/tasklet); "
+      "stacks guarded=%llu unguarded=%llu\n",
+      what, n, after / 1048576.0, (after - before) / 1048576.0, per,
+      static_cast<unsigned long long>(st.stacks_guarded),
+      static_cast<unsigned long long>(st.stacks_unguarded));
   std::fflush(stdout);
   ::testing::Test::RecordProperty("live_tasklets", std::to_string(n));
   ::testing::Test::RecordProperty("rss_bytes", std::to_string(after));
-  ::testing::Test::RecordProperty("rss_bytes_per_tasklet", std::to_string(static_cast<long long>(per)));
+  ::testing::Test::RecordProperty("rss_bytes_per_tasklet",
+                                  std::to_string(static_cast<long long>(per)));
   ::testing::Test::RecordProperty("stacks_unguarded", std::to_string(st.stacks_unguarded));
 }
 
@@ -58,8 +60,9 @@ TEST_P(MillionTest, AMillionParkedTaskletsThenKillThemAll) {
   });
   for (std::size_t i = n / 2; i < n; ++i) ts.push_back(s.spawn(body));
   {
-    watchdog w("parking a million tasklets", 60s, [&] { return parked.load(); },
-               [&] { return describe(s.stats()); });
+    watchdog w(
+        "parking a million tasklets", 60s, [&] { return parked.load(); },
+        [&] { return describe(s.stats()); });
     ASSERT_TRUE(wait_until([&] { return parked.load() == n; }, 3600s));
   }
   const auto st = s.stats();
@@ -74,8 +77,10 @@ TEST_P(MillionTest, AMillionParkedTaskletsThenKillThemAll) {
   // Kill them all: pending kills from here, then wait for the end.
   for (auto& t : ts) t.kill(true);
   {
-    watchdog w("killing a million tasklets", 60s, [&] { return static_cast<std::uint64_t>(unwound.load()); },
-               [&] { return describe(s.stats()); });
+    watchdog w(
+        "killing a million tasklets", 60s,
+        [&] { return static_cast<std::uint64_t>(unwound.load()); },
+        [&] { return describe(s.stats()); });
     s.drain();
   }
   EXPECT_EQ(unwound.load(), static_cast<int>(n));
@@ -106,8 +111,9 @@ TEST(MillionShutdown, ShutdownKillsAMillionParkedTasklets) {
     }
   });
   {
-    watchdog w("parking a million tasklets", 60s, [&] { return parked.load(); },
-               [&] { return describe(s.stats()); });
+    watchdog w(
+        "parking a million tasklets", 60s, [&] { return parked.load(); },
+        [&] { return describe(s.stats()); });
     ASSERT_TRUE(wait_until([&] { return parked.load() == n; }, 3600s));
   }
   EXPECT_EQ(s.stats().live, n);

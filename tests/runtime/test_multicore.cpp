@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iterator>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -51,7 +51,8 @@ class MulticoreTest : public runtime_test {
   void exactly_once(stackless::scheduler& s, std::size_t n, bool flat) {
     std::vector<std::atomic<std::uint8_t>> slots(n);
     std::atomic<std::uint64_t> done{0};
-    watchdog w("exactly-once", 30s, [&] { return done.load(); }, [&] { return describe(s.stats()); });
+    watchdog w(
+        "exactly-once", 30s, [&] { return done.load(); }, [&] { return describe(s.stats()); });
     s.block_on([&] {
       if (flat) {
         for (std::size_t i = 0; i < n; ++i) {
@@ -82,7 +83,8 @@ class MulticoreTest : public runtime_test {
         if (!bad++) first_bad = i;
       }
     }
-    EXPECT_EQ(bad, 0u) << "slot " << first_bad << " ran " << int(slots[first_bad].load()) << " times";
+    EXPECT_EQ(bad, 0u) << "slot " << first_bad << " ran " << int(slots[first_bad].load())
+                       << " times";
     EXPECT_EQ(done.load(), n);
     const auto st = s.stats();
     EXPECT_EQ(st.live, 0u) << describe(st);
@@ -139,7 +141,8 @@ TEST_P(MulticoreTest, ParallelFibsFromPlainThreads) {
 
 /// ping_pong() plays `rounds` round trips between two tasklets, each parking on its door and
 /// waking the other's; `progress` counts completed rounds.
-void ping_pong(stackless::scheduler& s, std::uint64_t rounds, std::atomic<std::uint64_t>& progress) {
+void ping_pong(stackless::scheduler& s, std::uint64_t rounds,
+               std::atomic<std::uint64_t>& progress) {
   door ping_d, pong_d;
   auto pong = s.spawn([&] {
     for (std::uint64_t r = 0; r < rounds; ++r) {
@@ -162,7 +165,8 @@ TEST_P(MulticoreTest, PingPongAHundredThousandRoundTrips) {
   auto& s = sched();
   const std::uint64_t rounds = scaled(100'000, 10'000);
   std::atomic<std::uint64_t> progress{0};
-  watchdog w("ping-pong", 30s, [&] { return progress.load(); }, [&] { return describe(s.stats()); });
+  watchdog w(
+      "ping-pong", 30s, [&] { return progress.load(); }, [&] { return describe(s.stats()); });
   ping_pong(s, rounds, progress);
   EXPECT_EQ(progress.load(), rounds);
 }
@@ -172,7 +176,8 @@ TEST_P(MulticoreTest, ManyPingPongPairsAtOnce) {
   const std::uint64_t rounds = scaled(10'000, 1'000);
   const int pairs = 8;
   std::atomic<std::uint64_t> progress{0};
-  watchdog w("ping-pong pairs", 30s, [&] { return progress.load(); }, [&] { return describe(s.stats()); });
+  watchdog w(
+      "ping-pong pairs", 30s, [&] { return progress.load(); }, [&] { return describe(s.stats()); });
   std::vector<std::thread> drivers;
   for (int p = 0; p < pairs; ++p) drivers.emplace_back([&] { ping_pong(s, rounds, progress); });
   for (auto& d : drivers) d.join();
@@ -191,8 +196,9 @@ TEST_P(MulticoreTest, PingPongWithFourSlotQueuesAndNoise) {
     }));
   }
   {
-    watchdog w("ping-pong with noise", 30s, [&] { return progress.load(); },
-               [&] { return describe(s.stats()); });
+    watchdog w(
+        "ping-pong with noise", 30s, [&] { return progress.load(); },
+        [&] { return describe(s.stats()); });
     ping_pong(s, rounds, progress);
   }
   stop = true;
@@ -205,8 +211,11 @@ TEST_P(MulticoreTest, PingPongPairCannotStarveTheQueue) {
   auto& s = sched();
   std::atomic<std::uint64_t> progress{0}, finished{0};
   // A deadline, not a stall detector: the pair makes progress even while the rest starves.
-  watchdog w("runnext starvation", 30s, [&] { return finished.load(); },
-             [&] { return "pair rounds: " + std::to_string(progress.load()) + "\n" + describe(s.stats()); });
+  watchdog w(
+      "runnext starvation", 30s, [&] { return finished.load(); },
+      [&] {
+        return "pair rounds: " + std::to_string(progress.load()) + "\n" + describe(s.stats());
+      });
   s.block_on([&] {
     door a_d, b_d;
     std::atomic<bool> stop{false}, a_done{false};
@@ -252,16 +261,20 @@ TEST_P(MulticoreTest, ShutdownWithTaskletsRunningOnEveryWorker) {
     });
   }
   ASSERT_TRUE(wait_until([&] { return started.load() == n; }));
-  const bool all_busy = wait_until([&] {
-    const auto st = s.stats();
-    for (const auto& w : st.workers)
-      if (w.runs == 0) return false;
-    return true;
-  }, 30s);
+  const bool all_busy = wait_until(
+      [&] {
+        const auto st = s.stats();
+        for (const auto& w : st.workers)
+          if (w.runs == 0) return false;
+        return true;
+      },
+      30s);
   EXPECT_TRUE(all_busy) << "not every worker ran a tasklet: " << describe(s.stats());
   {
-    watchdog w("shutdown with running tasklets", 30s, [&] { return static_cast<std::uint64_t>(unwound.load()); },
-               [&] { return describe(s.stats()); });
+    watchdog w(
+        "shutdown with running tasklets", 30s,
+        [&] { return static_cast<std::uint64_t>(unwound.load()); },
+        [&] { return describe(s.stats()); });
     expect_clean(s);
   }
   EXPECT_EQ(unwound.load(), n);
@@ -271,7 +284,9 @@ TEST_P(MulticoreTest, SpawnsAfterIdlePeriodsAreNeverLost) {
   auto& s = sched();
   const int rounds = static_cast<int>(scaled(2000, 200));
   std::atomic<std::uint64_t> progress{0};
-  watchdog w("spawn after idle", 30s, [&] { return progress.load(); }, [&] { return describe(s.stats()); });
+  watchdog w(
+      "spawn after idle", 30s, [&] { return progress.load(); },
+      [&] { return describe(s.stats()); });
   for (int r = 0; r < rounds; ++r) {
     if (r % 50 == 0) std::this_thread::sleep_for(2ms);  // let the workers park
     EXPECT_EQ(s.block_on([r] { return r; }), r);
@@ -341,7 +356,8 @@ std::uint64_t threads_cpu_ns(const std::string& prefix, int& count) {
         break;
       }
     }
-    total += (utime + stime) * (1'000'000'000ull / static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK)));
+    total +=
+        (utime + stime) * (1'000'000'000ull / static_cast<std::uint64_t>(::sysconf(_SC_CLK_TCK)));
   }
   ::closedir(d);
   return total;
@@ -360,7 +376,8 @@ TEST_P(MulticoreTest, AnIdleSchedulerBurnsNoCpu) {
   std::this_thread::sleep_for(100ms);  // spinning workers give up and park
   int count = 0;
   const auto before = threads_cpu_ns("idlecpu-", count);
-  EXPECT_EQ(count, static_cast<int>(workers())) << "worker threads are named idlecpu-0, idlecpu-1, …";
+  EXPECT_EQ(count, static_cast<int>(workers()))
+      << "worker threads are named idlecpu-0, idlecpu-1, …";
   std::this_thread::sleep_for(200ms);
   const auto after = threads_cpu_ns("idlecpu-", count);
   const double ms = (after - before) / 1e6;

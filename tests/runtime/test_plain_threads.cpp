@@ -178,8 +178,9 @@ TEST_P(PlainThreadsTest, PlainThreadAndTaskletPingPong) {
       pongs.notify_one();
     }
   });
-  watchdog w("plain-thread ping-pong", 30s, [&] { return pongs.load(); },
-             [&] { return describe(s.stats()); });
+  watchdog w(
+      "plain-thread ping-pong", 30s, [&] { return pongs.load(); },
+      [&] { return describe(s.stats()); });
   for (std::uint64_t r = 1; r <= rounds; ++r) {
     EXPECT_TRUE(d.open());
     std::uint64_t seen = pongs.load();
@@ -197,8 +198,9 @@ TEST_P(PlainThreadsTest, ManyPlainThreadsWakeTheirTasklets) {
   auto& s = sched();
   const std::uint64_t rounds = scaled(5'000, 500);
   std::atomic<std::uint64_t> progress{0};
-  watchdog w("plain-thread wakes", 30s, [&] { return progress.load(); },
-             [&] { return describe(s.stats()); });
+  watchdog w(
+      "plain-thread wakes", 30s, [&] { return progress.load(); },
+      [&] { return describe(s.stats()); });
   std::vector<std::thread> threads;
   for (int k = 0; k < kThreads; ++k) {
     threads.emplace_back([&] {

@@ -34,7 +34,8 @@ class RunForTest : public ::testing::Test {
   }
   void TearDown() override {
     expect_clean(*s_);
-    for (const auto& r : errors_.take()) ADD_FAILURE() << "unexpected on_error report: " << report_text(r);
+    for (const auto& r : errors_.take())
+      ADD_FAILURE() << "unexpected on_error report: " << report_text(r);
   }
   stackless::scheduler& s() { return *s_; }
 
@@ -103,7 +104,7 @@ TEST_F(RunForTest, RunForReturnsTheTaskletThatOverranItsSlice) {
   std::atomic<int> stage{0};
   auto hog = s().spawn([&] {
     stage = 1;
-    busy(30ms);  // ≫ the 1 ms slice, without switching
+    busy(30ms);             // ≫ the 1 ms slice, without switching
     this_tasklet::yield();  // the overrun is noticed here
     stage = 2;
     this_tasklet::yield();
@@ -206,7 +207,8 @@ TEST_F(RunForTest, DetachedExceptionsInPumpModeGoToOnError) {
   EXPECT_FALSE(s().run_for(30s));
   auto reports = errors_.take();
   ASSERT_EQ(reports.size(), 1u);
-  EXPECT_NE(report_text(reports[0]).find("pumped failure"), std::string::npos) << report_text(reports[0]);
+  EXPECT_NE(report_text(reports[0]).find("pumped failure"), std::string::npos)
+      << report_text(reports[0]);
 }
 
 TEST_F(RunForTest, TaskletsSpawnedDuringThePumpRunInIt) {

@@ -23,7 +23,9 @@ stackless::options with_workers(unsigned w) {
 
 /// start() makes sure s has its worker thread(s): with workers = 1 none starts before a plain
 /// thread first waits, and these tests poll from plain threads.
-void start(stackless::scheduler& s) { s.block_on([] {}); }
+void start(stackless::scheduler& s) {
+  s.block_on([] {});
+}
 
 class SchedulersTest : public ::testing::TestWithParam<unsigned> {
  protected:
@@ -159,7 +161,8 @@ TEST_P(SchedulersTest, SpawnFromADyingTaskletDuringShutdownNeverRuns) {
   expect_clean(s);
   EXPECT_FALSE(threw.load()) << "spawn() inside a dying tasklet threw";
   EXPECT_TRUE(spawned.load());
-  EXPECT_FALSE(child_ran.load()) << "a tasklet spawned during shutdown must come back already killed";
+  EXPECT_FALSE(child_ran.load())
+      << "a tasklet spawned during shutdown must come back already killed";
 }
 
 TEST_P(SchedulersTest, TwoSchedulersAtOnce) {
@@ -268,7 +271,8 @@ TEST(SchedulerWorkers, JoinFromAnotherSchedulerStartsAPumpModeScheduler) {
   try {
     EXPECT_EQ(s1.block_on([b]() mutable { return b.join() + 1; }), 42);
   } catch (const stackless::deadlock_error& e) {
-    ADD_FAILURE() << "a runnable tasklet of another scheduler was reported as a deadlock: " << e.what();
+    ADD_FAILURE() << "a runnable tasklet of another scheduler was reported as a deadlock: "
+                  << e.what();
   }
   expect_clean(s1);
   expect_clean(s2);

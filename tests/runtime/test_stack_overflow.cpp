@@ -33,7 +33,8 @@ constexpr const char* kOverflowNamed =
   frame[sizeof frame - 1] = static_cast<char>(depth >> 8);
   if (depth == 0) return frame[0];
   const std::uint64_t below = dive(depth - 1);
-  return below + static_cast<unsigned char>(frame[0]) + static_cast<unsigned char>(frame[sizeof frame - 1]);
+  return below + static_cast<unsigned char>(frame[0]) +
+         static_cast<unsigned char>(frame[sizeof frame - 1]);
 }
 
 stackless::options small_stacks(unsigned workers) {
@@ -96,7 +97,8 @@ TEST_P(StackUseTest, StacksGoBackToThePool) {
   const auto st = s.stats();
   EXPECT_EQ(st.stacks_outstanding, 0u) << describe(st);
   EXPECT_EQ(st.live, 0u) << describe(st);
-  EXPECT_GT(st.stacks_pooled, 0u) << "finished tasklets' stacks are kept for reuse: " << describe(st);
+  EXPECT_GT(st.stacks_pooled, 0u) << "finished tasklets' stacks are kept for reuse: "
+                                  << describe(st);
   EXPECT_LT(st.stacks_guarded + st.stacks_unguarded, 20u * 50u)
       << "20 sequential batches of 50 should reuse stacks: " << describe(st);
 }

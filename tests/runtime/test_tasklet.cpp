@@ -203,7 +203,8 @@ TEST_P(TaskletTest, EmptyHandleOperationsThrowUsageError) {
   EXPECT_THROW(empty.join(), usage_error);
   EXPECT_THROW(empty.join_for(1ms), usage_error);
   EXPECT_THROW(empty.kill(), usage_error);
-  EXPECT_THROW(empty.raise_exception(std::make_exception_ptr(std::runtime_error("x"))), usage_error);
+  EXPECT_THROW(empty.raise_exception(std::make_exception_ptr(std::runtime_error("x"))),
+               usage_error);
   EXPECT_THROW(empty.pause(), usage_error);
   EXPECT_THROW(empty.resume(), usage_error);
   EXPECT_THROW(empty.id(), usage_error);
