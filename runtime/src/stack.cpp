@@ -36,11 +36,17 @@ long guard_budget() {
   return budget;
 }
 
+// The descriptor sits in the top 128 bytes of the region; the last 8 bytes of the region are the
+// canary of the slab stack above it (see stack.hpp).
+stack* descriptor_of(char* lo, std::size_t total) {
+  auto top = reinterpret_cast<std::uintptr_t>(lo + total - 64 - sizeof(stack)) & ~std::uintptr_t{63};
+  return reinterpret_cast<stack*>(top);
+}
+
 stack* describe(char* lo, std::size_t total, bool guarded) {
-  // The descriptor at the top, 64-byte aligned; the usable stack ends below it.
-  auto top = reinterpret_cast<std::uintptr_t>(lo + total - sizeof(stack)) & ~std::uintptr_t{63};
-  auto* s = new (reinterpret_cast<void*>(top)) stack{lo, top - reinterpret_cast<std::uintptr_t>(lo), guarded};
-  if (!guarded) std::memcpy(lo, &stack_canary, sizeof stack_canary);
+  stack* d = descriptor_of(lo, total);
+  auto* s = new (d) stack{lo, static_cast<std::size_t>(reinterpret_cast<char*>(d) - lo), guarded};
+  if (!guarded) std::memcpy(lo - sizeof stack_canary, &stack_canary, sizeof stack_canary);
   return s;
 }
 
@@ -58,14 +64,10 @@ stack_pool::~stack_pool() {
     munmap(s->lo - page_, size_ + page_);
     g_guarded_live.fetch_sub(1, std::memory_order_relaxed);
   }
-  const std::size_t stride = size_ + page_;
   for (char* slab : slabs_) {
-    for (std::size_t i = 0; i < slab_stacks; ++i) {  // the descriptor sits at the same offset in each
-      auto* lo = slab + i * stride + page_;
-      auto top = reinterpret_cast<std::uintptr_t>(lo + size_ - sizeof(stack)) & ~std::uintptr_t{63};
-      context_fiber_free(reinterpret_cast<stack*>(top)->fiber);
-    }
-    munmap(slab, slab_stacks * stride);
+    for (std::size_t i = 0; i < slab_stacks; ++i)
+      context_fiber_free(descriptor_of(slab + page_ + i * size_, size_)->fiber);
+    munmap(slab, page_ + slab_stacks * size_);
   }
 }
 
@@ -104,13 +106,12 @@ stack* stack_pool::map_guarded() {
 // Called with mu_ held.
 stack* stack_pool::carve_slab() {
   if (slab_free_.empty()) {
-    const std::size_t stride = size_ + page_;
-    void* m = mmap(nullptr, slab_stacks * stride, PROT_READ | PROT_WRITE,
+    void* m = mmap(nullptr, page_ + slab_stacks * size_, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED) throw std::bad_alloc();
     slabs_.push_back(static_cast<char*>(m));
     for (std::size_t i = slab_stacks; i-- > 0;)
-      slab_free_.push_back(describe(static_cast<char*>(m) + i * stride + page_, size_, false));
+      slab_free_.push_back(describe(static_cast<char*>(m) + page_ + i * size_, size_, false));
   }
   stack* s = slab_free_.back();
   slab_free_.pop_back();
@@ -119,12 +120,11 @@ stack* stack_pool::carve_slab() {
 }
 
 void stack_pool::trim(stack* s) noexcept {
-  // Keep the page holding the descriptor; drop everything the tasklet dirtied below it. The
-  // canary page is dropped too and rewritten.
+  // Keep the page holding the descriptor (and the canary of the stack above); drop everything
+  // the tasklet dirtied below it. Its own canary lives on the stack below's top page: untouched.
   auto keep = reinterpret_cast<std::uintptr_t>(s) & ~(std::uintptr_t{page_} - 1);
   auto lo = reinterpret_cast<std::uintptr_t>(s->lo);
   if (keep > lo) madvise(s->lo, keep - lo, MADV_DONTNEED);
-  if (!s->guarded) std::memcpy(s->lo, &stack_canary, sizeof stack_canary);
 }
 
 void stack_pool::put(stack* const* s, std::size_t n) {

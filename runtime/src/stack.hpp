@@ -1,20 +1,24 @@
 // runtime/src/stack.hpp — tasklet stacks: mmap'ed, guarded while the mapping budget allows,
 // pooled and reused, trimmed when they go back to the shared pool.
 //
-// Layout of one stack (addresses grow to the right; the stack grows to the left):
+// Layout (addresses grow to the right; a stack grows to the left, from its descriptor down):
 //
-//   guarded:    [ guard page PROT_NONE ][ usable ........................ | stack desc ]
-//   slab:       [ gap page (RW, never touched) ][ canary | usable ....... | stack desc ]
+//   guarded:  [ guard page PROT_NONE ][ usable ............................. | desc ]
+//   slab:     [ gap page ][ usable 0 .......... | desc c1 ][ usable 1 .......... | desc c2 ] …
 //
-// The descriptor sits at the top of the usable region, on the page a running tasklet touches
-// first anyway, so it costs no extra allocation or RSS.
+// The descriptor sits at the top of its stack, on the page a running tasklet touches first
+// anyway, so it costs no extra allocation or RSS. The canary of slab stack i (c_i, 8 bytes) is
+// the last word *below* its usable region — on the top page of stack i-1, next to that stack's
+// descriptor, a page that is resident anyway. (A canary at the bottom of its own stack would make
+// every parked tasklet hold a second page: 8 KiB instead of 4 KiB each.) An overflow of stack i
+// writes c_i first; the check at every switch away from the tasklet sees it.
 //
 // Mapping budget: the kernel allows vm.max_map_count mappings per process (65,530 by default) and
 // a guarded stack costs two (the guard splits the mapping). Guarded stacks are handed out while
 // the process-wide count stays under a quarter of max_map_count; past it stacks are carved from
-// slabs of 64 (one mapping each) without a guard page, and an 8-byte canary at their bottom is
-// checked at every switch away from the tasklet. A hit guard page is reported by a SIGSEGV
-// handler on an alternate signal stack (install_overflow_handler, thread_altstack).
+// slabs of 64 (one mapping each, plus one leading page), without a guard page. A hit guard page
+// is reported by a SIGSEGV handler on an alternate signal stack (install_overflow_handler,
+// thread_altstack).
 #pragma once
 
 #include <atomic>
@@ -33,7 +37,7 @@ struct stack {
   bool guarded;
   void* fiber = nullptr;  // the stack's ThreadSanitizer fiber, if any (context.cpp)
   bool canary_ok() const noexcept {
-    return guarded || *reinterpret_cast<const std::uint64_t*>(lo) == stack_canary;
+    return guarded || *reinterpret_cast<const std::uint64_t*>(lo - sizeof stack_canary) == stack_canary;
   }
 };
 
