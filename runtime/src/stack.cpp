@@ -36,17 +36,21 @@ long guard_budget() {
   return budget;
 }
 
-// The descriptor sits in the top 128 bytes of the region; the last 8 bytes of the region are the
-// canary of the slab stack above it (see stack.hpp).
+// The descriptor sits just below the top 256 bytes of the region, which are the canary zone of
+// the slab stack above it (see stack.hpp).
 stack* descriptor_of(char* lo, std::size_t total) {
-  auto top = reinterpret_cast<std::uintptr_t>(lo + total - 64 - sizeof(stack)) & ~std::uintptr_t{63};
+  auto top = reinterpret_cast<std::uintptr_t>(lo + total - canary_words * 8 - sizeof(stack)) &
+             ~std::uintptr_t{63};
   return reinterpret_cast<stack*>(top);
 }
 
 stack* describe(char* lo, std::size_t total, bool guarded) {
   stack* d = descriptor_of(lo, total);
   auto* s = new (d) stack{lo, static_cast<std::size_t>(reinterpret_cast<char*>(d) - lo), guarded};
-  if (!guarded) std::memcpy(lo - sizeof stack_canary, &stack_canary, sizeof stack_canary);
+  if (!guarded) {
+    auto* c = reinterpret_cast<std::uint64_t*>(lo) - canary_words;
+    for (std::size_t i = 0; i < canary_words; ++i) c[i] = stack_canary;
+  }
   return s;
 }
 

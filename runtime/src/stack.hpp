@@ -10,8 +10,10 @@
 // anyway, so it costs no extra allocation or RSS. The canary of slab stack i (c_i, 8 bytes) is
 // the last word *below* its usable region — on the top page of stack i-1, next to that stack's
 // descriptor, a page that is resident anyway. (A canary at the bottom of its own stack would make
-// every parked tasklet hold a second page: 8 KiB instead of 4 KiB each.) An overflow of stack i
-// writes c_i first; the check at every switch away from the tasklet sees it.
+// every parked tasklet hold a second page: 8 KiB instead of 4 KiB each.) c_i is a 256-byte zone:
+// an overflow of stack i by a recursion with frames smaller than that writes into it; the check
+// at every switch away from the tasklet sees it. (A large frame that writes little can still
+// step over it: that is what guard pages are for, while the budget lasts.)
 //
 // Mapping budget: the kernel allows vm.max_map_count mappings per process (65,530 by default) and
 // a guarded stack costs two (the guard splits the mapping). Guarded stacks are handed out while
@@ -30,6 +32,8 @@
 namespace stackless::detail {
 
 inline constexpr std::uint64_t stack_canary = 0x5afe57ac4c0ffee5ULL;
+inline constexpr std::size_t canary_words = 32;  // a 256-byte zone: a recursion whose frames
+                                                  // are smaller than that cannot step over it
 
 struct stack {
   char* lo;            // lowest usable byte
@@ -37,7 +41,11 @@ struct stack {
   bool guarded;
   void* fiber = nullptr;  // the stack's ThreadSanitizer fiber, if any (context.cpp)
   bool canary_ok() const noexcept {
-    return guarded || *reinterpret_cast<const std::uint64_t*>(lo - sizeof stack_canary) == stack_canary;
+    if (guarded) return true;
+    auto* c = reinterpret_cast<const std::uint64_t*>(lo) - canary_words;
+    std::uint64_t diff = 0;
+    for (std::size_t i = 0; i < canary_words; ++i) diff |= c[i] ^ stack_canary;
+    return diff == 0;
   }
 };
 
