@@ -14,6 +14,8 @@
 
 namespace {
 
+#if !defined(STACKLESS_TSAN)
+
 // An ordinary deep recursion: frames of ~100 bytes, every word written.
 [[gnu::noinline]] std::uint64_t dive(std::uint64_t depth) {
   volatile std::uint64_t frame[8];
@@ -49,7 +51,6 @@ void overflow_an_unguarded_stack() {
   diver.join();
 }
 
-#if !defined(STACKLESS_TSAN)
 TEST(SlabCanaryDeathTest, OverflowOfAnUnguardedStackIsCaughtAtTheNextSwitch) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(overflow_an_unguarded_stack(), "stack overflow in tasklet #[0-9]+ 'slab-diver'");
