@@ -8,6 +8,7 @@
 // fibers meanwhile. work_stealing keeps its registry in process-global statics, so it can be set
 // up once per process: the warm-up and the timed run share the same threads.
 // `yield` instead uses the default round_robin algorithm on the main thread alone.
+#include "common.hpp"
 #include <boost/fiber/all.hpp>
 
 #include <chrono>
@@ -21,17 +22,11 @@
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-struct outcome {
-  double ns = 0;
-  std::int64_t check = 0;
-  std::int64_t ops = 0;
-};
-
-double since(clock_type::time_point t0) {
-  return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
-}
+using bench::clock_type;
+using bench::fib_spawns;
+using bench::outcome;
+using bench::since;
+using bench::skynet_spawns;
 
 // --- workloads (each runs inside a fiber) ----------------------------------------------------
 
@@ -71,20 +66,10 @@ std::int64_t fib(int n) {
   return a + b;
 }
 
-std::int64_t fib_value(int n) {
-  std::int64_t a = 0, b = 1;
-  for (int i = 0; i < n; ++i) {
-    std::int64_t c = a + b;
-    a = b;
-    b = c;
-  }
-  return a;
-}
-
 outcome run_fib(std::int64_t n) {
   auto t0 = clock_type::now();
   std::int64_t v = fib(static_cast<int>(n));
-  return {since(t0), v, fib_value(static_cast<int>(n) + 1) - 1};
+  return {since(t0), v, fib_spawns(static_cast<int>(n))};
 }
 
 std::int64_t skynet(std::int64_t num, std::int64_t size) {
@@ -102,21 +87,10 @@ std::int64_t skynet(std::int64_t num, std::int64_t size) {
   return sum;
 }
 
-std::int64_t skynet_spawns(std::int64_t n) {
-  std::int64_t total = 0;
-  for (std::int64_t level = n; level > 1; level /= 10) total += level;
-  return total;
-}
-
 outcome run_skynet(std::int64_t n) {
   auto t0 = clock_type::now();
   std::int64_t v = skynet(0, n);
   return {since(t0), v, skynet_spawns(n)};
-}
-
-bool power_of_10(std::int64_t n) {
-  while (n > 1 && n % 10 == 0) n /= 10;
-  return n == 1;
 }
 
 // --- the work-stealing thread team --------------------------------------------------------------
@@ -163,62 +137,23 @@ outcome in_fiber(F f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s <spawn|yield|fib|skynet> <workers> <n>\n", argv[0]);
-    return 64;
-  }
-  std::string name = argv[1];
-  long workers = std::strtol(argv[2], nullptr, 10);
-  std::int64_t n = std::strtoll(argv[3], nullptr, 10);
-  if (workers < 1 || n < 1) {
-    std::fprintf(stderr, "workers and n must be positive\n");
-    return 64;
-  }
-
+  bench::cli c;
+  if (int rc = bench::parse(argc, argv, c)) return rc;
   outcome (*run)(std::int64_t) = nullptr;
-  std::int64_t warm = n / 10, want = 0;
-  if (name == "spawn") {
-    run = run_spawn;
-    want = n;
-  } else if (name == "yield") {
-    run = run_yield;
-    want = n / 2 * 2;
-  } else if (name == "fib") {
-    if (n > 40) return 64;
-    run = run_fib;
-    warm = n > 5 ? n - 5 : n;
-    want = fib_value(static_cast<int>(n));
-  } else if (name == "skynet") {
-    if (!power_of_10(n)) {
-      std::fprintf(stderr, "skynet: n must be a power of 10\n");
-      return 64;
-    }
-    run = run_skynet;
-    warm = n >= 100 ? n / 10 : n;
-    want = n * (n - 1) / 2;
-  } else {
-    return 2;  // not implemented here: "not applicable"
-  }
+  if (c.name == "spawn") run = run_spawn;
+  else if (c.name == "yield") run = run_yield;
+  else if (c.name == "fib") run = run_fib;
+  else run = run_skynet;
 
   outcome r;
-  if (name == "yield") {
+  if (c.name == "yield") {
     // One thread, the default round_robin scheduler.
-    in_fiber([&] { return run(warm); });
-    r = in_fiber([&] { return run(n); });
+    in_fiber([&] { return run(c.warm); });
+    r = in_fiber([&] { return run(c.n); });
   } else {
-    team t(static_cast<unsigned>(workers));
-    in_fiber([&] { return run(warm); });
-    r = in_fiber([&] { return run(n); });
+    team t(static_cast<unsigned>(c.workers));
+    in_fiber([&] { return run(c.warm); });
+    r = in_fiber([&] { return run(c.n); });
   }
-
-  std::printf("RESULT workload=%s impl=fiber workers=%ld n=%lld total_ms=%.3f ns_per_op=%.3f "
-              "check=%lld\n",
-              name.c_str(), workers, static_cast<long long>(n), r.ns / 1e6,
-              r.ns / static_cast<double>(r.ops), static_cast<long long>(r.check));
-  if (r.check != want) {
-    std::fprintf(stderr, "%s: %s check mismatch: got %lld, want %lld\n", argv[0], name.c_str(),
-                 static_cast<long long>(r.check), static_cast<long long>(want));
-    return 1;
-  }
-  return 0;
+  return bench::report("fiber", c, r);
 }

@@ -12,6 +12,7 @@
 //           switch between two runnable threads.
 //   fib, skynet: not applicable (exit 2) — a thread per call means hundreds of thousands of live
 //           threads.
+#include "common.hpp"
 #include <sched.h>
 
 #include <chrono>
@@ -24,19 +25,11 @@
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
+using bench::clock_type;
+using bench::outcome;
+using bench::since;
 
 constexpr std::size_t kWindow = 1024;  // spawn: threads outstanding at most
-
-struct outcome {
-  double ns = 0;
-  std::int64_t check = 0;
-  std::int64_t ops = 0;
-};
-
-double since(clock_type::time_point t0) {
-  return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
-}
 
 /// pin_to_first_cpus() restricts the process to the first `count` CPUs it may run on.
 bool pin_to_first_cpus(long count) {
@@ -89,45 +82,16 @@ outcome run_yield(std::int64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s <spawn|yield> <workers> <n>\n", argv[0]);
-    return 64;
-  }
-  std::string name = argv[1];
-  long workers = std::strtol(argv[2], nullptr, 10);
-  std::int64_t n = std::strtoll(argv[3], nullptr, 10);
-  if (workers < 1 || n < 1) {
-    std::fprintf(stderr, "workers and n must be positive\n");
-    return 64;
-  }
-
+  bench::cli c;
+  if (int rc = bench::parse(argc, argv, c)) return rc;
   outcome (*run)(std::int64_t) = nullptr;
-  std::int64_t want = 0;
-  if (name == "spawn") {
-    run = run_spawn;
-    want = n;
-  } else if (name == "yield") {
-    run = run_yield;
-    want = n / 2 * 2;
-  } else {
-    return 2;  // fib, skynet, anything else: not applicable
-  }
-  if (!pin_to_first_cpus(name == "yield" ? 1 : workers)) {
+  if (c.name == "spawn") run = run_spawn;
+  else if (c.name == "yield") run = run_yield;
+  else return 2;  // fib, skynet: not applicable
+  if (!pin_to_first_cpus(c.name == "yield" ? 1 : c.workers)) {
     std::fprintf(stderr, "%s: sched_setaffinity failed\n", argv[0]);
     return 1;
   }
-
-  (void)run(n / 10);  // warm-up
-  outcome r = run(n);
-
-  std::printf("RESULT workload=%s impl=threads workers=%ld n=%lld total_ms=%.3f ns_per_op=%.3f "
-              "check=%lld\n",
-              name.c_str(), workers, static_cast<long long>(n), r.ns / 1e6,
-              r.ns / static_cast<double>(r.ops), static_cast<long long>(r.check));
-  if (r.check != want) {
-    std::fprintf(stderr, "%s: %s check mismatch: got %lld, want %lld\n", argv[0], name.c_str(),
-                 static_cast<long long>(r.check), static_cast<long long>(want));
-    return 1;
-  }
-  return 0;
+  (void)run(c.n / 10);  // warm-up
+  return bench::report("threads", c, run(c.n));
 }

@@ -1,0 +1,121 @@
+// bench/common.hpp — what every comparison program shares: the command line, the workloads'
+// sizes and expected results, timing, and the one RESULT line tools/bench.py reads.
+//
+//   PROG <workload> <workers> <n>
+//   RESULT workload=<w> impl=<impl> workers=<T> n=<n> total_ms=<f> ns_per_op=<f> check=<i>
+//
+// Exit codes: 0 ok; 1 the check failed (or the runtime threw); 2 workload not applicable /
+// unknown; 64 bad command line.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace bench {
+
+using clock_type = std::chrono::steady_clock;
+
+/// outcome is what one workload run measured.
+struct outcome {
+  double ns = 0;           // wall time of the timed part
+  std::int64_t check = 0;  // the workload's result, compared with plan::want
+  std::int64_t ops = 0;    // the denominator of ns_per_op
+};
+
+inline double since(clock_type::time_point t0) {
+  return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
+}
+
+/// fib_value() is fib(n), iteratively.
+inline std::int64_t fib_value(int n) {
+  std::int64_t a = 0, b = 1;
+  for (int i = 0; i < n; ++i) {
+    std::int64_t c = a + b;
+    a = b;
+    b = c;
+  }
+  return a;
+}
+
+/// fib_spawns() is how many spawns fib(n) makes: one per call above the base case.
+inline std::int64_t fib_spawns(int n) { return fib_value(n + 1) - 1; }
+
+/// skynet_spawns() is the number of tasklets below skynet's root: n + n/10 + ... + 10.
+inline std::int64_t skynet_spawns(std::int64_t n) {
+  std::int64_t total = 0;
+  for (std::int64_t level = n; level > 1; level /= 10) total += level;
+  return total;
+}
+
+inline bool power_of_10(std::int64_t n) {
+  while (n > 1 && n % 10 == 0) n /= 10;
+  return n == 1;
+}
+
+struct cli {
+  std::string name;
+  long workers = 0;
+  std::int64_t n = 0;
+  std::int64_t warm = 0;  // the untimed warm-up's size
+  std::int64_t want = 0;  // the check a correct run produces
+};
+
+/// parse() reads the command line and sizes the workload; 0, or the exit code to return.
+inline int parse(int argc, char** argv, cli& c) {
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: %s <spawn|yield|fib|skynet> <workers> <n>\n", argv[0]);
+    return 64;
+  }
+  c.name = argv[1];
+  c.workers = std::strtol(argv[2], nullptr, 10);
+  c.n = std::strtoll(argv[3], nullptr, 10);
+  if (c.workers < 1 || c.n < 1) {
+    std::fprintf(stderr, "%s: workers and n must be positive\n", argv[0]);
+    return 64;
+  }
+  const std::int64_t n = c.n;
+  if (c.name == "spawn") {
+    c.warm = n / 10;
+    c.want = n;
+  } else if (c.name == "yield") {
+    c.warm = n / 10;
+    c.want = n / 2 * 2;
+  } else if (c.name == "fib") {
+    if (n > 40) {
+      std::fprintf(stderr, "%s: fib: n > 40 would take hours\n", argv[0]);
+      return 64;
+    }
+    c.warm = n > 5 ? n - 5 : n;
+    c.want = fib_value(static_cast<int>(n));
+  } else if (c.name == "skynet") {
+    if (!power_of_10(n)) {
+      std::fprintf(stderr, "%s: skynet: n must be a power of 10\n", argv[0]);
+      return 64;
+    }
+    c.warm = n >= 100 ? n / 10 : n;
+    c.want = n * (n - 1) / 2;
+  } else {
+    std::fprintf(stderr, "%s: unknown workload '%s'\n", argv[0], c.name.c_str());
+    return 2;
+  }
+  return 0;
+}
+
+/// report() prints the RESULT line and checks the result; returns the exit code.
+inline int report(const char* impl, const cli& c, const outcome& r) {
+  std::printf("RESULT workload=%s impl=%s workers=%ld n=%lld total_ms=%.3f ns_per_op=%.3f "
+              "check=%lld\n",
+              c.name.c_str(), impl, c.workers, static_cast<long long>(c.n), r.ns / 1e6,
+              r.ns / static_cast<double>(r.ops), static_cast<long long>(r.check));
+  if (r.check != c.want) {
+    std::fprintf(stderr, "%s: %s check mismatch: got %lld, want %lld\n", impl, c.name.c_str(),
+                 static_cast<long long>(r.check), static_cast<long long>(c.want));
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace bench
