@@ -1,21 +1,15 @@
-// The README's example: Stackless-style tasklets on every core.
+// The README's first program: every call of fib above the base case is a tasklet.
 #include <cstdio>
 #include <stackless/stackless.hpp>
 
+long fib(int n) {  // every call above the base case is a tasklet
+  if (n < 2) return n;
+  auto child = stackless::spawn(fib, n - 1);   // runs next, or on another worker
+  long b = fib(n - 2);
+  return child.join() + b;                      // parks this tasklet, not the thread
+}
+
 int main() {
-  stackless::scheduler s;  // one worker per core
-  long sum = s.block_on([] {
-    std::vector<stackless::tasklet<long>> parts;
-    for (long i = 0; i < 8; ++i)
-      parts.push_back(stackless::spawn([i] {
-        long acc = 0;
-        for (long k = i * 1000; k < (i + 1) * 1000; ++k) acc += k;
-        stackless::this_tasklet::yield();  // let the others run
-        return acc;
-      }));
-    long total = 0;
-    for (auto& p : parts) total += p.join();
-    return total;
-  });
-  std::printf("sum of 0..7999 = %ld\n", sum);  // 31996000
+  stackless::scheduler s;                       // one worker per core
+  std::printf("fib(25) = %ld\n", s.block_on([] { return fib(25); }));
 }
