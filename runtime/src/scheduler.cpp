@@ -169,8 +169,7 @@ void scheduler_impl::submit(tcb* t) {
     register_tasklet(t, w->index);
     t->state.store(S_RUNNABLE, std::memory_order_relaxed);
     // The new tasklet runs next; the one it displaces becomes stealable, worth a wakeup.
-    tcb* old = w->runnext.exchange(t, std::memory_order_acq_rel);
-    if (old) push_local(*w, old, true);
+    push_runnext(*w, t);
   } else {
     t->id = plain_next_id();  // a whole block per plain-thread spawn: ids stay unique and cheap
     plain_spawned.fetch_add(1, std::memory_order_relaxed);
@@ -186,6 +185,7 @@ void scheduler_impl::inject(tcb* t) {
 }
 
 void scheduler_impl::make_runnable(tcb* t) {
+  if (take_pause(t)) return;  // pause() asked while it ran, before it parked
   t->state.store(S_RUNNABLE, std::memory_order_relaxed);  // published by the queue push below
   if (t->atomic_depth > 0 && t->home) {  // pinned (this_tasklet::atomic): back to its worker
     inbox_push(*t->home, t);
@@ -195,8 +195,7 @@ void scheduler_impl::make_runnable(tcb* t) {
   if (w && w->sched == this) {
     if (w->current) {
       // Woken by a running tasklet: it runs next, here (Go's ready(), runnext = true).
-      tcb* old = w->runnext.exchange(t, std::memory_order_acq_rel);
-      if (old) push_local(*w, old, true);
+      push_runnext(*w, t);
     } else {
       push_local(*w, t, true);  // woken from the scheduler side (a timer)
     }
@@ -228,7 +227,6 @@ void scheduler_impl::finish(worker& w, tcb* t) {
   w.stack_cache_size.store(w.stack_cache.size(), std::memory_order_relaxed);
   t->stk = nullptr;
   w.stacks_released.store(w.stacks_released.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  unregister_tasklet(t);
 
   // Swallowed: tasklet_exit was thrown in it, and it still returned normally. (Killed while it
   // ran, but ended before it reached a suspension point: nothing was swallowed.)
@@ -257,6 +255,9 @@ void scheduler_impl::finish(worker& w, tcb* t) {
   if (t->error && t->handles.load(std::memory_order_seq_cst) == 0 &&
       !t->error_reported.exchange(true, std::memory_order_acq_rel))
     report(t, t->error, {});
+  // Leave the registry (live count) only now: drain() returns once every tasklet has ended
+  // *and* its error, if any, has been reported.
+  unregister_tasklet(t);
   if (drain_waiters.load(std::memory_order_seq_cst) > 0 && live() == 0) {
     drain_word.fetch_add(1, std::memory_order_release);
     futex_wake(&drain_word, INT32_MAX);
@@ -343,14 +344,14 @@ std::uint64_t scheduler_impl::total_runs() const {
   return n;
 }
 
-bool scheduler_impl::quiescent() const {
+bool scheduler_impl::quiescent() {
   if (mode.load(std::memory_order_acquire) != M_THREADED) return false;  // a pump may come
   if (nidle.load(std::memory_order_seq_cst) != static_cast<int>(nworkers)) return false;
   if (work_anywhere()) return false;
   for (auto& w : workers)
     if (w->runnext.load(std::memory_order_acquire)) return false;
   if (next_deadline() == INT64_MAX) return true;
-  return const_cast<scheduler_impl*>(this)->live_timers() == 0;  // stale entries do not count
+  return live_timers() == 0;  // stale entries do not count
 }
 
 std::string scheduler_impl::check_deadlock(std::uint64_t since, const tcb* target,
@@ -423,7 +424,6 @@ void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
   set_current_worker(&w);
   thread_altstack alt;
   context_init_thread(w.sched_ctx);
-  w.pumped = true;
   w.slice_ns = slice_ns;
   w.overran = nullptr;
   while (tcb* t = find_runnable(w, false)) {
@@ -433,7 +433,6 @@ void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
   if (overran) *overran = w.overran;
   w.overran = nullptr;
   w.slice_ns = 0;
-  w.pumped = false;
   set_current_worker(nullptr);
   mode.store(M_UNOWNED, std::memory_order_release);
 }
@@ -507,10 +506,12 @@ scheduler_stats scheduler_impl::stats() const {
     s.workers.push_back(ws);
   }
   s.spawned = spawned;
-  s.live = live();
+
   s.runnable += injection.size_approx();
-  const_cast<scheduler_impl*>(this)->for_each_live([&](tcb* t) {
-    if (t->state.load(std::memory_order_relaxed) == S_PARKED) ++s.parked;
+  for_each_live([&](tcb* t) {  // the registry also holds tasklets in the last steps of finish()
+    std::uint32_t st = t->state.load(std::memory_order_acquire);
+    if (st != S_DEAD) ++s.live;
+    if (st == S_PARKED) ++s.parked;
   });
   std::uint64_t taken = 0, released = 0;  // per worker: a stack may end on another worker
   for (auto& w : workers) {

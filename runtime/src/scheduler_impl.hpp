@@ -52,6 +52,7 @@ enum tstate : std::uint32_t {
 // tcb::irq bits.
 inline constexpr std::uint32_t IRQ_KILLED = 1;  // sticky
 inline constexpr std::uint32_t IRQ_EXC = 2;     // `pending` holds an exception
+inline constexpr std::uint32_t IRQ_PAUSE = 4;   // pause() asked while it was running
 
 /// error_sink is the scheduler's on_error, reference counted so that a failed tasklet whose last
 /// handle is dropped after the scheduler is gone can still report.
@@ -90,7 +91,6 @@ struct alignas(64) worker {
   std::uint32_t tick = 0;
   std::uint64_t rng = 0;
   bool spinning = false;
-  bool pumped = false;          // driven by run()/run_for() on a host thread
   std::int64_t slice_ns = 0;    // run_for(): the slice; 0 otherwise
   tcb* overran = nullptr;       // run_for(): the tasklet that overran
   std::vector<stack*> stack_cache;
@@ -161,7 +161,7 @@ class scheduler_impl {
   void unregister_tasklet(tcb* t);
   std::uint64_t live() const;
   template <class F>
-  void for_each_live(F&& f);    // f(tcb*) with a reference held; outside the shard locks
+  void for_each_live(F&& f) const;  // f(tcb*) with a reference held; outside the shard locks
 
   // Timers (scheduler.cpp).
   void add_timer(std::int64_t deadline, tcb* t, std::uint64_t gen);
@@ -174,7 +174,7 @@ class scheduler_impl {
 
   // Deadlock detection.
   std::uint64_t total_runs() const;
-  bool quiescent() const;
+  bool quiescent();
   /// check_deadlock(): `since` is total_runs() when the caller started watching; returns the
   /// report when the scheduler has been quiescent since then with every live tasklet parked. The
   /// first caller to find a given deadlock delivers deadlock_error to the tasklets parked in
@@ -199,6 +199,7 @@ class scheduler_impl {
   void after_switch(worker& w);                   // finish what worker::prev started
   void run_tasklet(worker& w, tcb* t);
   void push_local(worker& w, tcb* t, bool notify);
+  void push_runnext(worker& w, tcb* t);  // t runs next on w; the one it displaces is queued
   bool work_anywhere() const;
   void park_worker(worker& w);
   void unpark(worker& w);
@@ -249,6 +250,11 @@ void set_current_worker(worker*) noexcept;
 /// free_tcb_cache() returns a worker's cached control blocks to malloc (alloc.cpp).
 void free_tcb_cache(worker& w) noexcept;
 
+/// take_pause() is called where a RUNNING tasklet gives up its worker (yield, a wake after a
+/// park): if pause() asked for it meanwhile, it becomes PAUSED instead of runnable (true).
+/// A killed tasklet is never paused: its kill must be able to finish.
+bool take_pause(tcb* t) noexcept;
+
 /// release() drops one reference on t; the last one deletes it.
 void release(tcb* t) noexcept;
 inline void acquire(tcb* t) noexcept { t->refs.fetch_add(1, std::memory_order_relaxed); }
@@ -259,7 +265,7 @@ void tasklet_entry(void* w);
 void switch_out(tcb* t, switch_why why);
 
 template <class F>
-void scheduler_impl::for_each_live(F&& f) {
+void scheduler_impl::for_each_live(F&& f) const {
   std::vector<tcb*> all;
   for (unsigned i = 0; i <= nworkers; ++i) {
     registry_shard& s = shards[i];

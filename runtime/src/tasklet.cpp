@@ -2,9 +2,11 @@
 // pause/resume, the predicates. Each wait goes through the door (park.cpp); a plain thread waits
 // on a futex with thread_waiter.
 #include <cstdio>
+#include <thread>
 
 #include "futex.hpp"
 #include "scheduler_impl.hpp"
+#include "stackless/runtime/this_tasklet.hpp"
 
 namespace stackless::detail {
 
@@ -177,20 +179,42 @@ void raise(tcb* t, std::exception_ptr e, bool pending) {
 
 void pause(tcb* t) {
   if (t == current_tcb()) throw usage_error("stackless: pause(): a tasklet cannot pause itself");
+  bool asked = false;  // we set IRQ_PAUSE on a running tasklet and wait for it to take effect
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   for (;;) {
     switch (s) {
       case S_RUNNABLE:
-        if (t->state.compare_exchange_weak(s, S_PAUSED_QUEUED, std::memory_order_acq_rel)) return;
+        if (t->state.compare_exchange_weak(s, S_PAUSED_QUEUED, std::memory_order_acq_rel)) {
+          if (asked) t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel);
+          return;
+        }
         continue;
       case S_PAUSED:
       case S_PAUSED_QUEUED:
         return;
-      case S_PARKED:
-        throw usage_error("stackless: pause(): the tasklet is blocked (Stackless remove() refuses too)");
       case S_RUNNING:
-        throw usage_error("stackless: pause(): the tasklet is running on another worker");
-      case S_DEAD:
+        // Running on another worker: ask, and wait for its next switch (a yield, or a park and
+        // the wake after it), where take_pause() turns it into PAUSED.
+        if (!asked) {
+          t->irq.fetch_or(IRQ_PAUSE, std::memory_order_seq_cst);
+          asked = true;
+        }
+        if (current_tcb()) {
+          this_tasklet::yield();
+        } else {
+          std::this_thread::yield();
+        }
+        s = t->state.load(std::memory_order_acquire);
+        continue;
+      case S_PARKED:
+        // Blocked (Stackless remove() refuses too) — unless our request was already taken by
+        // the wake that is making it PAUSED right now.
+        if (!asked || (t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel) & IRQ_PAUSE))
+          throw usage_error("stackless: pause(): the tasklet is blocked (Stackless remove() refuses too)");
+        std::this_thread::yield();
+        s = t->state.load(std::memory_order_acquire);
+        continue;
+      case S_DEAD:  // (also when it ended before the switch we waited for)
         throw usage_error("stackless: pause(): the tasklet has ended");
       default:
         throw usage_error("stackless: pause(): tasklet in an unknown state");
@@ -198,7 +222,17 @@ void pause(tcb* t) {
   }
 }
 
+bool take_pause(tcb* t) noexcept {
+  std::uint32_t f = t->irq.load(std::memory_order_acquire);
+  if (!(f & IRQ_PAUSE)) return false;
+  f = t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel);
+  if (!(f & IRQ_PAUSE) || (f & IRQ_KILLED)) return false;  // withdrawn, or killed meanwhile
+  t->state.store(S_PAUSED, std::memory_order_release);
+  return true;
+}
+
 void resume(tcb* t) {
+  t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel);  // withdraw a pause not yet taken
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   for (;;) {
     switch (s) {

@@ -273,6 +273,7 @@ void scheduler_impl::after_switch(worker& w) {
   }
   switch (w.why) {
     case switch_why::yield:
+      if (take_pause(t)) return;  // pause() asked while it ran
       t->state.store(S_RUNNABLE, std::memory_order_relaxed);
       yield_push(w, t);  // to the back of the queue
       return;
@@ -292,14 +293,14 @@ void scheduler_impl::after_switch(worker& w) {
         return;  // pairs with the acquire in wake()
       }
       // Woken before it finished parking: it runs again next (a pinned one from the inbox,
-      // where no thief looks).
+      // where no thief looks) — unless pause() asked meanwhile.
+      if (take_pause(t)) return;
       t->state.store(S_RUNNABLE, std::memory_order_relaxed);
       if (t->atomic_depth > 0) {
         inbox_push(w, t);
         return;
       }
-      tcb* old = w.runnext.exchange(t, std::memory_order_acq_rel);
-      if (old) push_local(w, old, true);
+      push_runnext(w, t);
       return;
     }
     case switch_why::exit:
@@ -316,7 +317,8 @@ void scheduler_impl::after_switch(worker& w) {
 static void leave(worker* w, tcb* t, bool exiting) {
   scheduler_impl* s = w->sched;
   tcb* next = w->why == switch_why::overrun ? nullptr : s->next_local(*w);
-  if (!next && w->why == switch_why::yield) {  // yielded, and nothing else is runnable here
+  if (!next && w->why == switch_why::yield &&  // yielded, and nothing else is runnable here
+      !(t->irq.load(std::memory_order_acquire) & IRQ_PAUSE)) {
     w->prev = nullptr;
     w->current = t;
     return;
@@ -373,6 +375,12 @@ void scheduler_impl::push_local(worker& w, tcb* t, bool notify) {
     notify = true;
   }
   if (notify) wake_one();
+}
+
+void scheduler_impl::push_runnext(worker& w, tcb* t) {
+  // The displaced tasklet becomes stealable: that is worth waking an idle worker for (tokio);
+  // t alone is not, it runs here as soon as the current tasklet switches.
+  if (tcb* old = w.runnext.exchange(t, std::memory_order_acq_rel)) push_local(w, old, true);
 }
 
 // push_overflow(): the deque is full: move half of it to the injection queue, then push (Go's

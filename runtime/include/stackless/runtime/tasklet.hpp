@@ -70,7 +70,9 @@ class tasklet {
   }
 
   /// pause() takes a runnable tasklet out of the run queue (Stackless remove()): it stays alive and
-  /// does not run until resume(). Pausing a blocked, running or dead tasklet throws usage_error.
+  /// does not run until resume(). A tasklet running on another worker is paused at its next
+  /// switch; pause() waits for that (yielding the calling tasklet, or the calling thread). Pausing
+  /// a blocked or dead tasklet, or yourself, throws usage_error; a killed one is never paused.
   void pause() { detail::pause(need()); }
   /// resume() puts a paused tasklet back in the run queue (Stackless insert()). Resuming a dead
   /// tasklet throws usage_error; resuming a runnable or blocked one does nothing.
