@@ -60,6 +60,14 @@ waiter* prepare_park(const char* what, std::uint64_t target) {
   return &t->wait;
 }
 
+void cancel_park() noexcept {
+  tcb* t = current_tcb();
+  if (!t) return;
+  std::uint64_t d = t->door.load(std::memory_order_relaxed);
+  if (phase_of(d) == P_PARKING)
+    t->door.compare_exchange_strong(d, (d & ~std::uint64_t{15}) | P_RUNNING, std::memory_order_acq_rel);
+}
+
 wake_reason park(function_ref unlock, std::int64_t deadline_ns) {
   tcb* t = current_tcb();
   if (!t) throw_usage("stackless: park() outside a tasklet");
@@ -81,7 +89,7 @@ wake_reason park(function_ref unlock, std::int64_t deadline_ns) {
   return reason_of(d);
 }
 
-bool wake(waiter& w, wake_reason r) {
+bool wake(waiter& w, wake_reason r, bool to_back) {
   if (std::atomic<std::uint32_t>* word = w.word) {
     // A plain thread: only the waker that took w from its list gets here. The store lets the
     // thread return and reuse its stack, so after it we touch neither w nor the word's memory
@@ -98,7 +106,7 @@ bool wake(waiter& w, wake_reason r) {
     if (ph != P_PARKING && ph != P_PARKED) return false;
     std::uint64_t woken = w.gen << 4 | std::uint64_t(r) << 2 | P_WOKEN;
     if (t->door.compare_exchange_weak(d, woken, std::memory_order_acq_rel)) {
-      if (ph == P_PARKED) t->sched->make_runnable(t);  // else the worker requeues it
+      if (ph == P_PARKED) t->sched->make_runnable(t, to_back);  // else the worker requeues it
       return true;
     }
   }

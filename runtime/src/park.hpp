@@ -50,6 +50,11 @@ std::int64_t now_ns() noexcept;
 /// (an id, or 0) appear in deadlock reports.
 waiter* prepare_park(const char* what, std::uint64_t target = 0);
 
+/// cancel_park() ends a prepare_park() that turned out not to be needed (the caller never
+/// parks): the door goes back to RUNNING unless a waker (kill) already ended that park, whose
+/// interrupt then stays pending in irq.
+void cancel_park() noexcept;
+
 /// park() switches away from the calling tasklet; `unlock` runs on the worker after the switch
 /// (so no waker can resume a tasklet still on its stack). Returns why it woke: notified by
 /// wake(), timeout at `deadline_ns` (steady clock), or interrupted (kill, raise_exception,
@@ -59,8 +64,10 @@ wake_reason park(function_ref unlock, std::int64_t deadline_ns = no_deadline);
 
 /// wake() tries to end the park that `w` was registered for, with `r`. Exactly one wake() wins
 /// a given park; true if this one did. The winner makes the tasklet runnable (on the calling
-/// worker's runnext when the caller is a tasklet of the same scheduler).
-bool wake(waiter& w, wake_reason r = wake_reason::notified);
+/// worker's runnext when the caller is a tasklet of the same scheduler; with `to_back`, at the back
+/// of that worker's run queue, behind everything runnable there — Stackless's "the partner goes to
+/// the end of the runnables"). A plain-thread waiter is woken only if its word is still 0.
+bool wake(waiter& w, wake_reason r = wake_reason::notified, bool to_back = false);
 
 /// throw_if_interrupted() throws the calling tasklet's pending exception or tasklet_exit, if any.
 /// Outside a tasklet it does nothing.

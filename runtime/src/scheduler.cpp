@@ -69,6 +69,10 @@ scheduler_impl::scheduler_impl(options o)
   if (cap < 4 || (cap & (cap - 1)) != 0)
     throw std::invalid_argument("stackless: options::local_queue_capacity must be a power of two >= 4");
   sink->fn = opts.on_error ? opts.on_error : default_on_error;
+  {
+    std::lock_guard g(live_schedulers_mu());
+    live_schedulers().push_back(this);
+  }
   shards.reset(new registry_shard[nworkers + 1]);
   for (unsigned i = 0; i < nworkers; ++i) {
     workers.push_back(std::make_unique<worker>(this, i, cap));
@@ -79,6 +83,11 @@ scheduler_impl::scheduler_impl(options o)
 }
 
 scheduler_impl::~scheduler_impl() {
+  {
+    std::lock_guard g(live_schedulers_mu());
+    auto& v = live_schedulers();
+    v.erase(std::find(v.begin(), v.end(), this));
+  }
   shutdown();
   for (auto& w : workers) {
     stacks.put(w->stack_cache.data(), w->stack_cache.size());
@@ -101,6 +110,22 @@ void scheduler_impl::start_threads() {
       worker_main(*wp);
     });
   }
+}
+
+std::mutex& live_schedulers_mu() {
+  static std::mutex mu;
+  return mu;
+}
+std::vector<scheduler_impl*>& live_schedulers() {
+  static std::vector<scheduler_impl*> v;
+  return v;
+}
+
+void plain_thread_will_block() {
+  // A plain thread is about to block on something a tasklet may have to end (a channel, a
+  // lock): every single-worker scheduler that nothing drives yet gets its thread now.
+  std::lock_guard g(live_schedulers_mu());
+  for (scheduler_impl* s : live_schedulers()) s->ensure_started();
 }
 
 void scheduler_impl::ensure_started() {
@@ -184,7 +209,7 @@ void scheduler_impl::inject(tcb* t) {
   wake_one();
 }
 
-void scheduler_impl::make_runnable(tcb* t) {
+void scheduler_impl::make_runnable(tcb* t, bool to_back) {
   if (take_pause(t)) return;  // pause() asked while it ran, before it parked
   t->state.store(S_RUNNABLE, std::memory_order_relaxed);  // published by the queue push below
   if (t->atomic_depth > 0 && t->home) {  // pinned (this_tasklet::atomic): back to its worker
@@ -194,8 +219,10 @@ void scheduler_impl::make_runnable(tcb* t) {
   worker* w = current_worker();
   if (w && w->sched == this) {
     if (w->current) {
-      // Woken by a running tasklet: it runs next, here (Go's ready(), runnext = true).
-      push_runnext(*w, t);
+      // Woken by a running tasklet: it runs next, here (Go's ready(), runnext = true), or
+      // after everything runnable here (Stackless's channel preference).
+      if (to_back) push_back_local(*w, t);
+      else push_runnext(*w, t);
     } else {
       push_local(*w, t, true);  // woken from the scheduler side (a timer)
     }

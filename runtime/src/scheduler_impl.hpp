@@ -150,7 +150,7 @@ class scheduler_impl {
 
   // Submitting and waking (scheduler.cpp).
   void submit(tcb* t);          // a new tasklet
-  void make_runnable(tcb* t);   // a woken or resumed tasklet
+  void make_runnable(tcb* t, bool to_back = false);  // a woken or resumed tasklet
   void inject(tcb* t);          // from outside: injection queue + wake a worker
   void wake_one();              // Go's wakep(): unpark an idle worker if none is spinning
   void finish(worker& w, tcb* t);  // a tasklet ended: release everything (on the worker)
@@ -200,6 +200,7 @@ class scheduler_impl {
   void run_tasklet(worker& w, tcb* t);
   void push_local(worker& w, tcb* t, bool notify);
   void push_runnext(worker& w, tcb* t);  // t runs next on w; the one it displaces is queued
+  void push_back_local(worker& w, tcb* t);  // t runs after everything runnable on w (yield list)
   bool work_anywhere() const;
   void park_worker(worker& w);
   void unpark(worker& w);
@@ -246,6 +247,13 @@ class scheduler_impl {
 /// resume on another thread, and a cached thread_local address would then be wrong.
 worker* current_worker() noexcept;
 void set_current_worker(worker*) noexcept;
+
+/// live_schedulers() lists every scheduler_impl alive in the process (guarded by
+/// live_schedulers_mu()). plain_thread_will_block() starts the worker thread of each one that
+/// nothing drives yet: a plain thread that blocks on a channel may be waiting for any of them.
+std::mutex& live_schedulers_mu();
+std::vector<scheduler_impl*>& live_schedulers();
+void plain_thread_will_block();
 
 /// free_tcb_cache() returns a worker's cached control blocks to malloc (alloc.cpp).
 void free_tcb_cache(worker& w) noexcept;

@@ -12,6 +12,7 @@ namespace stackless::detail {
 
 tcb::~tcb() {
   if (sink) sink->release();
+  if (sync_ext) sync_ext_free(sync_ext);
 }
 
 namespace {

@@ -383,6 +383,12 @@ void scheduler_impl::push_runnext(worker& w, tcb* t) {
   if (tcb* old = w.runnext.exchange(t, std::memory_order_acq_rel)) push_local(w, old, true);
 }
 
+void scheduler_impl::push_back_local(worker& w, tcb* t) {
+  // The yield list: it runs after the deque, the inbox and the injection queue (next_local()),
+  // and next_local() exposes it to thieves when workers are idle.
+  yield_push(w, t);
+}
+
 // push_overflow(): the deque is full: move half of it to the injection queue, then push (Go's
 // runqputslow).
 void scheduler_impl::push_overflow(worker& w, tcb* t) {

@@ -1,4 +1,4 @@
-// <stackless/sync.hpp> — channels and synchronisation for tasklets. Not built yet (issues 4, 5):
-// this header exists so that code can already include it.
+// <stackless/sync.hpp> — channels, select() and (issue 5) tasklet-aware synchronisation.
 #pragma once
 #include "stackless/runtime.hpp"
+#include "stackless/sync/channel.hpp"

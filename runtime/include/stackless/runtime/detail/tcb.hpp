@@ -126,6 +126,10 @@ class tcb {
   int atomic_depth = 0;           // this_tasklet::atomic nesting; > 0: pinned to `home`
   worker* home = nullptr;         // the worker a pinned tasklet must run on
   std::int64_t run_start_ns = 0;  // when it was last switched in
+  // Per-tasklet state of the sync component (the channel waiter records: sync/src/channel.cpp),
+  // made on first use and freed with the control block.
+  void* sync_ext = nullptr;
+  void (*sync_ext_free)(void*) noexcept = nullptr;
 
   // Registry (all live tasklets of a scheduler), guarded by the registry shard's lock.
   tcb* reg_next = nullptr;

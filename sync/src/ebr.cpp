@@ -1,0 +1,150 @@
+// sync/src/ebr.cpp — epoch-based reclamation (see ebr.hpp for the papers and the rules).
+//
+// Global epoch E. Each OS thread that ever pins owns a record (a lock-free, grow-only list;
+// records of exited threads are reused):
+//   local = E_seen << 1 | active
+// pin():   local = E << 1 | 1 with a seq_cst exchange (a full barrier): the section's reads of
+//          shared pointers (seq_cst or acquire loads) are ordered after the announcement — the
+//          Dekker pair with try_advance(), which reads every local with seq_cst. An RMW rather
+//          than store + fence also lets ThreadSanitizer, which ignores fences, see the order.
+// unpin(): local = 0 (release: the reads of the section happen before it).
+// try_advance(): E may go from e to e + 1 only when every active record has seen e. Then no
+//          thread is still in a section that began in epoch e - 1 or earlier, so what was retired
+//          in epoch e - 1 (tagged e - 1) is unreachable by anyone when E reaches e + 1.
+// Retired objects wait in the retiring thread's limbo list, tagged with the epoch of their
+// retirement, and are freed once E >= tag + 2. A thread that exits hands its limbo list to a
+// global orphan list that every collect() also looks at.
+#include "ebr.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+namespace stackless::detail::ebr {
+
+namespace {
+
+struct retired {
+  void* p;
+  void (*free_fn)(void*) noexcept;
+  std::uint64_t epoch;
+};
+
+std::atomic<std::uint64_t> g_epoch{2};
+std::atomic<record*> g_records{nullptr};
+std::atomic<std::uint64_t> g_pending{0};
+std::mutex g_orphan_mu;
+std::vector<retired> g_orphans;  // guarded by g_orphan_mu
+
+constexpr std::size_t collect_every = 64;
+
+}  // namespace
+
+struct alignas(64) record {
+  std::atomic<std::uint64_t> local{0};
+  std::atomic<bool> owned{false};  // a live thread owns it
+  record* next = nullptr;          // immutable once published
+  // Owner-only:
+  unsigned depth = 0;
+  std::vector<retired> limbo;
+  std::size_t since_collect = 0;
+};
+
+namespace {
+
+record* acquire_record() {
+  for (record* r = g_records.load(std::memory_order_acquire); r; r = r->next) {
+    bool f = false;
+    if (!r->owned.load(std::memory_order_relaxed) &&
+        r->owned.compare_exchange_strong(f, true, std::memory_order_acquire))  // pairs with the
+      return r;                                                                // release below
+  }
+  record* r = new record;
+  r->owned.store(true, std::memory_order_relaxed);
+  record* head = g_records.load(std::memory_order_relaxed);
+  do {
+    r->next = head;
+  } while (!g_records.compare_exchange_weak(head, r, std::memory_order_release,  // pairs with the
+                                            std::memory_order_relaxed));          // acquire above
+  return r;
+}
+
+void free_ready(std::vector<retired>& v, std::uint64_t e) {
+  std::size_t kept = 0;
+  for (retired& x : v) {
+    if (x.epoch + 2 <= e) {
+      x.free_fn(x.p);
+      g_pending.fetch_sub(1, std::memory_order_relaxed);
+    } else {
+      v[kept++] = x;
+    }
+  }
+  v.resize(kept);
+}
+
+bool try_advance() {
+  std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
+  for (record* r = g_records.load(std::memory_order_acquire); r; r = r->next) {
+    std::uint64_t l = r->local.load(std::memory_order_seq_cst);  // pairs with the fence in pin()
+    if ((l & 1) && (l >> 1) != e) return false;
+  }
+  return g_epoch.compare_exchange_strong(e, e + 1, std::memory_order_seq_cst);
+}
+
+struct thread_slot {
+  record* r = nullptr;
+  ~thread_slot() {
+    if (!r) return;
+    if (!r->limbo.empty()) {
+      std::lock_guard<std::mutex> lk(g_orphan_mu);
+      g_orphans.insert(g_orphans.end(), r->limbo.begin(), r->limbo.end());
+      r->limbo.clear();
+    }
+    r->local.store(0, std::memory_order_release);
+    r->owned.store(false, std::memory_order_release);  // pairs with the acquire in acquire_record()
+  }
+};
+
+// Never inlined into a caller that could cache the address across a tasklet switch: a tasklet
+// resumes on any thread (see runtime/src/worker.cpp, current_worker()).
+[[gnu::noinline]] record* my_record() {
+  thread_local thread_slot slot;
+  if (!slot.r) slot.r = acquire_record();
+  return slot.r;
+}
+
+}  // namespace
+
+record* pin() noexcept {
+  record* r = my_record();
+  if (r->depth++ == 0)  // pairs with the seq_cst loads in try_advance()
+    r->local.exchange(g_epoch.load(std::memory_order_seq_cst) << 1 | 1, std::memory_order_seq_cst);
+  return r;
+}
+
+void unpin(record* r) noexcept {
+  if (--r->depth == 0) r->local.store(0, std::memory_order_release);  // ends the section's reads
+}
+
+void retire(void* p, void (*free_fn)(void*) noexcept) {
+  record* r = my_record();
+  r->limbo.push_back(retired{p, free_fn, g_epoch.load(std::memory_order_seq_cst)});
+  g_pending.fetch_add(1, std::memory_order_relaxed);
+  if (++r->since_collect >= collect_every) {
+    r->since_collect = 0;
+    collect();
+  }
+}
+
+void collect() {
+  record* r = my_record();
+  try_advance();
+  std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
+  free_ready(r->limbo, e);
+  std::unique_lock<std::mutex> lk(g_orphan_mu, std::try_to_lock);
+  if (lk.owns_lock() && !g_orphans.empty()) free_ready(g_orphans, e);
+}
+
+std::uint64_t pending() noexcept { return g_pending.load(std::memory_order_relaxed); }
+
+}  // namespace stackless::detail::ebr
