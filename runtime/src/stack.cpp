@@ -87,6 +87,7 @@ stack* stack_pool::get() {
     stack* s = map_guarded();
     g.lock();
     if (s) {
+      s->all_index = guarded_all_.size();
       guarded_all_.push_back(s);
       guarded_made_.fetch_add(1, std::memory_order_relaxed);
       return s;
@@ -137,7 +138,10 @@ void stack_pool::put(stack* const* s, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     stack* st = s[i];
     if (st->guarded && free_.size() >= pool_keep_guarded) {
-      std::erase(guarded_all_, st);  // rare: only when far more stacks died than are reused
+      stack* last = guarded_all_.back();  // swap-remove: a chain of 100,000 tasklets unmaps
+      last->all_index = st->all_index;     // thousands at once
+      guarded_all_[st->all_index] = last;
+      guarded_all_.pop_back();
       context_fiber_free(st->fiber);
       munmap(st->lo - page_, size_ + page_);
       g_guarded_live.fetch_sub(1, std::memory_order_relaxed);

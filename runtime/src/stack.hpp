@@ -40,6 +40,7 @@ struct stack {
   std::size_t size;    // usable bytes below this descriptor
   bool guarded;
   void* fiber = nullptr;  // the stack's ThreadSanitizer fiber, if any (context.cpp)
+  std::size_t all_index = 0;  // guarded: its place in stack_pool::guarded_all_ (O(1) removal)
   bool canary_ok() const noexcept {
     if (guarded) return true;
     auto* c = reinterpret_cast<const std::uint64_t*>(lo) - canary_words;

@@ -13,10 +13,10 @@
 // Cell states (cell::state):
 //
 //   EMPTY ──send, s < B or s < R──▶ BUFFERED ──recv──▶ DONE
-//     │  ──send, must wait───────▶ sender rec ──recv claims──▶ RESUMING ──▶ DONE | INT_SEND
+//     │  ──send, must wait───────▶ sender rec ──recv claims──▶ RESUMING_R ──▶ DONE | INT_SEND
 //     │                              │  ──expand_buffer claims──▶ RESUMING_EB ──▶ BUFFERED | INT_SEND
 //     │                              └─ its call gives up ─────▶ INT_SEND
-//     │  ──recv, must wait───────▶ receiver rec ──send claims──▶ RESUMING ──▶ DONE | INT_RCV
+//     │  ──recv, must wait───────▶ receiver rec ──send claims──▶ RESUMING_S ──▶ (won) | INT_RCV
 //     │                              │  ──close claims──────────▶ CLOSING ──▶ CLOSED | INT_RCV
 //     │                              └─ its call gives up ─────▶ INT_RCV
 //     │  ──recv, r < S (its sender is on the way)──▶ POISONED  (both restart with new indices)
@@ -27,7 +27,8 @@
 // Invariants:
 //  1. Each index is taken exactly once by each side (FAA on S, R, B). The cell is the only place
 //     the two sides of an index meet, and every transition is a CAS from the state read, except
-//     out of RESUMING*/CLOSING, which only the claimer leaves (plain stores).
+//     out of RESUMING*/CLOSING, which only the claimer leaves (plain stores). A RESUMING_S that
+//     won stays so: its receiver is resumed and takes the element from it.
 //  2. A claimer (RESUMING*, CLOSING) then tries to resume the record's owner. Exactly one
 //     resumer wins a blocking call: the tasklet's park door (park.cpp) for a single operation; the
 //     `sel` word for a select and for a plain thread. The loser — the owner itself giving up
@@ -41,7 +42,8 @@
 //     advances B once (expand_buffer); a cell that B passes but no element will ever occupy
 //     (INT_SEND) makes expand_buffer take the next one. So B - R stays the capacity.
 //  5. Memory: a segment counts the cell sides not yet finished (2 per cell, 3 in a buffered
-//     channel). It is unlinked when that count is 0 and no head pointer is on it — in order, from
+//     channel; a receive that completes a pair finishes both of its cell's send and receive
+//     sides, since a sender leaves a BUFFERED cell, or is resumed, for good). It is unlinked when that count is 0 and no head pointer is on it — in order, from
 //     `first` — and freed by epoch-based reclamation (ebr.hpp): a thread reads a head pointer only
 //     while pinned, and reads it *before* taking its index, so its walk starts at or before the
 //     segment of its index.
@@ -50,8 +52,8 @@
 //     Receivers parked at or past close_index are woken with CLOSED; cells in between are marked
 //     CLOSED so no receiver parks there later.
 //
-// Stackless's balance counts parked calls: waiting_senders_/waiting_receivers_ go up before a
-// record is published and down by whoever takes it out of the cell (claimer or owner).
+// Stackless's balance() counts the parked calls: the records in the cells between R and S (a
+// record carries a sender bit, so counting reads no record).
 //
 // Rejected alternatives: Go's lock-based hchan (a lock per channel; select locks every channel
 // in address order) — simple, but every operation takes the lock, and our pingpong target is a
@@ -87,7 +89,7 @@ enum : state_t {
   C_EMPTY = 0,
   C_BUFFERED = 1,
   C_IN_BUFFER = 2,
-  C_RESUMING = 3,
+  C_RESUMING_S = 3,  // a sender claimed a waiting receiver (and put its element in the cell)
   C_RESUMING_EB = 4,
   C_POISONED = 5,
   C_DONE = 6,
@@ -95,9 +97,12 @@ enum : state_t {
   C_INT_RCV = 8,
   C_CLOSED = 9,
   C_CLOSING = 10,
+  C_RESUMING_R = 11,  // a receiver claimed a waiting sender
   C_MARKERS = 16,  // states below are markers; above, a case_rec* (| EB bit)
 };
-constexpr state_t eb_bit = 1;
+constexpr state_t eb_bit = 1;    // on a record: expand_buffer passed the cell
+constexpr state_t send_bit = 2;  // on a record: a sender's (so balance() need not read it)
+constexpr state_t rec_bits = 3;
 
 inline bool is_rec(state_t s) { return s >= C_MARKERS; }
 
@@ -146,13 +151,16 @@ struct chan_ext {
 
 struct cell {
   std::atomic<state_t> state{C_EMPTY};
-  std::uint8_t kind = 0;  // the element is: 0 a value, 1 a std::exception_ptr
 };
 
+// A segment is one allocation: this header, then the elements (stride bytes each). The first
+// segment of a channel lives in the channel's own allocation (`embedded`): freeing it is a no-op.
 struct segment {
   std::uint64_t id;
   std::atomic<segment*> next{nullptr};
   std::atomic<std::int32_t> remaining;  // cell sides not finished (invariant 5)
+  bool embedded = false;
+  std::uint8_t kind[seg_size] = {};     // the element in cell k is: 0 a value, 1 an exception_ptr
   cell cells[seg_size];
 };
 
@@ -172,21 +180,28 @@ class chan_core {
   std::atomic<std::uint64_t> close_index{no_index};
   std::atomic<segment*> first;  // oldest segment still linked
 
-  alignas(64) std::atomic<std::uint64_t> S{0};
+  // The counters each get their own cache line (senders and receivers run on different
+  // workers). Padding rather than alignas: an over-aligned new is a slow malloc path, and a
+  // chain of 100,000 tasklets makes 100,000 channels.
+  char pad0_[64];
+  std::atomic<std::uint64_t> S{0};
   std::atomic<segment*> send_head;
-  alignas(64) std::atomic<std::uint64_t> R{0};
+  char pad1_[64 - 16];
+  std::atomic<std::uint64_t> R{0};
   std::atomic<segment*> recv_head;
-  alignas(64) std::atomic<std::uint64_t> B{0};
+  char pad2_[64 - 16];
+  std::atomic<std::uint64_t> B{0};
   std::atomic<segment*> eb_head;
-  alignas(64) std::atomic<int> waiting_senders{0};
-  std::atomic<int> waiting_receivers{0};
 
-  segment* new_segment(std::uint64_t id);
+  segment* new_segment(std::uint64_t id, void* mem = nullptr);
+  static constexpr std::size_t first_segment_offset() {
+    return (sizeof(chan_core) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) * alignof(std::max_align_t);
+  }
   void* payload(segment* s, std::uint64_t i) {
     return reinterpret_cast<unsigned char*>(s) + payload_off + (i % seg_size) * stride;
   }
   segment* find(std::atomic<segment*>& head, segment* from, std::uint64_t id);
-  void side_done(segment* s);
+  void side_done(segment* s, int n = 1);
   void try_retire();
   std::uint64_t wait_close_index() const;
 
@@ -201,7 +216,9 @@ class chan_core {
 
 namespace {
 
-void free_segment(void* p) noexcept { ::operator delete(p, std::align_val_t(64)); }
+void free_segment(void* p) noexcept {
+  if (!static_cast<segment*>(p)->embedded) ::operator delete(p);
+}
 
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
@@ -210,12 +227,11 @@ std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a;
 chan_core::chan_core(const elem_ops* o, std::size_t c, bool unb)
     : ops(o), cap(unb ? 0 : c), unbounded(unb), buffered(!unb && c > 0) {
   std::size_t a = std::max(o->align, alignof(std::exception_ptr));
-  if (a > 64) throw usage_error("stackless: channel<T>: alignof(T) > 64 is not supported");
   stride = round_up(std::max(o->size, sizeof(std::exception_ptr)), a);
   payload_off = round_up(sizeof(segment), a);
   seg_bytes = payload_off + seg_size * stride;
   B.store(cap, std::memory_order_relaxed);
-  segment* s = new_segment(0);
+  segment* s = new_segment(0, reinterpret_cast<char*>(this) + first_segment_offset());
   first.store(s, std::memory_order_relaxed);
   send_head.store(s, std::memory_order_relaxed);
   recv_head.store(s, std::memory_order_relaxed);
@@ -232,7 +248,7 @@ chan_core::~chan_core() {
       // a reference on the channel.)
       if (s->cells[k].state.load(std::memory_order_relaxed) == C_BUFFERED) {
         void* p = payload(s, i);
-        if (s->cells[k].kind) static_cast<std::exception_ptr*>(p)->~exception_ptr();
+        if (s->kind[k]) static_cast<std::exception_ptr*>(p)->~exception_ptr();
         else if (!ops->trivial) ops->destroy(p);
       }
     }
@@ -242,10 +258,12 @@ chan_core::~chan_core() {
   }
 }
 
-segment* chan_core::new_segment(std::uint64_t id) {
-  void* mem = ::operator new(seg_bytes, std::align_val_t(64));
+segment* chan_core::new_segment(std::uint64_t id, void* mem) {
+  bool embedded = mem != nullptr;
+  if (!mem) mem = ::operator new(seg_bytes);
   segment* s = ::new (mem) segment;
   s->id = id;
+  s->embedded = embedded;
   std::int32_t sides = buffered ? 3 : 2;
   std::int32_t n = sides * static_cast<std::int32_t>(seg_size);
   if (buffered) {  // B starts at cap: no expand_buffer visits cells below it
@@ -281,8 +299,8 @@ segment* chan_core::find(std::atomic<segment*>& head, segment* from, std::uint64
   return s;
 }
 
-void chan_core::side_done(segment* s) {
-  if (s->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) try_retire();
+void chan_core::side_done(segment* s, int n) {
+  if (s->remaining.fetch_sub(n, std::memory_order_acq_rel) == n) try_retire();
 }
 
 // try_retire() unlinks finished segments from the front (invariant 5). A head never moves back
@@ -296,7 +314,9 @@ void chan_core::try_retire() {
       return;
     segment* n = f->next.load(std::memory_order_acquire);
     if (!n) return;
-    if (first.compare_exchange_strong(f, n, std::memory_order_seq_cst)) ebr::retire(f, free_segment);
+    // The embedded first segment goes with the channel's allocation, never through ebr.
+    if (first.compare_exchange_strong(f, n, std::memory_order_seq_cst) && !f->embedded)
+      ebr::retire(f, free_segment);
   }
 }
 
@@ -309,7 +329,7 @@ std::uint64_t chan_core::wait_close_index() const {
 
 void chan_core::put(segment* s, std::uint64_t i, void* src, bool is_exc) {
   void* p = payload(s, i);
-  s->cells[i % seg_size].kind = is_exc;
+  s->kind[i % seg_size] = is_exc;
   if (is_exc) ::new (p) std::exception_ptr(std::move(*static_cast<std::exception_ptr*>(src)));
   else if (ops->trivial) std::memcpy(p, src, ops->size);
   else ops->move_construct(p, src);
@@ -317,7 +337,7 @@ void chan_core::put(segment* s, std::uint64_t i, void* src, bool is_exc) {
 
 void chan_core::give_back(segment* s, std::uint64_t i, void* src) {
   void* p = payload(s, i);
-  if (s->cells[i % seg_size].kind) {
+  if (s->kind[i % seg_size]) {
     auto* e = static_cast<std::exception_ptr*>(p);
     *static_cast<std::exception_ptr*>(src) = std::move(*e);
     e->~exception_ptr();
@@ -332,7 +352,7 @@ void chan_core::give_back(segment* s, std::uint64_t i, void* src) {
 
 std::exception_ptr chan_core::take(segment* s, std::uint64_t i, void* dst) {
   void* p = payload(s, i);
-  if (s->cells[i % seg_size].kind) {
+  if (s->kind[i % seg_size]) {
     auto* e = static_cast<std::exception_ptr*>(p);
     std::exception_ptr x = std::move(*e);
     e->~exception_ptr();
@@ -383,13 +403,13 @@ bool try_resume(case_rec* rec, bool to_back) {
   }
 }
 
-case_rec* rec_of(state_t s) { return reinterpret_cast<case_rec*>(s & ~eb_bit); }
+case_rec* rec_of(state_t s) { return reinterpret_cast<case_rec*>(s & ~rec_bits); }
 
 /// settle() waits while a claimer holds the cell, and returns the state it left.
 state_t settle(cell& c) {
   state_t st;
-  while ((st = c.state.load(std::memory_order_acquire)) == C_RESUMING || st == C_RESUMING_EB ||
-         st == C_CLOSING)
+  while ((st = c.state.load(std::memory_order_acquire)) == C_RESUMING_S || st == C_RESUMING_R ||
+         st == C_RESUMING_EB || st == C_CLOSING)
     cpu_relax();
   return st;
 }
@@ -423,7 +443,6 @@ bool chan_core::eb_cell(segment* s, std::uint64_t b) {
       if (b >= R.load(std::memory_order_seq_cst)) {
         // No receive reached b, so it is a sender's record: resume it, its element is buffered.
         if (!c.state.compare_exchange_weak(st, C_RESUMING_EB, std::memory_order_acq_rel)) continue;
-        waiting_senders.fetch_sub(1, std::memory_order_relaxed);
         if (try_resume(rec_of(st), false)) {
           c.state.store(C_BUFFERED, std::memory_order_release);  // pairs with the receiver's acquire
           return true;
@@ -443,7 +462,7 @@ bool chan_core::eb_cell(segment* s, std::uint64_t b) {
         continue;
       case C_INT_SEND:
         return false;
-      case C_RESUMING:
+      case C_RESUMING_R:  // a receiver is resuming the sender: see how it ends
         cpu_relax();
         st = c.state.load(std::memory_order_acquire);
         continue;
@@ -504,13 +523,12 @@ step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
         st = cl.state.load(std::memory_order_acquire);
         continue;
       }
-      if (!cl.state.compare_exchange_weak(st, C_RESUMING, std::memory_order_acq_rel)) continue;
-      c->waiting_receivers.fetch_sub(1, std::memory_order_relaxed);
+      if (!cl.state.compare_exchange_weak(st, C_RESUMING_S, std::memory_order_acq_rel)) continue;
       if (!stored) c->put(s, i, src, is_exc);
       bool to_front = prefer_partner_sending(c);
       if (try_resume(rec_of(st), !to_front)) {
-        cl.state.store(C_DONE, std::memory_order_release);
-        c->side_done(s);
+        // The cell stays RESUMING_S: the receiver takes the element and finishes both sides of
+        // the cell (after this, the cell may be gone).
         x.partner_woken = true;
         x.yield_after = to_front;
         return step::done;
@@ -528,8 +546,7 @@ step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
         if (no_wait) {
           if (!stored) c->put(s, i, src, is_exc), stored = true;
           if (!cl.state.compare_exchange_strong(st, C_BUFFERED, std::memory_order_acq_rel)) continue;
-          c->side_done(s);
-          return step::done;
+          return step::done;  // the receiver that takes it finishes both sides
         }
         if (!x.rec) {
           if (!cl.state.compare_exchange_strong(st, C_INT_SEND, std::memory_order_acq_rel)) continue;
@@ -539,11 +556,9 @@ step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
         }
         if (!stored) c->put(s, i, src, is_exc), stored = true;
         x.ready_to_wait();
-        c->waiting_senders.fetch_add(1, std::memory_order_relaxed);
-        if (!cl.state.compare_exchange_strong(st, reinterpret_cast<state_t>(x.rec), std::memory_order_acq_rel)) {
-          c->waiting_senders.fetch_sub(1, std::memory_order_relaxed);
+        if (!cl.state.compare_exchange_strong(st, reinterpret_cast<state_t>(x.rec) | send_bit,
+                                              std::memory_order_acq_rel))
           continue;
-        }
         x.rec->seg = s;
         x.rec->cell = i;
         x.rec->installed = true;
@@ -552,8 +567,7 @@ step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
       case C_IN_BUFFER:
         if (!stored) c->put(s, i, src, is_exc), stored = true;
         if (!cl.state.compare_exchange_strong(st, C_BUFFERED, std::memory_order_acq_rel)) continue;
-        c->side_done(s);
-        return step::done;
+        return step::done;  // as above
       case C_POISONED:
       case C_INT_RCV:
         if (stored) c->give_back(s, i, src);
@@ -577,14 +591,13 @@ step recv_cell(op_ctx& x, segment* s, std::uint64_t i, void* dst, std::exception
         st = cl.state.load(std::memory_order_acquire);
         continue;
       }
-      if (!cl.state.compare_exchange_weak(st, C_RESUMING, std::memory_order_acq_rel)) continue;
-      c->waiting_senders.fetch_sub(1, std::memory_order_relaxed);
+      if (!cl.state.compare_exchange_weak(st, C_RESUMING_R, std::memory_order_acq_rel)) continue;
       bool to_front = prefer_partner_receiving(c);
       if (try_resume(rec_of(st), !to_front)) {
         exc = c->take(s, i, dst);
         cl.state.store(C_DONE, std::memory_order_release);
         c->expand_buffer();
-        c->side_done(s);
+        c->side_done(s, 2);  // the resumed sender never touches the cell again
         x.partner_woken = true;
         x.yield_after = to_front;
         return step::done;
@@ -618,11 +631,8 @@ step recv_cell(op_ctx& x, segment* s, std::uint64_t i, void* dst, std::exception
           return step::would_block;
         }
         x.ready_to_wait();
-        c->waiting_receivers.fetch_add(1, std::memory_order_relaxed);
-        if (!cl.state.compare_exchange_strong(st, reinterpret_cast<state_t>(x.rec), std::memory_order_acq_rel)) {
-          c->waiting_receivers.fetch_sub(1, std::memory_order_relaxed);
+        if (!cl.state.compare_exchange_strong(st, reinterpret_cast<state_t>(x.rec), std::memory_order_acq_rel))
           continue;
-        }
         x.rec->seg = s;
         x.rec->cell = i;
         x.rec->installed = true;
@@ -632,7 +642,7 @@ step recv_cell(op_ctx& x, segment* s, std::uint64_t i, void* dst, std::exception
         exc = c->take(s, i, dst);
         cl.state.store(C_DONE, std::memory_order_release);
         c->expand_buffer();
-        c->side_done(s);
+        c->side_done(s, 2);  // its sender is gone: both sides
         return step::done;
       case C_INT_SEND:
         c->side_done(s);
@@ -710,10 +720,8 @@ void resolve(chan_core* c, case_rec* rec) {
   while (is_rec(st) && rec_of(st) == rec) {
     if (cl.state.compare_exchange_weak(st, is_send ? C_INT_SEND : C_INT_RCV, std::memory_order_acq_rel)) {
       if (is_send) {
-        c->waiting_senders.fetch_sub(1, std::memory_order_relaxed);
         if (st & eb_bit) c->expand_buffer();
       } else {
-        c->waiting_receivers.fetch_sub(1, std::memory_order_relaxed);
         c->expand_buffer();
       }
       if (is_send) c->give_back(s, rec->cell, src);
@@ -735,16 +743,13 @@ bool finish_won(chan_core* c, case_rec* rec, void* dst, std::exception_ptr& exc)
   bool is_send = rec->is_send;
   segment* s = rec->seg;
   rec->installed = false;
-  if (is_send) {
-    c->side_done(s);
-    return false;
-  }
+  if (is_send) return false;  // the receiver (or, via BUFFERED, the next one) finishes the cell
   cell& cl = s->cells[rec->cell % seg_size];
   state_t st = cl.state.load(std::memory_order_acquire);
   if (st == C_CLOSING || st == C_CLOSED) return true;  // close() sets no more than that
   exc = c->take(s, rec->cell, dst);  // the sender put it before resuming us (park door: acq_rel)
   c->expand_buffer();
-  c->side_done(s);
+  c->side_done(s, 2);  // both sides: the sender left the cell RESUMING_S
   return false;
 }
 
@@ -797,11 +802,22 @@ std::int64_t chan_now_ns() noexcept { return now_ns(); }
 chan_core* chan_create(const elem_ops* ops, std::size_t capacity, bool unbounded) {
   if (!unbounded && capacity > (std::uint64_t{1} << 40))
     throw std::invalid_argument("stackless: channel capacity too large (use channel::unbounded())");
-  return new chan_core(ops, capacity, unbounded);
+  // One allocation: the core, then its first segment (16-byte alignment is all malloc gives,
+  // and all an element may ask for).
+  if (ops->align > alignof(std::max_align_t))
+    throw std::invalid_argument("stackless: channel<T>: over-aligned T is not supported");
+  std::size_t a = std::max(ops->align, alignof(std::exception_ptr));
+  std::size_t stride = round_up(std::max(ops->size, sizeof(std::exception_ptr)), a);
+  std::size_t bytes = chan_core::first_segment_offset() + round_up(sizeof(segment), a) + seg_size * stride;
+  void* mem = ::operator new(bytes);
+  return ::new (mem) chan_core(ops, capacity, unbounded);
 }
 void chan_acquire(chan_core* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
 void chan_release(chan_core* c) noexcept {
-  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete c;
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    c->~chan_core();
+    ::operator delete(c);
+  }
 }
 
 namespace {
@@ -919,7 +935,6 @@ void chan_close(chan_core* c) {
     for (;;) {
       if (is_rec(st)) {
         if (!cl.state.compare_exchange_weak(st, C_CLOSING, std::memory_order_acq_rel)) continue;
-        c->waiting_receivers.fetch_sub(1, std::memory_order_relaxed);
         if (try_resume(rec_of(st), true)) cl.state.store(C_CLOSED, std::memory_order_release);
         else cl.state.store(C_INT_RCV, std::memory_order_release);
         break;
@@ -940,7 +955,27 @@ bool chan_closed(const chan_core* c) noexcept {
   return c->R.load(std::memory_order_seq_cst) >= c->wait_close_index();
 }
 int chan_balance(const chan_core* c) noexcept {
-  return c->waiting_senders.load(std::memory_order_relaxed) - c->waiting_receivers.load(std::memory_order_relaxed);
+  // Count the records between the two counters (the parked calls are there). O(balance): a
+  // diagnostic, kept off the hot paths (two counters would cost every parked call two RMWs).
+  ebr::guard g;
+  std::uint64_t r = c->R.load(std::memory_order_seq_cst);
+  std::uint64_t sv = c->S.load(std::memory_order_seq_cst) & count_mask;
+  std::uint64_t ci = c->close_index.load(std::memory_order_acquire);
+  if (ci != no_index) sv = std::min(sv, ci);
+  std::uint64_t lo = std::min(r, sv), hi = std::max(r, sv);
+  int senders = 0, receivers = 0;
+  for (segment* s = c->first.load(std::memory_order_seq_cst); s && s->id * seg_size < hi;
+       s = s->next.load(std::memory_order_acquire)) {
+    for (std::uint64_t k = 0; k < seg_size; ++k) {
+      std::uint64_t i = s->id * seg_size + k;
+      if (i < lo || i >= hi) continue;
+      state_t st = s->cells[k].state.load(std::memory_order_acquire);
+      if (!is_rec(st)) continue;
+      if (st & send_bit) ++senders;
+      else ++receivers;
+    }
+  }
+  return senders - receivers;
 }
 void chan_set_preference(chan_core* c, int p) noexcept { c->pref.store(p < 0 ? -1 : p > 0 ? 1 : 0, std::memory_order_relaxed); }
 int chan_get_preference(const chan_core* c) noexcept { return c->pref.load(std::memory_order_relaxed); }

@@ -3,10 +3,14 @@
 // Global epoch E. Each OS thread that ever pins owns a record (a lock-free, grow-only list;
 // records of exited threads are reused):
 //   local = E_seen << 1 | active
-// pin():   local = E << 1 | 1 with a seq_cst exchange (a full barrier): the section's reads of
-//          shared pointers (seq_cst or acquire loads) are ordered after the announcement — the
-//          Dekker pair with try_advance(), which reads every local with seq_cst. An RMW rather
-//          than store + fence also lets ThreadSanitizer, which ignores fences, see the order.
+// pin():   local = E << 1 | 1, and the announcement must be visible before the section reads a
+//          shared pointer: the Dekker pair with try_advance(), which reads every local. Pins are
+//          on every channel operation and advances are rare, so the barrier is asymmetric
+//          (Linux membarrier(2), as liburcu and folly's hazard pointers do): pin() is a plain
+//          store plus a compiler barrier, and try_advance() first runs membarrier(
+//          PRIVATE_EXPEDITED), which puts a full barrier on every running thread of the
+//          process. Without membarrier — and under ThreadSanitizer, which models neither it nor
+//          fences — pin() uses a seq_cst exchange (a full barrier) instead.
 // unpin(): local = 0 (release: the reads of the section happen before it).
 // try_advance(): E may go from e to e + 1 only when every active record has seen e. Then no
 //          thread is still in a section that began in epoch e - 1 or earlier, so what was retired
@@ -15,6 +19,10 @@
 // retirement, and are freed once E >= tag + 2. A thread that exits hands its limbo list to a
 // global orphan list that every collect() also looks at.
 #include "ebr.hpp"
+
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <mutex>
@@ -37,6 +45,20 @@ std::mutex g_orphan_mu;
 std::vector<retired> g_orphans;  // guarded by g_orphan_mu
 
 constexpr std::size_t collect_every = 64;
+
+bool membarrier_usable() {
+#if defined(STACKLESS_TSAN)
+  return false;
+#else
+  static const bool ok = [] {
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) return false;
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  }();
+  return ok;
+#endif
+}
+const bool g_asymmetric = membarrier_usable();
 
 }  // namespace
 
@@ -83,6 +105,9 @@ void free_ready(std::vector<retired>& v, std::uint64_t e) {
 }
 
 bool try_advance() {
+  // The heavy side of the asymmetric barrier: after it, every pin() announced before any other
+  // thread's last read of a pointer is visible here.
+  if (g_asymmetric) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
   std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
   for (record* r = g_records.load(std::memory_order_acquire); r; r = r->next) {
     std::uint64_t l = r->local.load(std::memory_order_seq_cst);  // pairs with the fence in pin()
@@ -117,8 +142,15 @@ struct thread_slot {
 
 record* pin() noexcept {
   record* r = my_record();
-  if (r->depth++ == 0)  // pairs with the seq_cst loads in try_advance()
-    r->local.exchange(g_epoch.load(std::memory_order_seq_cst) << 1 | 1, std::memory_order_seq_cst);
+  if (r->depth++ == 0) {  // pairs with the loads in try_advance()
+    std::uint64_t v = g_epoch.load(std::memory_order_seq_cst) << 1 | 1;
+    if (g_asymmetric) {
+      r->local.store(v, std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler keeps it before the reads
+    } else {
+      r->local.exchange(v, std::memory_order_seq_cst);
+    }
+  }
   return r;
 }
 
