@@ -146,7 +146,8 @@ void resolve(chan_core* c, case_rec* rec);
 
 struct chan_ext {
   chan_waiter w;
-  std::vector<case_rec> recs;
+  case_rec single;              // a send or receive
+  std::vector<case_rec> recs;   // a select, one per case
 };
 
 struct cell {
@@ -824,8 +825,7 @@ namespace {
 
 /// single_call() sets up the record of a blocking send or receive.
 case_rec* single_call(chan_ext* ext, tcb* t, bool is_send, void* buf) {
-  if (ext->recs.empty()) ext->recs.resize(1);
-  case_rec* rec = &ext->recs[0];
+  case_rec* rec = &ext->single;
   rec->owner = &ext->w;
   rec->index = 0;
   rec->is_send = is_send;
@@ -851,62 +851,68 @@ bool wait_single(chan_ext* ext, tcb* t, std::int64_t deadline, wake_reason& why)
 
 }  // namespace
 
+// An interrupt (kill, raise_exception) ends a parked call with the exception; a tasklet that is
+// unwinding cannot take one (throw_if_interrupted() declines), so its call simply waits again.
 op_status chan_send(chan_core* c, void* src, bool is_exc, bool block, std::int64_t deadline) {
   if (!block && would_block_send(c)) return op_status::would_block;
   tcb* t = current_tcb();
   chan_ext* ext = block ? my_ext() : nullptr;
-  case_rec* rec = block ? single_call(ext, t, true, src) : nullptr;
-  op_ctx x{c, rec};
-  if (t && block) x.what = "channel.send";
-  step r = send_op(x, src, is_exc);
-  if (r != step::wait) {
-    if (x.door_ready) cancel_park();  // it got ready to wait, then did not have to
-    if (r == step::done) {
-      after_partner_woken(x);
+  for (;;) {
+    case_rec* rec = block ? single_call(ext, t, true, src) : nullptr;
+    op_ctx x{c, rec};
+    if (t && block) x.what = "channel.send";
+    step r = send_op(x, src, is_exc);
+    if (r != step::wait) {
+      if (x.door_ready) cancel_park();  // it got ready to wait, then did not have to
+      if (r == step::done) {
+        after_partner_woken(x);
+        return op_status::ok;
+      }
+      return r == step::closed ? op_status::closed : op_status::would_block;
+    }
+    chan_ref keep(c);
+    wake_reason why;
+    std::exception_ptr unused;
+    if (wait_single(ext, t, deadline, why)) {
+      finish_won(c, rec, nullptr, unused);
       return op_status::ok;
     }
-    return r == step::closed ? op_status::closed : op_status::would_block;
+    resolve(c, rec);
+    if (why != wake_reason::interrupted) return op_status::timeout;
+    throw_if_interrupted();
   }
-  chan_ref keep(c);
-  wake_reason why;
-  std::exception_ptr unused;
-  if (wait_single(ext, t, deadline, why)) {
-    finish_won(c, rec, nullptr, unused);
-    return op_status::ok;
-  }
-  resolve(c, rec);
-  if (why == wake_reason::interrupted) throw_if_interrupted();
-  return op_status::timeout;
 }
 
 op_status chan_receive(chan_core* c, void* dst, bool block, std::int64_t deadline) {
   if (!block && would_block_recv(c)) return op_status::would_block;
   tcb* t = current_tcb();
   chan_ext* ext = block ? my_ext() : nullptr;
-  case_rec* rec = block ? single_call(ext, t, false, dst) : nullptr;
-  op_ctx x{c, rec};
-  if (t && block) x.what = "channel.receive";
-  std::exception_ptr exc;
-  step r = recv_op(x, dst, exc);
-  if (r != step::wait) {
-    if (x.door_ready) cancel_park();
-    if (r == step::done) {
-      after_partner_woken(x);
+  for (;;) {
+    case_rec* rec = block ? single_call(ext, t, false, dst) : nullptr;
+    op_ctx x{c, rec};
+    if (t && block) x.what = "channel.receive";
+    std::exception_ptr exc;
+    step r = recv_op(x, dst, exc);
+    if (r != step::wait) {
+      if (x.door_ready) cancel_park();
+      if (r == step::done) {
+        after_partner_woken(x);
+        if (exc) std::rethrow_exception(exc);
+        return op_status::ok;
+      }
+      return r == step::closed ? op_status::closed : op_status::would_block;
+    }
+    chan_ref keep(c);
+    wake_reason why;
+    if (wait_single(ext, t, deadline, why)) {
+      if (finish_won(c, rec, dst, exc)) return op_status::closed;
       if (exc) std::rethrow_exception(exc);
       return op_status::ok;
     }
-    return r == step::closed ? op_status::closed : op_status::would_block;
+    resolve(c, rec);
+    if (why != wake_reason::interrupted) return op_status::timeout;
+    throw_if_interrupted();
   }
-  chan_ref keep(c);
-  wake_reason why;
-  if (wait_single(ext, t, deadline, why)) {
-    if (finish_won(c, rec, dst, exc)) return op_status::closed;
-    if (exc) std::rethrow_exception(exc);
-    return op_status::ok;
-  }
-  resolve(c, rec);
-  if (why == wake_reason::interrupted) throw_if_interrupted();
-  return op_status::timeout;
 }
 
 void chan_close(chan_core* c) {

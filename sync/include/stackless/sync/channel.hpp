@@ -8,11 +8,14 @@
 //  - capacity 0 is a rendezvous: send() parks until a receiver takes the value. capacity N buffers
 //    N values; unbounded() never parks a sender. Values are moved, never copied; move-only types
 //    work.
-//  - preference: at a rendezvous, which side resumes first. With `receiver` (the default) a
-//    send() that finds a receiver waiting switches to it at once and the sender goes to the back
-//    of the run queue; a receive() that finds a sender waiting takes its value without switching
-//    and the sender runs next. `sender` is the mirror image; with `none` the caller always
-//    continues and the partner goes to the back of the run queue.
+//  - preference: at a rendezvous, which side resumes first (Stackless). With `receiver` (the
+//    default) a send() that finds a receiver parked switches to it at once (it runs next; the
+//    sender stays runnable, at the back of its worker's run queue); a receive() that finds a
+//    sender parked takes its value without switching, and the sender goes to the back of the run
+//    queue. `sender` is the mirror image; with `none` the caller always continues and the partner
+//    goes to the back of the run queue. On several workers "at once" means "next on this worker".
+//  - A select() with a send and a receive case on one channel never pairs with itself (as Go);
+//    such a select polls for its partner (50 µs, doubling to 10 ms) instead of only parking.
 //  - close(): from then on no operation may park. Values already buffered and the values of
 //    senders already parked are still received; receivers parked at close time wake with
 //    channel_closed (Stackless left them parked: here a range-for ends); a send after close
@@ -82,6 +85,9 @@ template <class T>
 class channel {
   static_assert(std::is_move_constructible_v<T>, "channel<T> needs a move-constructible T");
   static_assert(std::is_nothrow_destructible_v<T>, "channel<T> needs a nothrow-destructible T");
+  static_assert(std::is_nothrow_move_constructible_v<T>,
+                "channel<T> needs a nothrow move constructor (values move in and out of cells "
+                "that other threads are waiting on)");
 
  public:
   using value_type = T;
