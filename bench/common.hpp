@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +44,26 @@ inline std::int64_t fib_value(int n) {
 /// fib_spawns() is how many spawns fib(n) makes: one per call above the base case.
 inline std::int64_t fib_spawns(int n) { return fib_value(n + 1) - 1; }
 
+/// mpmc_producers and mpmc_consumers are P and C of the mpmc workloads: P producers each send
+/// 1, 2, ..., n/P into one buffered channel, C consumers sum what they receive.
+constexpr int mpmc_producers = 4;
+constexpr int mpmc_consumers = 4;
+
+/// mpmc_capacity() is the channel capacity of an mpmc workload (mpmc_c<cap>), or 0 if `name` is
+/// not one.
+inline std::size_t mpmc_capacity(const std::string& name) {
+  if (name == "mpmc_c1") return 1;
+  if (name == "mpmc_c64") return 64;
+  if (name == "mpmc_c1024") return 1024;
+  return 0;
+}
+
+/// mpmc_sum() is what the consumers of an mpmc run of n items receive in total.
+inline std::int64_t mpmc_sum(std::int64_t n) {
+  const std::int64_t per = n / mpmc_producers;
+  return mpmc_producers * (per * (per + 1) / 2);
+}
+
 /// skynet_spawns() is the number of tasklets below skynet's root: n + n/10 + ... + 10.
 inline std::int64_t skynet_spawns(std::int64_t n) {
   std::int64_t total = 0;
@@ -63,10 +84,13 @@ struct cli {
   std::int64_t want = 0;  // the check a correct run produces
 };
 
+constexpr const char* usage_names =
+    "<spawn|yield|pingpong|pingpong_x|chain|fib|skynet|mpmc_c1|mpmc_c64|mpmc_c1024>";
+
 /// parse() reads the command line and sizes the workload; 0, or the exit code to return.
 inline int parse(int argc, char** argv, cli& c) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: %s <spawn|yield|fib|skynet> <workers> <n>\n", argv[0]);
+    std::fprintf(stderr, "usage: %s %s <workers> <n>\n", argv[0], usage_names);
     return 64;
   }
   c.name = argv[1];
@@ -97,6 +121,27 @@ inline int parse(int argc, char** argv, cli& c) {
     }
     c.warm = n >= 100 ? n / 10 : n;
     c.want = n * (n - 1) / 2;
+  } else if (c.name == "pingpong" || c.name == "pingpong_x") {
+    // n round trips; the value makes one trip ping -> pong, +1 each time, so ends at n.
+    c.warm = n >= 10 ? n / 10 : n;
+    c.want = n;
+    // pingpong_x is defined on two workers (the sides on different threads), whatever the
+    // command line says; the RESULT line says so.
+    if (c.name == "pingpong_x") c.workers = 2;
+  } else if (c.name == "chain") {
+    // n tasklets in a line, each adds 1 to the value passing through: 0 comes out as n.
+    c.warm = n >= 10 ? n / 10 : n;
+    c.want = n;
+  } else if (mpmc_capacity(c.name) != 0) {
+    if (n % mpmc_producers != 0) {
+      std::fprintf(stderr, "%s: %s: n must be a multiple of %d (the producers)\n", argv[0],
+                   c.name.c_str(), mpmc_producers);
+      return 64;
+    }
+    // The warm-up: a tenth, rounded down to a multiple of P (at least one item per producer).
+    c.warm = n / 10 / mpmc_producers * mpmc_producers;
+    if (c.warm == 0) c.warm = mpmc_producers;
+    c.want = mpmc_sum(n);
   } else {
     std::fprintf(stderr, "%s: unknown workload '%s'\n", argv[0], c.name.c_str());
     return 2;

@@ -11,6 +11,21 @@
 //   spawn   spawn n empty tasklets from one parent, then join all.     op = one tasklet
 //   yield   two tasklets yield to each other n times in total, on ONE  op = one yield (a switch)
 //           worker whatever <workers> says.
+//   pingpong two tasklets, two rendezvous channels ping and pong: n    op = one round trip
+//           round trips, the value +1 each trip (ends at n). One
+//           untimed round trip first, so both sides run when the clock
+//           starts.
+//   pingpong_x the same on TWO workers whatever <workers> says, the     op = one round trip
+//           sides forced onto different OS threads and pinned there
+//           (this_tasklet::atomic); see run_pingpong_x() for how.
+//   chain   n tasklets in a line, tasklet i receives from channel i    op = one tasklet
+//           and sends that + 1 on channel i+1 (rendezvous); the root       (total time / n)
+//           sends 0 into the first and receives n from the last. The
+//           Stackless vs Go "100,000 tasklets" benchmark: the time
+//           includes creating every tasklet and channel.
+//   mpmc_c<cap> P = 4 producers each send 1..n/P into ONE channel of   op = one item
+//           capacity cap (1, 64, 1024); C = 4 consumers sum what they
+//           receive until it is closed (the last producer closes it).
 //   fib     fib(n); every call above the base case spawns fib(n-1) as  op = one spawn
 //           a child, computes fib(n-2) inline, joins the child, adds.
 //   skynet  n leaves (a power of 10), 10-way tree; each node spawns    op = one spawn
@@ -21,13 +36,19 @@
 // same scheduler (it fills the stack pool and wakes the workers, as a long-running program has).
 #include "common.hpp"
 #include <stackless/runtime.hpp>
+#include <stackless/sync.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -71,6 +92,170 @@ outcome run_yield(std::int64_t n) {
   return {ns, done, done};
 }
 
+// --- pingpong, pingpong_x -----------------------------------------------------------------
+
+using rendezvous = stackless::channel<std::int64_t>;  // capacity 0
+
+// The pinger sends v on `ping`, the ponger answers v + 1 on `pong`; n round trips take v from 0
+// to n. One untimed round trip first, so both sides run when the clock starts; the ponger
+// therefore answers n + 1 times.
+outcome pinger(rendezvous& ping, rendezvous& pong, std::int64_t n) {
+  ping.send(0);
+  (void)pong.receive();
+  auto t0 = clock_type::now();
+  std::int64_t v = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    ping.send(v);
+    v = pong.receive();
+  }
+  return {since(t0), v, n};
+}
+
+void ponger(rendezvous& ping, rendezvous& pong, std::int64_t n) {
+  for (std::int64_t i = 0; i <= n; ++i) pong.send(ping.receive() + 1);
+}
+
+/// run_pingpong(): the root tasklet is the pinger, a child the ponger.
+outcome run_pingpong(std::int64_t n) {
+  rendezvous ping, pong;
+  auto other = stackless::spawn([ping, pong, n]() mutable { ponger(ping, pong, n); });
+  outcome r = pinger(ping, pong, n);
+  other.join();
+  return r;
+}
+
+// pingpong_x: both sides pinned, each inside a this_tasklet::atomic scope (so it always resumes
+// on its worker, and a wake-up from the other side goes through that worker's inbox), on
+// different OS threads — verified with std::this_thread::get_id().
+//
+// How the two end up on different workers: not by yielding until a thief takes one. This
+// runtime keeps a yielding tasklet on its worker's yield list, which thieves only see once two
+// or more yielders wait there, and a tasklet's spawn() goes to the spawner's runnext, which is
+// not stolen and wakes nobody; two tasklets yielding to each other then stay on one worker for
+// good while the other sleeps. So the sides are placed by construction: side 0 is spawned from
+// the main thread, pins itself on the worker it starts on, publishes that thread and then holds
+// the worker — spinning, neither yielding nor parking — until side 1 has published its own.
+// Side 1 is spawned from the main thread only once side 0 holds its worker (a spawn from a plain
+// thread goes to the injection queue and wakes an idle worker), so only the other worker can
+// run it; it pins itself and checks that its thread differs. Then both stay pinned for the run.
+// Every wait is bounded: a runtime that never runs side 1 makes the workload fail, not hang.
+
+constexpr auto place_timeout = std::chrono::seconds(10);
+
+/// apart is what the two sides of pingpong_x share while they take their places.
+struct apart {
+  std::atomic<std::thread::id> where[2] = {{std::thread::id()}, {std::thread::id()}};
+  std::atomic<bool> failed{false};
+};
+
+outcome run_pingpong_x(stackless::scheduler& s, std::int64_t n) {
+  rendezvous ping, pong;
+  apart a;
+  auto fail = [&](const char* what) {
+    a.failed.store(true);
+    ping.close();  // unblocks the other side (its channel operation throws channel_closed)
+    pong.close();
+    throw std::runtime_error(what);
+  };
+  auto side0 = s.spawn([&]() -> outcome {
+    stackless::this_tasklet::atomic pin;
+    a.where[0].store(std::this_thread::get_id());
+    const auto t0 = clock_type::now();
+    while (a.where[1].load() == std::thread::id()) {  // hold this worker until side 1 runs
+      if (a.failed.load()) throw std::runtime_error("pingpong_x: side 1 failed to take its place");
+      if (clock_type::now() - t0 > place_timeout)
+        fail("pingpong_x: side 1 never started on the other worker (10 s)");
+    }
+    return pinger(ping, pong, n);
+  });
+  // The main thread waits (plainly, it is not a tasklet) until side 0 holds its worker.
+  const auto t0 = clock_type::now();
+  while (a.where[0].load() == std::thread::id() && !a.failed.load()) {
+    if (clock_type::now() - t0 > place_timeout) {
+      a.failed.store(true);
+      break;
+    }
+    std::this_thread::yield();
+  }
+  if (a.failed.load()) {
+    (void)side0.join();  // rethrows side 0's error if it has one
+    throw std::runtime_error("pingpong_x: side 0 never started (10 s)");
+  }
+  auto side1 = s.spawn([&] {
+    stackless::this_tasklet::atomic pin;
+    const std::thread::id me = std::this_thread::get_id();
+    if (me == a.where[0].load()) fail("pingpong_x: side 1 started on side 0's thread");
+    a.where[1].store(me);
+    ponger(ping, pong, n);
+  });
+  // Join both before reporting the first error, so that nothing outlives `ping`, `pong` and `a`.
+  std::exception_ptr err;
+  outcome r;
+  try {
+    r = side0.join();
+  } catch (...) {
+    err = std::current_exception();
+  }
+  try {
+    side1.join();
+  } catch (...) {
+    if (!err) err = std::current_exception();
+  }
+  if (err) std::rethrow_exception(err);
+  return r;
+}
+
+// --- chain ---------------------------------------------------------------------------------
+
+outcome run_chain(std::int64_t n) {
+  auto t0 = clock_type::now();
+  rendezvous first;
+  rendezvous left = first;
+  for (std::int64_t i = 0; i < n; ++i) {
+    rendezvous right;
+    // The handle is dropped at once: the tasklet is detached (as a goroutine), and the channels
+    // it holds live as long as it does.
+    (void)stackless::spawn([in = left, out = right]() mutable { out.send(in.receive() + 1); });
+    left = std::move(right);
+  }
+  first.send(0);
+  std::int64_t v = left.receive();
+  double ns = since(t0);
+  return {ns, v, n};
+}
+
+// --- mpmc ----------------------------------------------------------------------------------
+
+outcome run_mpmc(std::size_t cap, std::int64_t n) {
+  constexpr int P = bench::mpmc_producers, C = bench::mpmc_consumers;
+  const std::int64_t per = n / P;
+  auto t0 = clock_type::now();
+  stackless::channel<std::int64_t> ch(cap);
+  std::atomic<int> producing{P};  // the producer that takes it to 0 closes the channel
+  std::vector<stackless::tasklet<void>> producers;
+  std::vector<stackless::tasklet<std::int64_t>> consumers;
+  producers.reserve(P);
+  consumers.reserve(C);
+  for (int p = 0; p < P; ++p) {
+    producers.push_back(stackless::spawn([ch, per, &producing]() mutable {
+      for (std::int64_t v = 1; v <= per; ++v) ch.send(v);
+      if (producing.fetch_sub(1) == 1) ch.close();
+    }));
+  }
+  for (int c = 0; c < C; ++c) {
+    consumers.push_back(stackless::spawn([ch]() mutable {
+      std::int64_t sum = 0;
+      for (std::int64_t v : ch) sum += v;
+      return sum;
+    }));
+  }
+  for (auto& p : producers) p.join();
+  std::int64_t total = 0;
+  for (auto& c : consumers) total += c.join();
+  double ns = since(t0);
+  return {ns, total, per * P};
+}
+
 // --- fib -----------------------------------------------------------------------------------
 
 std::int64_t fib(int n) {
@@ -108,10 +293,16 @@ outcome run_skynet(std::int64_t n) {
 
 // --- driver --------------------------------------------------------------------------------
 
-outcome (*pick(const std::string& name))(std::int64_t) {
+std::function<outcome(std::int64_t)> pick(const std::string& name) {
   if (name == "spawn") return run_spawn;
   if (name == "yield") return run_yield;
+  if (name == "pingpong") return run_pingpong;
+  if (name == "chain") return run_chain;
+  if (name == "pingpong_x") return nullptr;  // main() drives it: run_pingpong_x()
   if (name == "fib") return run_fib;
+  if (std::size_t cap = bench::mpmc_capacity(name)) {
+    return [cap](std::int64_t n) { return run_mpmc(cap, n); };
+  }
   return run_skynet;
 }
 
@@ -120,15 +311,22 @@ outcome (*pick(const std::string& name))(std::int64_t) {
 int main(int argc, char** argv) {
   bench::cli c;
   if (int rc = bench::parse(argc, argv, c)) return rc;
-  outcome (*run)(std::int64_t) = pick(c.name);
+  std::function<outcome(std::int64_t)> run = pick(c.name);
   outcome r;
   try {
     stackless::options opts;  // not options{.workers = ...}: -Wextra flags the omitted fields
-    // yield measures the switch on one worker, whatever the command line asks for.
+    // yield measures the switch on one worker, whatever the command line asks for (and
+    // pingpong_x runs on two: bench::parse() already set c.workers = 2).
     opts.workers = c.name == "yield" ? 1u : static_cast<unsigned>(c.workers);
     stackless::scheduler s(opts);
-    s.block_on([&] { (void)run(c.warm); });
-    r = s.block_on([&] { return run(c.n); });
+    if (c.name == "pingpong_x") {
+      // Driven from the main thread, which places the two sides itself.
+      (void)run_pingpong_x(s, c.warm);
+      r = run_pingpong_x(s, c.n);
+    } else {
+      s.block_on([&] { (void)run(c.warm); });
+      r = s.block_on([&] { return run(c.n); });
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s failed: %s\n", argv[0], c.name.c_str(), e.what());
     return 1;

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """tools/bench.py — run the comparison workloads on stackless and on every peer, and compare.
 
-    tools/bench.py --build-dir build/release [--quick] [--workloads spawn,fib] [--reps K] [--out DIR]
+    tools/bench.py --build-dir build/release [--quick] [--workloads chain,pingpong] [--reps K] [--out DIR]
 
 Each program (bench/workloads.cpp and bench/peers/*) takes `<workload> <workers> <n>` and prints
 one line `RESULT workload=... impl=... workers=... n=... total_ms=... ns_per_op=... check=...`;
 exit code 2 means "this workload is not applicable here". For every workload and workers in
 {1, 2}, this script runs ours and every peer alternately K times (so slow drifts of a noisy
 machine hit everyone alike), takes the median ns_per_op of each, and prints a table of ratios
-ours/peer measured in the same run (< 1: we are faster). It writes <out>/bench.json (every raw run
+ours/peer measured in the same run (< 1: we are faster); for the workloads whose whole run is the
+figure of merit (chain) it also prints the median total ms. It writes <out>/bench.json (every raw run
 and the medians), <out>/bench.md (the table) and <out>/bench.svg (ours / best peer, per workload).
 
 A run that fails (exit code other than 0 and 2, a timeout, or a wrong check value) is reported
@@ -27,13 +28,42 @@ import statistics
 import subprocess
 import sys
 
-# name: (n of the full suite, n of --quick, what one "op" of ns_per_op is)
+# name: (n of the full suite, n of --quick, what one "op" of ns_per_op is). The order is the
+# default order of the runs and of the table; chain, the headline (the Stackless vs Go "100,000
+# tasklets" benchmark), comes first, in --quick (tools/dev demo) too, and keeps its full size there.
 WORKLOADS = {
+    "chain": (100_000, 100_000, "one tasklet of a line of n, created, passed a value through "
+              "rendezvous channels (total time incl. creation / n)"),
     "spawn": (1_000_000, 200_000, "one tasklet spawned and joined"),
     "yield": (10_000_000, 1_000_000, "one yield (a switch), on one worker"),
+    "pingpong": (1_000_000, 100_000, "one round trip over two rendezvous channels, two tasklets"),
+    "pingpong_x": (100_000, 20_000, "one round trip as in pingpong, the two sides on different "
+                   "OS threads (cross-thread wake-up); T=2 only"),
     "fib": (27, 22, "one spawn of fib(n), every call above n < 2 spawns"),
     "skynet": (1_000_000, 100_000, "one spawn of a 10-way tree of n leaves"),
+    "mpmc_c1": (1_000_000, 200_000, "one item through one buffered channel of capacity 1, "
+                "4 producers, 4 consumers"),
+    "mpmc_c64": (1_000_000, 200_000, "one item through one buffered channel of capacity 64, "
+                 "4 producers, 4 consumers"),
+    "mpmc_c1024": (1_000_000, 200_000, "one item through one buffered channel of capacity 1024, "
+                   "4 producers, 4 consumers"),
 }
+# Workloads that are defined on fixed workers only (the programs force it; the other T is not run).
+ONLY_WORKERS = {"pingpong_x": (2,)}
+# Workloads whose total time is shown too (in ms), next to ns per op.
+SHOW_TOTAL_MS = ("chain",)
+# What differs between implementations, printed under the table when one of its workloads runs.
+NOTES = {
+    ("pingpong_x",): "pingpong_x forces the sides apart: ours pins side 0 (this_tasklet::atomic) "
+                  "and holds its worker until side 1, spawned from the main thread afterwards, has "
+                  "started on the other worker and pinned itself (thread ids checked); Go: "
+                  "LockOSThread in both goroutines (GOMAXPROCS 2); Boost.Fiber: two std::threads, "
+                  "each its own round_robin scheduler with one fiber.",
+    ("mpmc_c1", "mpmc_c64", "mpmc_c1024"): "mpmc: Boost.Fiber's buffered_channel needs a power-of-2 capacity >= 2 and holds "
+               "capacity - 1 values, so it runs with capacity 2 / 64 / 1024, holding 1 / 63 / 1023 "
+               "values; Go and ours hold exactly 1 / 64 / 1024.",
+}
+MPMC_PRODUCERS = 4
 # Column order; ours first. impl -> executable name in the build directory.
 IMPLS = {"stackless": "stackless_bench", "go": "peer_go", "fiber": "peer_fiber",
          "tbb": "peer_tbb", "threads": "peer_threads"}
@@ -47,7 +77,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def expected_check(workload, n):
     """The check value a correct run prints (the programs verify it too)."""
-    if workload == "spawn":
+    if workload in ("spawn", "chain", "pingpong", "pingpong_x"):
         return n
     if workload == "yield":
         return n // 2 * 2
@@ -58,7 +88,15 @@ def expected_check(workload, n):
         return a
     if workload == "skynet":
         return n * (n - 1) // 2
+    if workload.startswith("mpmc_"):
+        per = n // MPMC_PRODUCERS  # each producer sends 1..per
+        return MPMC_PRODUCERS * (per * (per + 1) // 2)
     raise ValueError(workload)
+
+
+def workers_of(workload):
+    """The values of T a workload runs with."""
+    return ONLY_WORKERS.get(workload, WORKERS)
 
 
 def find_binary(build_dir, name):
@@ -174,12 +212,29 @@ def build_table(medians, impls, workloads, ns, failed):
     return header, rows
 
 
+def total_table(totals, impls, workloads, ns):
+    """Header and rows of the total-time table (median total ms, T=1 / T=2 per impl that has a
+    value), for the workloads in SHOW_TOTAL_MS; None if there is none."""
+    shown = [w for w in workloads if w in SHOW_TOTAL_MS]
+    if not shown:
+        return None
+    impls = [i for i in impls if i == "stackless" or any(totals[w][i] for w in shown)]
+    def ms(v):
+        return "–" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
+    header = ["total ms", "n"] + [f"{LABEL[i]} T=1 / T=2" for i in impls]
+    rows = [[w, f"{ns[w]:,}"] + [pair(ms(totals[w][i].get(1)), ms(totals[w][i].get(2)))
+                                 for i in impls] for w in shown]
+    return header, rows
+
+
 def legend(workloads, reps):
     lines = [f"ns per operation, median of {reps} run(s); lower is better. "
              "speedup = ours T=1 time / ours T=2 time. ours/peer < 1 means we are faster.",
              "T = workers (Go: GOMAXPROCS; Boost.Fiber: work_stealing threads; oneTBB: arena "
-             "slots; std::thread: CPUs pinned). yield always runs on one worker. An operation is:"]
+             "slots; std::thread: CPUs pinned). yield always runs on one worker, pingpong_x on "
+             "two. An operation is:"]
     lines += [f"  {w}: {WORKLOADS[w][2]}" for w in workloads]
+    lines += [f"  note: {text}" for names, text in NOTES.items() if set(names) & set(workloads)]
     return lines
 
 
@@ -201,7 +256,7 @@ def best_peer_ratios(medians, workloads):
     """[(label, ratio ours/best peer, best peer name)] per workload and T; ratio None if unknown."""
     bars = []
     for w in workloads:
-        for t in WORKERS:
+        for t in workers_of(w):
             ours = medians[w]["stackless"].get(t)
             peers = [(v.get(t), p) for p, v in medians[w].items() if p != "stackless" and v.get(t)]
             best = min(peers) if peers else None
@@ -283,7 +338,7 @@ def main():
     runs, not_applicable = [], set()
     for w in workloads:
         for rep in range(reps):
-            for t in WORKERS:
+            for t in workers_of(w):
                 for impl in impls:
                     if impl not in binaries or (impl, w) in not_applicable:
                         continue
@@ -296,23 +351,28 @@ def main():
                         failures.append(f"{impl} {w} workers={t} n={ns[w]}: {rec['error']}")
                         print(f"!!! FAILED: {failures[-1]}", file=sys.stderr)
                     else:
-                        print(f"  {w:<7} rep {rep + 1}/{reps} T={t} {impl:<9} "
+                        print(f"  {w:<10} rep {rep + 1}/{reps} T={t} {impl:<9} "
                               f"{fmt_ns(rec['ns_per_op']):>9} ns/op", file=sys.stderr)
 
     medians = {w: {i: {} for i in impls} for w in workloads}
+    totals = {w: {i: {} for i in impls} for w in workloads}  # median total_ms
     for w in workloads:
         for i in impls:
             for t in WORKERS:
-                vals = [r["ns_per_op"] for r in runs if (r["workload"], r["impl"], r["workers"])
-                        == (w, i, t) and r["status"] == "ok"]
-                if vals:
-                    medians[w][i][t] = statistics.median(vals)
+                ok = [r for r in runs if (r["workload"], r["impl"], r["workers"]) == (w, i, t)
+                      and r["status"] == "ok"]
+                if ok:
+                    medians[w][i][t] = statistics.median(r["ns_per_op"] for r in ok)
+                    totals[w][i][t] = statistics.median(r["total_ms"] for r in ok)
 
     # Report.
     failed = {(r["workload"], r["impl"], r["workers"]) for r in runs if r["status"] == "failed"}
     header, rows = build_table(medians, impls, workloads, ns, failed)
     notes = legend(workloads, reps)
+    totals_tab = total_table(totals, impls, workloads, ns)
     print(notes[0] + "\n\n" + text_table(header, rows) + "\n" + "\n".join(notes[1:]))
+    if totals_tab:
+        print("\n" + text_table(*totals_tab))
     os.makedirs(out_dir, exist_ok=True)
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
             "host": platform.node(), "machine": platform.platform(), "cpus": os.cpu_count(),
@@ -323,12 +383,16 @@ def main():
         json.dump({"meta": meta, "runs": runs,
                    "medians_ns_per_op": {w: {i: {str(t): v for t, v in m.items()}
                                              for i, m in mi.items()} for w, mi in medians.items()},
+                   "medians_total_ms": {w: {i: {str(t): v for t, v in m.items()}
+                                            for i, m in mi.items()} for w, mi in totals.items()},
                    "ours_over_best_peer": [{"label": l, "ratio": r, "peer": p} for l, r, p in bars],
                    "failures": failures}, f, indent=1)
     with open(os.path.join(out_dir, "bench.md"), "w") as f:
         f.write(f"# stackless vs peers ({meta['date']}, {meta['machine']}, {meta['cpus']} CPUs)\n\n"
                 + notes[0] + "\n\n" + markdown_table(header, rows) + "\n\n"
-                + notes[1] + "\n\n" + "\n".join("- " + l.strip() for l in notes[2:]) + "\n")
+                + notes[1] + "\n\n" + "\n".join("- " + l.strip() for l in notes[2:]) + "\n"
+                + ("\nMedian total time, ms:\n\n" + markdown_table(*totals_tab) + "\n"
+                   if totals_tab else ""))
     with open(os.path.join(out_dir, "bench.svg"), "w") as f:
         f.write(svg_chart(bars))
     print(f"\nwrote {out_dir}/bench.json, bench.md, bench.svg")

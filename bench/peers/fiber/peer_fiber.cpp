@@ -8,13 +8,26 @@
 // fibers meanwhile. work_stealing keeps its registry in process-global statics, so it can be set
 // up once per process: the warm-up and the timed run share the same threads.
 // `yield` instead uses the default round_robin algorithm on the main thread alone.
+//
+// Channels: rendezvous channels are boost::fibers::unbuffered_channel (push() returns once a
+// consumer has taken the value, as our send() at capacity 0). The mpmc workloads use
+// boost::fibers::buffered_channel, which only takes a power-of-2 capacity >= 2 and then holds
+// capacity - 1 values (one slot stays empty to tell full from empty). So the capacities used are:
+//   mpmc_c1     buffered_channel(2)     holds 1 value    (exactly ours)
+//   mpmc_c64    buffered_channel(64)    holds 63 values  (128 would hold 127; 64 is closer)
+//   mpmc_c1024  buffered_channel(1024)  holds 1023 values
+// `pingpong_x` does not use the team: see run_pingpong_x() for how it forces two threads.
 #include "common.hpp"
 #include <boost/fiber/all.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -93,6 +106,105 @@ outcome run_skynet(std::int64_t n) {
   return {since(t0), v, skynet_spawns(n)};
 }
 
+using rendezvous = boost::fibers::unbuffered_channel<std::int64_t>;
+
+// pingpong: the pinger sends v on `ping`, the ponger answers v + 1 on `pong`; n round trips take
+// v from 0 to n. One untimed round trip first, so both sides are running (and, in pingpong_x, on
+// their own threads) when the clock starts; the ponger therefore answers n + 1 times.
+outcome pinger(rendezvous& ping, rendezvous& pong, std::int64_t n) {
+  ping.push(0);
+  (void)pong.value_pop();
+  auto t0 = clock_type::now();
+  std::int64_t v = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    ping.push(v);
+    v = pong.value_pop();
+  }
+  return {since(t0), v, n};
+}
+
+void ponger(rendezvous& ping, rendezvous& pong, std::int64_t n) {
+  for (std::int64_t i = 0; i <= n; ++i) pong.push(ping.value_pop() + 1);
+}
+
+outcome run_pingpong(std::int64_t n) {
+  rendezvous ping, pong;
+  boost::fibers::fiber other([&] { ponger(ping, pong, n); });
+  outcome r = pinger(ping, pong, n);
+  other.join();
+  return r;
+}
+
+// pingpong_x: the two sides on different OS threads. Forced by construction: two std::threads,
+// each with its own fiber scheduler (the default round_robin, which never migrates a fiber) and
+// one fiber; every wake-up crosses threads. Called from main(), not from inside a fiber.
+outcome run_pingpong_x(std::int64_t n) {
+  rendezvous ping, pong;
+  outcome r;
+  std::thread a([&] { boost::fibers::fiber([&] { r = pinger(ping, pong, n); }).join(); });
+  std::thread b([&] { boost::fibers::fiber([&] { ponger(ping, pong, n); }).join(); });
+  a.join();
+  b.join();
+  return r;
+}
+
+// chain: n fibers in a line; fiber i receives from links[i] and sends that + 1 on links[i + 1].
+// The clock covers creating every channel and fiber and the value's trip; the joins come after
+// it (Go has no join, ours detaches), and only make it safe to destroy the channels.
+outcome run_chain(std::int64_t n) {
+  std::vector<std::unique_ptr<rendezvous>> links;
+  std::vector<boost::fibers::fiber> line;
+  links.reserve(static_cast<std::size_t>(n) + 1);  // outside the timed part, as in spawn
+  line.reserve(static_cast<std::size_t>(n));
+  auto t0 = clock_type::now();
+  links.push_back(std::make_unique<rendezvous>());
+  for (std::int64_t i = 0; i < n; ++i) {
+    links.push_back(std::make_unique<rendezvous>());
+    rendezvous* in = links[static_cast<std::size_t>(i)].get();
+    rendezvous* out = links[static_cast<std::size_t>(i) + 1].get();
+    line.emplace_back([in, out] { out->push(in->value_pop() + 1); });
+  }
+  links.front()->push(0);
+  std::int64_t v = links.back()->value_pop();
+  double ns = since(t0);
+  for (auto& f : line) f.join();
+  return {ns, v, n};
+}
+
+// mpmc: P producers send 1..n/P each into one buffered channel, C consumers pop until it is
+// closed and drained; the last producer to finish closes it. See the top of the file for the
+// capacity: Boost's buffered_channel(cap) holds cap - 1 values.
+std::size_t fiber_capacity(std::size_t cap) { return cap < 2 ? 2 : cap; }
+
+outcome run_mpmc(std::size_t cap, std::int64_t n) {
+  using boost::fibers::channel_op_status;
+  constexpr int P = bench::mpmc_producers, C = bench::mpmc_consumers;
+  const std::int64_t per = n / P;
+  auto t0 = clock_type::now();
+  boost::fibers::buffered_channel<std::int64_t> ch(fiber_capacity(cap));
+  std::atomic<int> producing{P};
+  std::int64_t sums[C] = {};
+  std::vector<boost::fibers::fiber> fibers;
+  fibers.reserve(P + C);
+  for (int p = 0; p < P; ++p) {
+    fibers.emplace_back([&ch, &producing, per] {
+      for (std::int64_t v = 1; v <= per; ++v) ch.push(v);
+      if (producing.fetch_sub(1) == 1) ch.close();
+    });
+  }
+  for (int c = 0; c < C; ++c) {
+    fibers.emplace_back([&ch, &sums, c] {
+      std::int64_t sum = 0, v = 0;
+      while (ch.pop(v) == channel_op_status::success) sum += v;
+      sums[c] = sum;
+    });
+  }
+  for (auto& f : fibers) f.join();
+  std::int64_t total = 0;
+  for (std::int64_t s : sums) total += s;
+  return {since(t0), total, per * P};
+}
+
 // --- the work-stealing thread team --------------------------------------------------------------
 
 /// team runs T threads under work_stealing(T) for its lifetime; the constructing thread is one of
@@ -139,17 +251,25 @@ outcome in_fiber(F f) {
 int main(int argc, char** argv) {
   bench::cli c;
   if (int rc = bench::parse(argc, argv, c)) return rc;
-  outcome (*run)(std::int64_t) = nullptr;
+  std::function<outcome(std::int64_t)> run;
   if (c.name == "spawn") run = run_spawn;
   else if (c.name == "yield") run = run_yield;
+  else if (c.name == "pingpong") run = run_pingpong;
+  else if (c.name == "chain") run = run_chain;
   else if (c.name == "fib") run = run_fib;
-  else run = run_skynet;
+  else if (c.name == "skynet") run = run_skynet;
+  else if (std::size_t cap = bench::mpmc_capacity(c.name))
+    run = [cap](std::int64_t n) { return run_mpmc(cap, n); };
 
   outcome r;
   if (c.name == "yield") {
     // One thread, the default round_robin scheduler.
     in_fiber([&] { return run(c.warm); });
     r = in_fiber([&] { return run(c.n); });
+  } else if (c.name == "pingpong_x") {
+    // Its own two threads, each with its own scheduler (see run_pingpong_x()).
+    (void)run_pingpong_x(c.warm);
+    r = run_pingpong_x(c.n);
   } else {
     team t(static_cast<unsigned>(c.workers));
     in_fiber([&] { return run(c.warm); });

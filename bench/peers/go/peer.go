@@ -5,6 +5,12 @@
 // runs with GOMAXPROCS(1). Go has no join: a goroutine's end is awaited with a sync.WaitGroup
 // and its result is written to a variable the parent reads after Wait().
 //
+// Channels: rendezvous channels are unbuffered `chan int64`; mpmc uses `make(chan int64, cap)`
+// with exactly the capacity of the workload's name (Go's capacity means what ours means).
+// pingpong_x always runs with GOMAXPROCS(2) and forces the cross-thread case with
+// runtime.LockOSThread() in both goroutines: a locked goroutine runs only on its own OS thread,
+// so the two sides are on different threads and every wake-up crosses them.
+//
 // Built by tools/bench.py, outside any module:
 //   GO111MODULE=off go build -o <builddir>/peer_go bench/peers/go/peer.go
 package main
@@ -54,6 +60,109 @@ func runYield(n int64) outcome {
 	wg.Wait()
 	done := half + otherDone
 	return outcome{float64(time.Since(t0).Nanoseconds()), done, done}
+}
+
+// pingpong: the pinger sends v on ping, the ponger answers v+1 on pong; n round trips take v
+// from 0 to n. One untimed round trip first, so both sides are running (and, with lock, locked
+// to their threads) when the clock starts; the ponger therefore answers n+1 times.
+func pingpong(n int64, lock bool) outcome {
+	ping, pong := make(chan int64), make(chan int64)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		if lock {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+		}
+		for i := int64(0); i <= n; i++ {
+			pong <- 1 + <-ping
+		}
+		wg.Done()
+	}()
+	var r outcome
+	wg.Add(1)
+	go func() {
+		if lock {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+		}
+		ping <- 0
+		<-pong
+		t0 := time.Now()
+		v := int64(0)
+		for i := int64(0); i < n; i++ {
+			ping <- v
+			v = <-pong
+		}
+		r = outcome{float64(time.Since(t0).Nanoseconds()), v, n}
+		wg.Done()
+	}()
+	wg.Wait()
+	return r
+}
+
+func runPingpong(n int64) outcome  { return pingpong(n, false) }
+func runPingpongX(n int64) outcome { return pingpong(n, true) }
+
+// chain: n goroutines in a line, each receives from its left channel and sends that+1 on its
+// right one. The clock covers creating every channel and goroutine and the value's trip.
+func runChain(n int64) outcome {
+	t0 := time.Now()
+	first := make(chan int64)
+	left := first
+	for i := int64(0); i < n; i++ {
+		right := make(chan int64)
+		go func(in, out chan int64) { out <- 1 + <-in }(left, right)
+		left = right
+	}
+	first <- 0
+	v := <-left
+	return outcome{float64(time.Since(t0).Nanoseconds()), v, n}
+}
+
+const mpmcProducers, mpmcConsumers = 4, 4
+
+// mpmc: P producers send 1..n/P each into one buffered channel of capacity cap; C consumers
+// range over it until it is closed and drained. It is closed once every producer is done.
+func runMpmc(capacity int, n int64) outcome {
+	per := n / mpmcProducers
+	t0 := time.Now()
+	ch := make(chan int64, capacity)
+	var producers, consumers sync.WaitGroup
+	producers.Add(mpmcProducers)
+	for p := 0; p < mpmcProducers; p++ {
+		go func() {
+			for v := int64(1); v <= per; v++ {
+				ch <- v
+			}
+			producers.Done()
+		}()
+	}
+	var sums [mpmcConsumers]int64
+	consumers.Add(mpmcConsumers)
+	for c := 0; c < mpmcConsumers; c++ {
+		go func(c int) {
+			var sum int64
+			for v := range ch {
+				sum += v
+			}
+			sums[c] = sum
+			consumers.Done()
+		}(c)
+	}
+	producers.Wait()
+	close(ch)
+	consumers.Wait()
+	var total int64
+	for _, s := range sums {
+		total += s
+	}
+	return outcome{float64(time.Since(t0).Nanoseconds()), total, per * mpmcProducers}
+}
+
+func mpmcSum(n int64) int64 {
+	per := n / mpmcProducers
+	return mpmcProducers * (per * (per + 1) / 2)
 }
 
 func fib(n int) int64 {
@@ -131,7 +240,8 @@ func powerOf10(n int64) bool {
 
 func main() {
 	if len(os.Args) != 4 {
-		fmt.Fprintf(os.Stderr, "usage: %s <spawn|yield|fib|skynet> <workers> <n>\n", os.Args[0])
+		fmt.Fprintf(os.Stderr, "usage: %s <spawn|yield|pingpong|pingpong_x|chain|fib|skynet|"+
+			"mpmc_c1|mpmc_c64|mpmc_c1024> <workers> <n>\n", os.Args[0])
 		os.Exit(64)
 	}
 	name := os.Args[1]
@@ -150,6 +260,25 @@ func main() {
 		run, want = runSpawn, n
 	case "yield":
 		run, want, procs = runYield, n/2*2, 1
+	case "pingpong":
+		run, want = runPingpong, n
+	case "pingpong_x":
+		// Always two Ps, reported as workers=2 (as the other programs do).
+		run, want, procs, workers = runPingpongX, n, 2, 2
+	case "chain":
+		run, want = runChain, n
+	case "mpmc_c1", "mpmc_c64", "mpmc_c1024":
+		if n%mpmcProducers != 0 {
+			fmt.Fprintf(os.Stderr, "%s: n must be a multiple of %d (the producers)\n", name, mpmcProducers)
+			os.Exit(64)
+		}
+		capacity := map[string]int{"mpmc_c1": 1, "mpmc_c64": 64, "mpmc_c1024": 1024}[name]
+		run = func(n int64) outcome { return runMpmc(capacity, n) }
+		want = mpmcSum(n)
+		warm = n / 10 / mpmcProducers * mpmcProducers
+		if warm == 0 {
+			warm = mpmcProducers
+		}
 	case "fib":
 		if n > 40 {
 			os.Exit(64)
