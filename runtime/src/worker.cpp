@@ -275,7 +275,13 @@ void scheduler_impl::after_switch(worker& w) {
     case switch_why::yield:
       if (take_pause(t)) return;  // pause() asked while it ran
       t->state.store(S_RUNNABLE, std::memory_order_relaxed);
-      yield_push(w, t);  // to the back of the queue
+      // To the back of the queue — unless a worker is idle: then where thieves look, and wake
+      // one. (Two tasklets that yield to each other never meet on the yield list: each is pushed
+      // after the other was taken, so next_local() would never expose them.)
+      if (t->atomic_depth == 0 && __builtin_expect(nidle.load(std::memory_order_relaxed) > 0, 0))
+        push_local(w, t, true);
+      else
+        yield_push(w, t);
       return;
     case switch_why::overrun:
       t->state.store(S_PAUSED, std::memory_order_release);  // run_for(): hand it to the host

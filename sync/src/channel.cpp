@@ -41,9 +41,10 @@
 //  4. Buffer capacity: every receive index, whatever happens to it (taken, poisoned, given up),
 //     advances B once (expand_buffer); a cell that B passes but no element will ever occupy
 //     (INT_SEND) makes expand_buffer take the next one. So B - R stays the capacity.
-//  5. Memory: a segment counts the cell sides not yet finished (2 per cell, 3 in a buffered
-//     channel; a receive that completes a pair finishes both of its cell's send and receive
-//     sides, since a sender leaves a BUFFERED cell, or is resumed, for good). It is unlinked when that count is 0 and no head pointer is on it — in order, from
+//  5. Memory: a segment counts the cell sides not yet finished (a send and a receive side per
+//     cell; a receive that completes a pair finishes both, since a sender leaves a BUFFERED
+//     cell, or is resumed, for good), plus in a buffered channel one unit held until eb_head
+//     has moved past it. It is unlinked when that count is 0 and no head pointer is on it — in order, from
 //     `first` — and freed by epoch-based reclamation (ebr.hpp): a thread reads a head pointer only
 //     while pinned, and reads it *before* taking its index, so its walk starts at or before the
 //     segment of its index.
@@ -157,11 +158,17 @@ struct cell {
 // A segment is one allocation: this header, then the elements (stride bytes each). The first
 // segment of a channel lives in the channel's own allocation (`embedded`): freeing it is a no-op.
 struct segment {
+  // Read by every call that walks here.
   std::uint64_t id;
   std::atomic<segment*> next{nullptr};
-  std::atomic<std::int32_t> remaining;  // cell sides not finished (invariant 5)
   bool embedded = false;
-  std::uint8_t kind[seg_size] = {};     // the element in cell k is: 0 a value, 1 an exception_ptr
+  std::uint8_t kind[seg_size] = {};  // the element in cell k is: 0 a value, 1 an exception_ptr
+                                     // (written only for exceptions: the line stays shared)
+  // Written by every completed pair: kept 64+ bytes away from what find() reads and from the
+  // cells, whatever the (16-byte) alignment of the allocation.
+  char pad0_[128 - sizeof(std::uint64_t) - sizeof(void*) - 1 - seg_size];
+  std::atomic<std::int32_t> remaining;  // cell sides not finished (invariant 5)
+  char pad1_[64 - sizeof(std::atomic<std::int32_t>)];
   cell cells[seg_size];
 };
 
@@ -265,13 +272,10 @@ segment* chan_core::new_segment(std::uint64_t id, void* mem) {
   segment* s = ::new (mem) segment;
   s->id = id;
   s->embedded = embedded;
-  std::int32_t sides = buffered ? 3 : 2;
-  std::int32_t n = sides * static_cast<std::int32_t>(seg_size);
-  if (buffered) {  // B starts at cap: no expand_buffer visits cells below it
-    std::uint64_t lo = id * seg_size, hi = lo + seg_size;
-    if (cap > lo) n -= static_cast<std::int32_t>(std::min(cap, hi) - lo);
-  }
-  s->remaining.store(n, std::memory_order_relaxed);
+  // A send side and a receive side per cell; plus, in a buffered channel, one unit that
+  // expand_buffer holds until eb_head moves past (it never parks, so it needs no more: ebr
+  // covers what it reads while the head is elsewhere).
+  s->remaining.store(2 * static_cast<std::int32_t>(seg_size) + (buffered ? 1 : 0), std::memory_order_relaxed);
   return s;
 }
 
@@ -289,14 +293,16 @@ segment* chan_core::find(std::atomic<segment*>& head, segment* from, std::uint64
     s = n;
   }
   segment* h = head.load(std::memory_order_acquire);
-  bool moved = false;
   while (h->id < s->id) {
     if (head.compare_exchange_weak(h, s, std::memory_order_acq_rel)) {
-      moved = true;
+      if (&head == &eb_head) {  // the segments it left: expand_buffer's unit is done
+        for (segment* x = h; x != s; x = x->next.load(std::memory_order_acquire)) side_done(x);
+      } else {
+        try_retire();
+      }
       break;
     }
   }
-  if (moved) try_retire();
   return s;
 }
 
@@ -330,7 +336,7 @@ std::uint64_t chan_core::wait_close_index() const {
 
 void chan_core::put(segment* s, std::uint64_t i, void* src, bool is_exc) {
   void* p = payload(s, i);
-  s->kind[i % seg_size] = is_exc;
+  if (is_exc) s->kind[i % seg_size] = 1;  // take() and give_back() clear it
   if (is_exc) ::new (p) std::exception_ptr(std::move(*static_cast<std::exception_ptr*>(src)));
   else if (ops->trivial) std::memcpy(p, src, ops->size);
   else ops->move_construct(p, src);
@@ -339,6 +345,7 @@ void chan_core::put(segment* s, std::uint64_t i, void* src, bool is_exc) {
 void chan_core::give_back(segment* s, std::uint64_t i, void* src) {
   void* p = payload(s, i);
   if (s->kind[i % seg_size]) {
+    s->kind[i % seg_size] = 0;
     auto* e = static_cast<std::exception_ptr*>(p);
     *static_cast<std::exception_ptr*>(src) = std::move(*e);
     e->~exception_ptr();
@@ -354,6 +361,7 @@ void chan_core::give_back(segment* s, std::uint64_t i, void* src) {
 std::exception_ptr chan_core::take(segment* s, std::uint64_t i, void* dst) {
   void* p = payload(s, i);
   if (s->kind[i % seg_size]) {
+    s->kind[i % seg_size] = 0;
     auto* e = static_cast<std::exception_ptr*>(p);
     std::exception_ptr x = std::move(*e);
     e->~exception_ptr();
@@ -429,7 +437,6 @@ void chan_core::expand_buffer() {
     s = find(eb_head, s, b / seg_size);
     // No send has taken index b yet: it will see b < B and buffer (its FAA on S is after ours on B).
     bool ok = (sv & count_mask) <= b || eb_cell(s, b);
-    side_done(s);
     if (ok) return;
   }
 }
@@ -509,8 +516,21 @@ bool meets_self(op_ctx& x, state_t st) {
   return true;
 }
 
-bool prefer_partner_sending(chan_core* c) { return c->pref.load(std::memory_order_relaxed) < 0; }
-bool prefer_partner_receiving(chan_core* c) { return c->pref.load(std::memory_order_relaxed) > 0; }
+/// wake_plan says how a call that completes a pair with a parked partner hands over.
+/// Rendezvous channels follow Stackless's preference: a preferred partner runs next and the
+/// caller yields to it; otherwise the partner goes to the back of the run queue and the caller
+/// continues. Buffered and unbounded channels (Go's, not Stackless's) do what Go does: the
+/// partner runs next and the caller continues — a producer fills the buffer before it switches.
+struct wake_plan {
+  bool to_back;
+  bool yield;
+};
+wake_plan plan_for(chan_core* c, bool caller_sends) {
+  if (c->cap != 0 || c->unbounded) return {false, false};
+  int p = c->pref.load(std::memory_order_relaxed);
+  bool partner_preferred = caller_sends ? p < 0 : p > 0;
+  return partner_preferred ? wake_plan{false, true} : wake_plan{true, false};
+}
 
 /// send_cell() runs sender index s at its cell. `stored`: the element is in the cell already.
 step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
@@ -526,12 +546,12 @@ step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
       }
       if (!cl.state.compare_exchange_weak(st, C_RESUMING_S, std::memory_order_acq_rel)) continue;
       if (!stored) c->put(s, i, src, is_exc);
-      bool to_front = prefer_partner_sending(c);
-      if (try_resume(rec_of(st), !to_front)) {
+      wake_plan plan = plan_for(c, true);
+      if (try_resume(rec_of(st), plan.to_back)) {
         // The cell stays RESUMING_S: the receiver takes the element and finishes both sides of
         // the cell (after this, the cell may be gone).
         x.partner_woken = true;
-        x.yield_after = to_front;
+        x.yield_after = plan.yield;
         return step::done;
       }
       c->give_back(s, i, src);
@@ -593,14 +613,14 @@ step recv_cell(op_ctx& x, segment* s, std::uint64_t i, void* dst, std::exception
         continue;
       }
       if (!cl.state.compare_exchange_weak(st, C_RESUMING_R, std::memory_order_acq_rel)) continue;
-      bool to_front = prefer_partner_receiving(c);
-      if (try_resume(rec_of(st), !to_front)) {
+      wake_plan plan = plan_for(c, false);
+      if (try_resume(rec_of(st), plan.to_back)) {
         exc = c->take(s, i, dst);
         cl.state.store(C_DONE, std::memory_order_release);
         c->expand_buffer();
         c->side_done(s, 2);  // the resumed sender never touches the cell again
         x.partner_woken = true;
-        x.yield_after = to_front;
+        x.yield_after = plan.yield;
         return step::done;
       }
       cl.state.store(C_INT_SEND, std::memory_order_release);

@@ -14,6 +14,9 @@
 //    sender parked takes its value without switching, and the sender goes to the back of the run
 //    queue. `sender` is the mirror image; with `none` the caller always continues and the partner
 //    goes to the back of the run queue. On several workers "at once" means "next on this worker".
+//    Preference is about rendezvous: on a buffered or unbounded channel (Go's, not Stackless's) a
+//    call that wakes a parked partner continues and the partner runs next, as in Go — so a
+//    producer fills the buffer before it switches.
 //  - A select() with a send and a receive case on one channel never pairs with itself (as Go);
 //    such a select polls for its partner (50 µs, doubling to 10 ms) instead of only parking.
 //  - close(): from then on no operation may park. Values already buffered and the values of
