@@ -69,10 +69,6 @@ scheduler_impl::scheduler_impl(options o)
   if (cap < 4 || (cap & (cap - 1)) != 0)
     throw std::invalid_argument("stackless: options::local_queue_capacity must be a power of two >= 4");
   sink->fn = opts.on_error ? opts.on_error : default_on_error;
-  {
-    std::lock_guard g(live_schedulers_mu());
-    live_schedulers().push_back(this);
-  }
   shards.reset(new registry_shard[nworkers + 1]);
   for (unsigned i = 0; i < nworkers; ++i) {
     workers.push_back(std::make_unique<worker>(this, i, cap));
@@ -80,6 +76,9 @@ scheduler_impl::scheduler_impl(options o)
   }
   install_overflow_handler();
   if (nworkers > 1) start_threads();
+  // Last: a plain thread blocking on a channel may call ensure_started() on it from now on.
+  std::lock_guard g(live_schedulers_mu());
+  live_schedulers().push_back(this);
 }
 
 scheduler_impl::~scheduler_impl() {

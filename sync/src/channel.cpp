@@ -34,7 +34,10 @@
 //     `sel` word for a select and for a plain thread. The loser — the owner itself giving up
 //     (timeout, kill) or another case's partner — marks the cell INT_* and moves on. An owner
 //     that gives up spins while a cell of its own is claimed, so a claimer never touches a record
-//     that is gone. The spins are a few instructions long: the claimer does not switch inside.
+//     that is gone. The spins are a few instructions long: the claimer does not switch inside,
+//     and there is no preemption safe point between a claim and its final store (soft
+//     preemption only acts at safe points; hard preemption is confined to `preemptible` scopes,
+//     where channel calls are not allowed).
 //  3. An element is moved into the cell before the state that publishes it (release) and moved
 //     out after the state that grants it (acquire, or the park door's acq_rel); a sender whose
 //     element was not taken gets it back.
@@ -140,6 +143,11 @@ struct chan_waiter {
   bool thread = false;                   // a plain thread: `word` is its futex
   std::atomic<std::uint32_t> sel{SEL_WAITING};
   std::atomic<std::uint32_t> word{0};
+  // A select of a tasklet: the generation of its park, written before `sel` is published. A
+  // partner that wins `sel` reads it *before* its CAS: the door's record is rewritten by the
+  // tasklet's next park, which can begin as soon as the CAS is seen — so waking through the
+  // record after the CAS could end a later, unrelated park.
+  std::atomic<std::uint64_t> gen{0};  // relaxed: ordered by `sel` (see try_resume())
 };
 
 class chan_core;
@@ -380,14 +388,20 @@ std::exception_ptr chan_core::take(segment* s, std::uint64_t i, void* dst) {
 
 namespace {
 
-void wake_owner(chan_waiter* o, bool to_back) {
-  if (o->thread) {
-    // After the store the thread may return; futex_wake() only uses the address as a key, and
-    // the record is thread-local storage that outlives the call.
-    o->word.store(1, std::memory_order_release);  // pairs with the acquire in thread_wait()
-    futex_wake(&o->word);
+// wake_owner() wakes a select or a plain thread whose `sel` this caller just won. Everything it
+// needs about the owner was read before the CAS (see chan_waiter::gen): after it, the owner may
+// already be in its next call, rewriting its records.
+void wake_owner(std::atomic<std::uint32_t>* word, tcb* t, std::uint64_t gen, bool to_back) {
+  if (word) {
+    // The thread waits for this store before its call returns (thread_wait()); after it,
+    // futex_wake() only uses the address as a key, and the word is thread-local storage.
+    word->store(1, std::memory_order_release);  // pairs with the acquire in thread_wait()
+    futex_wake(word);
   } else {
-    wake(*o->door, wake_reason::notified, to_back);
+    waiter w;  // a fresh record: the tasklet, and the generation of the park its select made
+    w.t = t;
+    w.gen = gen;
+    wake(w, wake_reason::notified, to_back);
   }
 }
 
@@ -396,11 +410,15 @@ void wake_owner(chan_waiter* o, bool to_back) {
 bool try_resume(case_rec* rec, bool to_back) {
   chan_waiter* o = rec->owner;
   if (!o->arbitrated) return wake(*o->door, wake_reason::notified, to_back);
-  std::uint32_t u = o->sel.load(std::memory_order_acquire);
+  std::uint32_t u = o->sel.load(std::memory_order_acquire);  // pairs with the owner's store
+  // Before the CAS (see chan_waiter::gen): who to wake and how.
+  std::atomic<std::uint32_t>* word = o->thread ? &o->word : nullptr;
+  tcb* t = o->thread ? nullptr : o->door->t;
   for (;;) {
+    std::uint64_t gen = o->gen.load(std::memory_order_relaxed);
     if (u == SEL_WAITING) {
       if (o->sel.compare_exchange_weak(u, SEL_DONE | rec->index, std::memory_order_acq_rel)) {
-        wake_owner(o, to_back);
+        wake_owner(word, t, gen, to_back);
         return true;
       }
     } else if (u & SEL_REG) {
@@ -532,6 +550,16 @@ wake_plan plan_for(chan_core* c, bool caller_sends) {
   return partner_preferred ? wake_plan{false, true} : wake_plan{true, false};
 }
 
+/// buffer_has_room() says whether send index i may leave its element without a receiver:
+/// i < B (expand_buffer made the cell part of the buffer), or i < R + capacity — a receive that
+/// took its element but has not run expand_buffer yet (it was resumed and has not run again)
+/// still frees its slot at once, as Kotlin's bufferOrRendezvousSend() does. With capacity 0,
+/// i < R means a receiver is on its way to the cell (a rendezvous).
+bool buffer_has_room(chan_core* c, std::uint64_t i) {
+  return c->unbounded || i < c->B.load(std::memory_order_seq_cst) ||
+         i < c->R.load(std::memory_order_seq_cst) + c->cap;
+}
+
 /// send_cell() runs sender index s at its cell. `stored`: the element is in the cell already.
 step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
   chan_core* c = x.c;
@@ -562,8 +590,7 @@ step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
     }
     switch (st) {
       case C_EMPTY: {
-        bool no_wait = c->unbounded || i < c->B.load(std::memory_order_seq_cst) ||
-                       i < c->R.load(std::memory_order_seq_cst);
+        bool no_wait = buffer_has_room(c, i);
         if (no_wait) {
           if (!stored) c->put(s, i, src, is_exc), stored = true;
           if (!cl.state.compare_exchange_strong(st, C_BUFFERED, std::memory_order_acq_rel)) continue;
@@ -716,9 +743,7 @@ step recv_op(op_ctx& x, void* dst, std::exception_ptr& exc) {
 bool would_block_send(chan_core* c) {
   std::uint64_t sv = c->S.load(std::memory_order_seq_cst);
   if (sv & closed_bit) return false;  // let send_op() report it
-  std::uint64_t s = sv & count_mask;
-  return !c->unbounded && s >= c->B.load(std::memory_order_seq_cst) &&
-         s >= c->R.load(std::memory_order_seq_cst);
+  return !buffer_has_room(c, sv & count_mask);
 }
 bool would_block_recv(chan_core* c) {
   std::uint64_t r = c->R.load(std::memory_order_seq_cst);
@@ -768,6 +793,11 @@ bool finish_won(chan_core* c, case_rec* rec, void* dst, std::exception_ptr& exc)
   cell& cl = s->cells[rec->cell % seg_size];
   state_t st = cl.state.load(std::memory_order_acquire);
   if (st == C_CLOSING || st == C_CLOSED) return true;  // close() sets no more than that
+  if (st != C_RESUMING_S) {  // invariant 2: only a sender that won leaves it so
+    std::fprintf(stderr, "stackless: channel: internal error: a receive was resumed, its cell is in state %lu\n",
+                 static_cast<unsigned long>(st));
+    std::abort();
+  }
   exc = c->take(s, rec->cell, dst);  // the sender put it before resuming us (park door: acq_rel)
   c->expand_buffer();
   c->side_done(s, 2);  // both sides: the sender left the cell RESUMING_S
@@ -1099,8 +1129,11 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
     o->thread = !t;
     o->arbitrated = true;
     o->word.store(0, std::memory_order_relaxed);
-    o->sel.store(SEL_REG, std::memory_order_seq_cst);
-    if (t) o->door = prepare_park("select");
+    if (t) {
+      o->door = prepare_park("select");
+      o->gen.store(o->door->gen, std::memory_order_relaxed);
+    }
+    o->sel.store(SEL_REG, std::memory_order_seq_cst);  // publishes gen (release)
     for (std::size_t i = 0; i < n; ++i) {
       case_rec& rec = ext->recs[i];
       rec.owner = o;

@@ -42,7 +42,14 @@ std::atomic<std::uint64_t> g_epoch{2};
 std::atomic<record*> g_records{nullptr};
 std::atomic<std::uint64_t> g_pending{0};
 std::mutex g_orphan_mu;
-std::vector<retired> g_orphans;  // guarded by g_orphan_mu
+// Retired objects of threads that exited, guarded by g_orphan_mu. Whatever is still here when
+// the process exits (no thread pins then) is freed by the destructor.
+struct orphan_list : std::vector<retired> {
+  ~orphan_list() {
+    for (retired& x : *this) x.free_fn(x.p);
+  }
+};
+orphan_list g_orphans;
 
 constexpr std::size_t collect_every = 64;
 
