@@ -110,6 +110,10 @@ constexpr state_t rec_bits = 3;
 
 inline bool is_rec(state_t s) { return s >= C_MARKERS; }
 
+// How many pause loops a receive waits for a sender that took its index but has not reached the
+// cell yet, before it gives the cell up (POISONED). ~10 µs here.
+constexpr int poison_patience = 4096;
+
 void cpu_relax() { __builtin_ia32_pause(); }
 
 }  // namespace
@@ -662,7 +666,21 @@ step recv_cell(op_ctx& x, segment* s, std::uint64_t i, void* dst, std::exception
         std::uint64_t limit = sv & count_mask;
         bool closed = sv & closed_bit;
         if (closed) limit = std::min(limit, c->wait_close_index());
-        if (i < limit) {  // its sender is on the way: do not wait for it (Koval et al.)
+        if (i < limit) {
+          // Its sender took the index and is on its way: a few instructions, it never parks in
+          // between. Wait a little for it — poisoning at once (as Koval et al. do) makes both
+          // sides start over, and lets a try_receive() report "empty" while a send that began
+          // before it is still in flight, which is not linearizable. Only a sender thread the
+          // OS took off its CPU right there outlasts the wait; then poison, as the paper does.
+          state_t now = st;
+          for (int k = 0; k < poison_patience && now == st; ++k) {
+            cpu_relax();
+            now = cl.state.load(std::memory_order_acquire);
+          }
+          if (now != st) {
+            st = now;
+            continue;
+          }
           if (!cl.state.compare_exchange_strong(st, C_POISONED, std::memory_order_acq_rel)) continue;
           c->expand_buffer();
           c->side_done(s);

@@ -424,8 +424,7 @@ TEST_P(ChannelGo, TestPseudoRandomSend) {
 // has had its share, as Go's test sets finished channels to nil).
 TEST_P(ChannelGo, TestSelectStress) {
   const int N = static_cast<int>(scaled(4000, 400));
-  // (channel<int>(0) would be ambiguous with the private channel(chan_core*): literal 0 is a null pointer.)
-  std::array<channel<int>, 4> c{channel<int>(), channel<int>(), channel<int>(2), channel<int>(3)};
+  std::array<channel<int>, 4> c{channel<int>(0), channel<int>(0), channel<int>(2), channel<int>(3)};
   std::vector<tasklet<void>> ts;
   for (int k = 0; k < 4; ++k) {
     channel<int> ch = c[static_cast<std::size_t>(k)];

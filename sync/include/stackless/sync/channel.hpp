@@ -99,7 +99,9 @@ class channel {
   explicit channel(std::size_t capacity = 0)
       : core_(detail::chan_create(&detail::elem_ops_of<T>, capacity, false)) {}
   /// unbounded() makes a channel whose send() never parks.
-  static channel unbounded() { return channel(detail::chan_create(&detail::elem_ops_of<T>, 0, true)); }
+  static channel unbounded() {
+    return channel(adopt, detail::chan_create(&detail::elem_ops_of<T>, 0, true));
+  }
 
   channel(const channel& o) noexcept : core_(o.core_) { detail::chan_acquire(core_); }
   channel(channel&& o) noexcept : core_(std::exchange(o.core_, nullptr)) {}
@@ -204,7 +206,9 @@ class channel {
   detail::chan_core* core() const noexcept { return core_; }
 
  private:
-  explicit channel(detail::chan_core* c) noexcept : core_(c) {}
+  struct adopt_t {};
+  static constexpr adopt_t adopt{};
+  channel(adopt_t, detail::chan_core* c) noexcept : core_(c) {}  // a tag: channel<int>(0) is a capacity
 
   bool send_impl(void* src, bool is_exc, bool block, std::int64_t deadline) {
     switch (detail::chan_send(core_, src, is_exc, block, deadline)) {
