@@ -435,8 +435,12 @@ tcb* scheduler_impl::search(worker& w, bool may_park) {
     // Steal, as a spinning worker.
     if (nworkers > 1) {
       if (!w.spinning) {
+        // Go lets at most half of the busy workers spin. Two may always spin: with one, two
+        // tasklets that talk across two workers find the other worker parked at every message
+        // (a futex wake, ~5 µs here) — the spin is bounded (spin_ns) either way.
         int busy = static_cast<int>(nworkers) - nidle.load(std::memory_order_relaxed);
-        if (2 * nspinning.load(std::memory_order_relaxed) < busy) {
+        int spinning_now = nspinning.load(std::memory_order_relaxed);
+        if (2 * spinning_now < busy || spinning_now < 2) {
           w.spinning = true;
           nspinning.fetch_add(1, std::memory_order_seq_cst);
           w.spins.fetch_add(1, std::memory_order_relaxed);
@@ -451,7 +455,10 @@ tcb* scheduler_impl::search(worker& w, bool may_park) {
           if (t || injection.size_approx() != 0 || w.inbox_nonempty.load(std::memory_order_relaxed) ||
               stopping.load(std::memory_order_relaxed) || (round >= 3 && now_ns() > spin_until))
             break;
-          for (int i = 0; i < 32; ++i) __builtin_ia32_pause();
+          for (int i = 0; i < 32; ++i) {  // between rounds, watch our own inbox: a tasklet
+            __builtin_ia32_pause();       // pinned here is waiting for exactly this worker
+            if ((i & 7) == 7 && w.inbox_nonempty.load(std::memory_order_relaxed)) break;
+          }
         }
         if (t) {
           if (claim(t)) return t;

@@ -198,6 +198,7 @@ class chan_core {
   std::atomic<int> refs{1};
   std::atomic<int> pref{-1};
   std::atomic<std::uint64_t> close_index{no_index};
+  std::uint64_t close_r = 0;  // R right after close(); published by close_index (release)
   std::atomic<segment*> first;  // oldest segment still linked
 
   // The counters each get their own cache line (senders and receivers run on different
@@ -559,9 +560,18 @@ wake_plan plan_for(chan_core* c, bool caller_sends) {
 /// took its element but has not run expand_buffer yet (it was resumed and has not run again)
 /// still frees its slot at once, as Kotlin's bufferOrRendezvousSend() does. With capacity 0,
 /// i < R means a receiver is on its way to the cell (a rendezvous).
+/// After close() (only sends that took their index before it get here), a receive that began
+/// after the close must not make room for them (directly, or through its expand_buffer): such a
+/// send decided "full" before the close. So the room is what R allowed at the close (close_r; a
+/// receive slipping in between the two is the one approximation left). A blocking send that
+/// finds no room parks and is still received (Stackless).
 bool buffer_has_room(chan_core* c, std::uint64_t i) {
-  return c->unbounded || i < c->B.load(std::memory_order_seq_cst) ||
-         i < c->R.load(std::memory_order_seq_cst) + c->cap;
+  if (c->unbounded) return true;
+  if (c->S.load(std::memory_order_seq_cst) & closed_bit) {
+    c->wait_close_index();  // acquire: close_r is written
+    return i < c->close_r + c->cap;
+  }
+  return i < c->B.load(std::memory_order_seq_cst) || i < c->R.load(std::memory_order_seq_cst) + c->cap;
 }
 
 /// send_cell() runs sender index s at its cell. `stored`: the element is in the cell already.
@@ -989,8 +999,9 @@ void chan_close(chan_core* c) {
   std::uint64_t old = c->S.fetch_or(closed_bit, std::memory_order_seq_cst);
   if (old & closed_bit) return;
   std::uint64_t ci = old & count_mask;
-  c->close_index.store(ci, std::memory_order_release);  // pairs with wait_close_index()
   std::uint64_t r_end = c->R.load(std::memory_order_seq_cst);
+  c->close_r = r_end;
+  c->close_index.store(ci, std::memory_order_release);  // pairs with wait_close_index()
   // Receivers with an index at or past ci will never get a sender: wake the parked ones with
   // CLOSED, and mark the cells of those still on their way (invariant 6).
   segment* s = h;
