@@ -591,7 +591,10 @@ step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
       wake_plan plan = plan_for(c, true);
       if (try_resume(rec_of(st), plan.to_back)) {
         // The cell stays RESUMING_S: the receiver takes the element and finishes both sides of
-        // the cell (after this, the cell may be gone).
+        // the cell (after this, the cell may be gone). Its expand_buffer is ours to do, now: the
+        // receive happened here, and a slot freed only once the woken tasklet runs again would
+        // let a try_send in between find the buffer full when it is not.
+        c->expand_buffer();
         x.partner_woken = true;
         x.yield_after = plan.yield;
         return step::done;
@@ -604,7 +607,10 @@ step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
     }
     switch (st) {
       case C_EMPTY: {
-        bool no_wait = buffer_has_room(c, i);
+        // On a rendezvous channel a send that cannot wait only pairs with a receiver already
+        // parked (its record is in the cell): one merely on its way may be a try_receive that
+        // will not wait either, and two calls that do not wait never meet (as in Go).
+        bool no_wait = buffer_has_room(c, i) && (x.rec || c->cap != 0 || c->unbounded);
         if (no_wait) {
           if (!stored) c->put(s, i, src, is_exc), stored = true;
           if (!cl.state.compare_exchange_strong(st, C_BUFFERED, std::memory_order_acq_rel)) continue;
@@ -827,8 +833,7 @@ bool finish_won(chan_core* c, case_rec* rec, void* dst, std::exception_ptr& exc)
     std::abort();
   }
   exc = c->take(s, rec->cell, dst);  // the sender put it before resuming us (park door: acq_rel)
-  c->expand_buffer();
-  c->side_done(s, 2);  // both sides: the sender left the cell RESUMING_S
+  c->side_done(s, 2);  // both sides: the sender left the cell RESUMING_S (and expanded the buffer)
   return false;
 }
 

@@ -124,9 +124,12 @@ class channel {
       detail::throw_closed("stackless: receive() on a closed channel");
     return r.take();
   }
-  /// try_send() sends v only if that needs no waiting (a receiver waits, or the buffer has
+  /// try_send() sends v only if that needs no waiting (a receiver is parked, or the buffer has
   /// room): true, and v is moved-from; false otherwise, and v is untouched. Throws
-  /// channel_closed after close().
+  /// channel_closed after close(). It may fail spuriously while other calls are in flight — a
+  /// receive that took a value but has not yet slid the buffer forward, or another failed
+  /// try_send whose unused cell the buffer has not yet skipped — the price of the lock-free
+  /// design (a retry, or send_for(), sees the room). Every other call is linearizable.
   bool try_send(T& v) { return send_impl(&v, false, false, 0); }
   /// try_receive() takes a value only if one is ready. Throws channel_closed when the channel is
   /// closed and drained.
