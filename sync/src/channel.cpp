@@ -12,14 +12,15 @@
 //
 // Cell states (cell::state):
 //
-//   EMPTY ──send, s < B or s < R──▶ BUFFERED ──recv──▶ DONE
+//   EMPTY ──send, room (s < B or s < R + cap)──▶ BUFFERED ──recv──▶ DONE
 //     │  ──send, must wait───────▶ sender rec ──recv claims──▶ RESUMING_R ──▶ DONE | INT_SEND
 //     │                              │  ──expand_buffer claims──▶ RESUMING_EB ──▶ BUFFERED | INT_SEND
 //     │                              └─ its call gives up ─────▶ INT_SEND
 //     │  ──recv, must wait───────▶ receiver rec ──send claims──▶ RESUMING_S ──▶ (won) | INT_RCV
 //     │                              │  ──close claims──────────▶ CLOSING ──▶ CLOSED | INT_RCV
 //     │                              └─ its call gives up ─────▶ INT_RCV
-//     │  ──recv, r < S (its sender is on the way)──▶ POISONED  (both restart with new indices)
+//     │  ──recv, r < S, its sender still not there after a short wait──▶ POISONED  (both
+//     │                                                      restart with new indices)
 //     │  ──expand_buffer, sender on the way──▶ IN_BUFFER ──send──▶ BUFFERED
 //     └──close, r past the last send─────▶ CLOSED
 //   A rec's bit 0 (EB) says expand_buffer passed the cell while the sender waited there.
@@ -42,17 +43,23 @@
 //     out after the state that grants it (acquire, or the park door's acq_rel); a sender whose
 //     element was not taken gets it back.
 //  4. Buffer capacity: every receive index, whatever happens to it (taken, poisoned, given up),
-//     advances B once (expand_buffer); a cell that B passes but no element will ever occupy
-//     (INT_SEND) makes expand_buffer take the next one. So B - R stays the capacity.
+//     advances B once (expand_buffer; for a receiver resumed by a sender, the sender does it at
+//     once); a cell that B passes but no element will ever occupy (INT_SEND) makes
+//     expand_buffer take the next one. So B - R stays the capacity, and a send has room when
+//     s < B or s < R + capacity (a receive that took its index has not expanded yet; Kotlin's
+//     bufferOrRendezvousSend()). On a rendezvous channel (capacity 0) that is s < R: a receiver
+//     is at or on its way to the cell — a send that cannot wait needs a parked one.
 //  5. Memory: a segment counts the cell sides not yet finished (a send and a receive side per
 //     cell; a receive that completes a pair finishes both, since a sender leaves a BUFFERED
 //     cell, or is resumed, for good), plus in a buffered channel one unit held until eb_head
-//     has moved past it. It is unlinked when that count is 0 and no head pointer is on it — in order, from
-//     `first` — and freed by epoch-based reclamation (ebr.hpp): a thread reads a head pointer only
-//     while pinned, and reads it *before* taking its index, so its walk starts at or before the
-//     segment of its index.
-//  6. close(): sets S's closed bit; close_index = S at that moment. Sends that got an index
-//     below it complete (possibly parking: their call began before close); later ones throw.
+//     has moved past it. It is unlinked when that count is 0 and no head pointer is on it — in
+//     order, from `first` — and freed by epoch-based reclamation (ebr.hpp): a thread reads a
+//     head pointer only while pinned, and reads it *before* taking its index, so its walk starts
+//     at or before the segment of its index. Cells past a close never finish: a closed
+//     channel keeps its last segments until it is destroyed.
+//  6. close(): sets S's closed bit; close_index = S at that moment, close_r = R just after.
+//     Sends that got an index below it complete (possibly parking: their call began before
+//     close), with the room R allowed at the close (close_r); later ones throw.
 //     Receivers parked at or past close_index are woken with CLOSED; cells in between are marked
 //     CLOSED so no receiver parks there later.
 //
