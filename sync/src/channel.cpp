@@ -206,6 +206,9 @@ class chan_core {
   std::atomic<int> pref{-1};
   std::atomic<std::uint64_t> close_index{no_index};
   std::uint64_t close_r = 0;  // R right after close(); published by close_index (release)
+  // Set by close() after S's bit: read on the hot paths instead of S, whose line the senders
+  // keep writing. A call that misses it still meets the closed bit where it matters (the cell).
+  std::atomic<bool> closed_flag{false};
   std::atomic<segment*> first;  // oldest segment still linked
 
   // The counters each get their own cache line (senders and receivers run on different
@@ -463,11 +466,8 @@ void chan_core::expand_buffer() {
   segment* s = eb_head.load(std::memory_order_seq_cst);
   for (;;) {
     std::uint64_t b = B.fetch_add(1, std::memory_order_seq_cst);
-    std::uint64_t sv = S.load(std::memory_order_seq_cst);
     s = find(eb_head, s, b / seg_size);
-    // No send has taken index b yet: it will see b < B and buffer (its FAA on S is after ours on B).
-    bool ok = (sv & count_mask) <= b || eb_cell(s, b);
-    if (ok) return;
+    if (eb_cell(s, b)) return;
   }
 }
 
@@ -478,8 +478,9 @@ bool chan_core::eb_cell(segment* s, std::uint64_t b) {
   state_t st = c.state.load(std::memory_order_acquire);
   for (;;) {
     if (is_rec(st)) {
-      if (b >= R.load(std::memory_order_seq_cst)) {
-        // No receive reached b, so it is a sender's record: resume it, its element is buffered.
+      if (st & send_bit) {
+        // A sender's record: resume it, its element is buffered (a receive on its way to this
+        // cell then takes it from there). Reads no counter: R and S are the hottest lines.
         if (!c.state.compare_exchange_weak(st, C_RESUMING_EB, std::memory_order_acq_rel)) continue;
         if (try_resume(rec_of(st), false)) {
           c.state.store(C_BUFFERED, std::memory_order_release);  // pairs with the receiver's acquire
@@ -488,14 +489,18 @@ bool chan_core::eb_cell(segment* s, std::uint64_t b) {
         c.state.store(C_INT_SEND, std::memory_order_release);
         return false;
       }
-      // Its receive is here: the pair completes without us. Mark that we passed, in case the
-      // sender gives up (then it takes another cell into the buffer in our place).
+      // A receiver's record: its sender will complete the pair; the cell is in the buffer's
+      // range already. (The mark is kept for a sender record left by an older version of this
+      // rule; nothing sets it on a sender any more.)
       if (st & eb_bit) return true;
       if (c.state.compare_exchange_weak(st, st | eb_bit, std::memory_order_acq_rel)) return true;
       continue;
     }
     switch (st) {
       case C_EMPTY:
+        // No send has taken index b yet: it will see b < B and buffer (its FAA on S comes after
+        // ours on B). Otherwise its sender is on the way: make the cell part of the buffer.
+        if ((S.load(std::memory_order_seq_cst) & count_mask) <= b) return true;
         if (c.state.compare_exchange_weak(st, C_IN_BUFFER, std::memory_order_acq_rel)) return true;
         continue;
       case C_INT_SEND:
@@ -574,7 +579,7 @@ wake_plan plan_for(chan_core* c, bool caller_sends) {
 /// finds no room parks and is still received (Stackless).
 bool buffer_has_room(chan_core* c, std::uint64_t i) {
   if (c->unbounded) return true;
-  if (c->S.load(std::memory_order_seq_cst) & closed_bit) {
+  if (c->closed_flag.load(std::memory_order_seq_cst) || (c->S.load(std::memory_order_relaxed) & closed_bit)) {
     c->wait_close_index();  // acquire: close_r is written
     return i < c->close_r + c->cap;
   }
@@ -771,8 +776,7 @@ step recv_op(op_ctx& x, void* dst, std::exception_ptr& exc) {
   for (;;) {
     segment* h = c->recv_head.load(std::memory_order_seq_cst);
     std::uint64_t i = c->R.fetch_add(1, std::memory_order_seq_cst);
-    std::uint64_t sv = c->S.load(std::memory_order_seq_cst);
-    if ((sv & closed_bit) && i >= c->wait_close_index()) return step::closed;
+    if (c->closed_flag.load(std::memory_order_seq_cst) && i >= c->wait_close_index()) return step::closed;
     segment* s = c->find(c->recv_head, h, i / seg_size);
     step r = recv_cell(x, s, i, dst, exc);
     if (r != step::restart) return r;
@@ -1014,6 +1018,7 @@ void chan_close(chan_core* c) {
   std::uint64_t r_end = c->R.load(std::memory_order_seq_cst);
   c->close_r = r_end;
   c->close_index.store(ci, std::memory_order_release);  // pairs with wait_close_index()
+  c->closed_flag.store(true, std::memory_order_seq_cst);
   // Receivers with an index at or past ci will never get a sender: wake the parked ones with
   // CLOSED, and mark the cells of those still on their way (invariant 6).
   segment* s = h;
