@@ -23,7 +23,9 @@
 //     │                                                      restart with new indices)
 //     │  ──expand_buffer, sender on the way──▶ IN_BUFFER ──send──▶ BUFFERED
 //     └──close, r past the last send─────▶ CLOSED
-//   A rec's bit 0 (EB) says expand_buffer passed the cell while the sender waited there.
+//   A rec carries a sender bit. expand_buffer resolves every sender record it passes (buffers
+//   its element, or skips the cell if the sender gave up), so no later event of that cell can
+//   change the buffer's size (Kotlin marks such cells EB instead; we need no mark).
 //
 // Invariants:
 //  1. Each index is taken exactly once by each side (FAA on S, R, B). The cell is the only place
@@ -70,7 +72,6 @@
 // in address order) — simple, but every operation takes the lock, and our pingpong target is a
 // fraction of a lock handoff across cores. Crossbeam's list flavour (lock-free data path, a
 // mutex-guarded waker list) — the waiting path is where the 100,000-tasklet chain lives.
-#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
@@ -111,8 +112,8 @@ enum : state_t {
   C_RESUMING_R = 11,  // a receiver claimed a waiting sender
   C_MARKERS = 16,  // states below are markers; above, a case_rec* (| EB bit)
 };
-constexpr state_t eb_bit = 1;    // on a record: expand_buffer passed the cell
-constexpr state_t send_bit = 2;  // on a record: a sender's (so balance() need not read it)
+constexpr state_t send_bit = 2;  // on a record: a sender's (so balance() and expand_buffer()
+                                 // need not read the record; bit 0 is free)
 constexpr state_t rec_bits = 3;
 
 inline bool is_rec(state_t s) { return s >= C_MARKERS; }
@@ -489,12 +490,7 @@ bool chan_core::eb_cell(segment* s, std::uint64_t b) {
         c.state.store(C_INT_SEND, std::memory_order_release);
         return false;
       }
-      // A receiver's record: its sender will complete the pair; the cell is in the buffer's
-      // range already. (The mark is kept for a sender record left by an older version of this
-      // rule; nothing sets it on a sender any more.)
-      if (st & eb_bit) return true;
-      if (c.state.compare_exchange_weak(st, st | eb_bit, std::memory_order_acq_rel)) return true;
-      continue;
+      return true;  // a receiver's record: its sender will complete the pair
     }
     switch (st) {
       case C_EMPTY:
@@ -682,8 +678,7 @@ step recv_cell(op_ctx& x, segment* s, std::uint64_t i, void* dst, std::exception
         x.yield_after = plan.yield;
         return step::done;
       }
-      cl.state.store(C_INT_SEND, std::memory_order_release);
-      if (st & eb_bit) c->expand_buffer();  // expand_buffer counted this cell: take another
+      cl.state.store(C_INT_SEND, std::memory_order_release);  // expand_buffer will skip it
       c->side_done(s);
       return step::restart;
     }
@@ -810,12 +805,10 @@ void resolve(chan_core* c, case_rec* rec) {
   state_t st = cl.state.load(std::memory_order_acquire);
   while (is_rec(st) && rec_of(st) == rec) {
     if (cl.state.compare_exchange_weak(st, is_send ? C_INT_SEND : C_INT_RCV, std::memory_order_acq_rel)) {
-      if (is_send) {
-        if (st & eb_bit) c->expand_buffer();
-      } else {
-        c->expand_buffer();
-      }
+      // A receive index given up: the buffer slides on (invariant 4). A send's cell is skipped
+      // by expand_buffer when it gets there.
       if (is_send) c->give_back(s, rec->cell, src);
+      else c->expand_buffer();
       c->side_done(s);
       return;
     }
