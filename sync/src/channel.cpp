@@ -232,6 +232,7 @@ class chan_core {
   void* payload(segment* s, std::uint64_t i) {
     return reinterpret_cast<unsigned char*>(s) + payload_off + (i % seg_size) * stride;
   }
+  segment* walk(segment* s, std::uint64_t id);
   segment* find(std::atomic<segment*>& head, segment* from, std::uint64_t id);
   void side_done(segment* s, int n = 1);
   void try_retire();
@@ -256,12 +257,17 @@ std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a;
 
 }  // namespace
 
-chan_core::chan_core(const elem_ops* o, std::size_t c, bool unb)
-    : ops(o), cap(unb ? 0 : c), unbounded(unb), buffered(!unb && c > 0) {
+// seg_layout(): where a segment's elements go (they share storage with an exception_ptr).
+static void seg_layout(const elem_ops* o, std::size_t& stride, std::size_t& payload_off, std::size_t& seg_bytes) {
   std::size_t a = std::max(o->align, alignof(std::exception_ptr));
   stride = round_up(std::max(o->size, sizeof(std::exception_ptr)), a);
   payload_off = round_up(sizeof(segment), a);
   seg_bytes = payload_off + seg_size * stride;
+}
+
+chan_core::chan_core(const elem_ops* o, std::size_t c, bool unb)
+    : ops(o), cap(unb ? 0 : c), unbounded(unb), buffered(!unb && c > 0) {
+  seg_layout(o, stride, payload_off, seg_bytes);
   B.store(cap, std::memory_order_relaxed);
   segment* s = new_segment(0, reinterpret_cast<char*>(this) + first_segment_offset());
   first.store(s, std::memory_order_relaxed);
@@ -305,8 +311,8 @@ segment* chan_core::new_segment(std::uint64_t id, void* mem) {
 
 // find() walks from `from` (read from `head` while pinned, before the caller took its index) to
 // segment `id`, appending segments as needed, and moves `head` forward to it.
-segment* chan_core::find(std::atomic<segment*>& head, segment* from, std::uint64_t id) {
-  segment* s = from;
+// walk() follows next pointers from `s` (pinned) to segment `id`, appending missing ones.
+segment* chan_core::walk(segment* s, std::uint64_t id) {
   while (s->id < id) {
     segment* n = s->next.load(std::memory_order_acquire);  // pairs with the CAS below
     if (!n) {
@@ -316,6 +322,11 @@ segment* chan_core::find(std::atomic<segment*>& head, segment* from, std::uint64
     }
     s = n;
   }
+  return s;
+}
+
+segment* chan_core::find(std::atomic<segment*>& head, segment* from, std::uint64_t id) {
+  segment* s = walk(from, id);
   segment* h = head.load(std::memory_order_acquire);
   while (h->id < s->id) {
     if (head.compare_exchange_weak(h, s, std::memory_order_acq_rel)) {
@@ -523,7 +534,6 @@ struct op_ctx {
   const char* what = nullptr;  // a single call of a tasklet: prepare its park when it must wait
   chan_waiter* self = nullptr; // a select: its own records are not partners
   bool door_ready = false;
-  bool partner_woken = false;
   bool yield_after = false;
 
   // ready_to_wait() is called just before rec is published: the park door needs a generation
@@ -603,7 +613,6 @@ step send_cell(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc) {
         // receive happened here, and a slot freed only once the woken tasklet runs again would
         // let a try_send in between find the buffer full when it is not.
         c->expand_buffer();
-        x.partner_woken = true;
         x.yield_after = plan.yield;
         return step::done;
       }
@@ -674,7 +683,6 @@ step recv_cell(op_ctx& x, segment* s, std::uint64_t i, void* dst, std::exception
         cl.state.store(C_DONE, std::memory_order_release);
         c->expand_buffer();
         c->side_done(s, 2);  // the resumed sender never touches the cell again
-        x.partner_woken = true;
         x.yield_after = plan.yield;
         return step::done;
       }
@@ -894,10 +902,9 @@ chan_core* chan_create(const elem_ops* ops, std::size_t capacity, bool unbounded
   // and all an element may ask for).
   if (ops->align > alignof(std::max_align_t))
     throw std::invalid_argument("stackless: channel<T>: over-aligned T is not supported");
-  std::size_t a = std::max(ops->align, alignof(std::exception_ptr));
-  std::size_t stride = round_up(std::max(ops->size, sizeof(std::exception_ptr)), a);
-  std::size_t bytes = chan_core::first_segment_offset() + round_up(sizeof(segment), a) + seg_size * stride;
-  void* mem = ::operator new(bytes);
+  std::size_t stride, payload_off, seg_bytes;
+  seg_layout(ops, stride, payload_off, seg_bytes);
+  void* mem = ::operator new(chan_core::first_segment_offset() + seg_bytes);
   return ::new (mem) chan_core(ops, capacity, unbounded);
 }
 void chan_acquire(chan_core* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
@@ -938,50 +945,21 @@ bool wait_single(chan_ext* ext, tcb* t, std::int64_t deadline, wake_reason& why)
 
 }  // namespace
 
+// blocking_call() runs one send or receive (op: send_op or recv_op) as a call that may park.
 // An interrupt (kill, raise_exception) ends a parked call with the exception; a tasklet that is
 // unwinding cannot take one (throw_if_interrupted() declines), so its call simply waits again.
-op_status chan_send(chan_core* c, void* src, bool is_exc, bool block, std::int64_t deadline) {
-  if (!block && would_block_send(c)) return op_status::would_block;
+template <class Op>
+op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::int64_t deadline, Op op) {
   tcb* t = current_tcb();
   chan_ext* ext = block ? my_ext() : nullptr;
   for (;;) {
-    case_rec* rec = block ? single_call(ext, t, true, src) : nullptr;
+    case_rec* rec = block ? single_call(ext, t, is_send, buf) : nullptr;
     op_ctx x{c, rec};
-    if (t && block) x.what = "channel.send";
-    step r = send_op(x, src, is_exc);
+    if (t && block) x.what = is_send ? "channel.send" : "channel.receive";
+    std::exception_ptr exc;  // an element send_exception() sent
+    step r = op(x, exc);
     if (r != step::wait) {
       if (x.door_ready) cancel_park();  // it got ready to wait, then did not have to
-      if (r == step::done) {
-        after_partner_woken(x);
-        return op_status::ok;
-      }
-      return r == step::closed ? op_status::closed : op_status::would_block;
-    }
-    chan_ref keep(c);
-    wake_reason why;
-    std::exception_ptr unused;
-    if (wait_single(ext, t, deadline, why)) {
-      finish_won(c, rec, nullptr, unused);
-      return op_status::ok;
-    }
-    resolve(c, rec);
-    if (why != wake_reason::interrupted) return op_status::timeout;
-    throw_if_interrupted();
-  }
-}
-
-op_status chan_receive(chan_core* c, void* dst, bool block, std::int64_t deadline) {
-  if (!block && would_block_recv(c)) return op_status::would_block;
-  tcb* t = current_tcb();
-  chan_ext* ext = block ? my_ext() : nullptr;
-  for (;;) {
-    case_rec* rec = block ? single_call(ext, t, false, dst) : nullptr;
-    op_ctx x{c, rec};
-    if (t && block) x.what = "channel.receive";
-    std::exception_ptr exc;
-    step r = recv_op(x, dst, exc);
-    if (r != step::wait) {
-      if (x.door_ready) cancel_park();
       if (r == step::done) {
         after_partner_woken(x);
         if (exc) std::rethrow_exception(exc);
@@ -992,7 +970,7 @@ op_status chan_receive(chan_core* c, void* dst, bool block, std::int64_t deadlin
     chan_ref keep(c);
     wake_reason why;
     if (wait_single(ext, t, deadline, why)) {
-      if (finish_won(c, rec, dst, exc)) return op_status::closed;
+      if (finish_won(c, rec, buf, exc)) return op_status::closed;
       if (exc) std::rethrow_exception(exc);
       return op_status::ok;
     }
@@ -1000,6 +978,18 @@ op_status chan_receive(chan_core* c, void* dst, bool block, std::int64_t deadlin
     if (why != wake_reason::interrupted) return op_status::timeout;
     throw_if_interrupted();
   }
+}
+
+op_status chan_send(chan_core* c, void* src, bool is_exc, bool block, std::int64_t deadline) {
+  if (!block && would_block_send(c)) return op_status::would_block;
+  return blocking_call(c, true, src, block, deadline,
+                       [&](op_ctx& x, std::exception_ptr&) { return send_op(x, src, is_exc); });
+}
+
+op_status chan_receive(chan_core* c, void* dst, bool block, std::int64_t deadline) {
+  if (!block && would_block_recv(c)) return op_status::would_block;
+  return blocking_call(c, false, dst, block, deadline,
+                       [&](op_ctx& x, std::exception_ptr& exc) { return recv_op(x, dst, exc); });
 }
 
 void chan_close(chan_core* c) {
@@ -1016,15 +1006,7 @@ void chan_close(chan_core* c) {
   // CLOSED, and mark the cells of those still on their way (invariant 6).
   segment* s = h;
   for (std::uint64_t i = ci; i < r_end; ++i) {
-    while (s->id < i / seg_size) {
-      segment* n = s->next.load(std::memory_order_acquire);
-      if (!n) {
-        segment* fresh = c->new_segment(s->id + 1);
-        if (s->next.compare_exchange_strong(n, fresh, std::memory_order_acq_rel)) n = fresh;
-        else free_segment(fresh);
-      }
-      s = n;
-    }
+    s = c->walk(s, i / seg_size);  // no head moves: close() takes no index
     cell& cl = s->cells[i % seg_size];
     state_t st = cl.state.load(std::memory_order_acquire);
     for (;;) {
