@@ -94,8 +94,10 @@ scheduler_impl::~scheduler_impl() {
   }
   tcb* t;
   while (injection.try_dequeue(t)) release(t);  // cannot happen after shutdown; belt and braces
-  for (timer_entry& e : timers) release(e.t);   // stale entries of ended parks
-  timers.clear();
+  for (auto& w : workers) {  // stale entries of ended parks
+    w->timers.for_each([](const timer_entry& e) { release(e.t); });
+    w->timers.clear();
+  }
   sink->release();
 }
 
@@ -292,12 +294,15 @@ void scheduler_impl::finish(worker& w, tcb* t) {
 }
 
 // ---- timers ---------------------------------------------------------------------------------
-
-namespace {
-struct later {
-  bool operator()(const timer_entry& a, const timer_entry& b) const { return a.deadline > b.deadline; }
-};
-}  // namespace
+//
+// Each worker keeps the timeouts of the parks made on it in its own 4-ary heap (timer_heap.hpp;
+// why not a timing wheel is argued there), under its own lock: arming a timer touches only the
+// calling worker's line. Firing is anyone's job: a worker fires its own due timers in its loop
+// (every 61st tick while busy, and whenever it looks for work), and a worker about to sleep
+// sleeps until the earliest deadline of *any* worker and fires every worker's due timers when it
+// wakes — so a timer armed on a worker that is now busy with a long-running tasklet still fires
+// on time if another worker is idle (Go's findRunnable checks every P's timers the same way).
+// A timer never has to be cancelled: the park door's generation makes a stale one lose.
 
 namespace {
 // A timer entry is live while the park it belongs to has not ended.
@@ -306,59 +311,74 @@ bool timer_live(const timer_entry& e) {
   std::uint64_t phase = d & 3;
   return (d >> 4) == e.gen && (phase == 1 || phase == 2);
 }
+void publish_deadline(worker& v) {
+  // Release: pairs with the acquire in next_deadline(); a reader that sees the new minimum also
+  // sees the entry (it takes timer_lk before it touches the heap anyway).
+  v.next_deadline.store(v.timers.min_deadline(), std::memory_order_release);
+}
 }  // namespace
 
-std::size_t scheduler_impl::purge_timers_locked() {
-  std::size_t kept = 0;
-  for (timer_entry& e : timers) {
-    if (timer_live(e)) {
-      timers[kept++] = e;
-    } else {
-      release(e.t);
-    }
-  }
-  timers.resize(kept);
-  std::make_heap(timers.begin(), timers.end(), later{});
-  next_deadline_.store(timers.empty() ? INT64_MAX : timers.front().deadline, std::memory_order_release);
-  timers_purge_at = std::max<std::size_t>(64, 2 * kept);
-  return kept;
+std::size_t scheduler_impl::purge_timers_locked(worker& v) {
+  v.timers.purge(timer_live, [](const timer_entry& e) { release(e.t); });
+  publish_deadline(v);
+  v.timers_purge_at = std::max<std::size_t>(64, 2 * v.timers.size());
+  return v.timers.size();
 }
 
 std::size_t scheduler_impl::live_timers() {
-  std::lock_guard g(timer_mu);
-  return purge_timers_locked();
+  std::size_t n = 0;
+  for (auto& w : workers) {
+    std::lock_guard g(w->timer_lk);
+    n += purge_timers_locked(*w);
+  }
+  return n;
+}
+
+std::int64_t scheduler_impl::next_deadline() const noexcept {
+  std::int64_t d = INT64_MAX;
+  for (auto& w : workers) d = std::min(d, w->next_deadline.load(std::memory_order_acquire));
+  return d;
 }
 
 void scheduler_impl::add_timer(std::int64_t deadline, tcb* t, std::uint64_t gen) {
+  worker* w = current_worker();
+  if (!w || w->sched != this) w = workers[0].get();  // cannot happen: parks run on their worker
   acquire(t);
-  std::lock_guard g(timer_mu);
-  // Timers are not removed when their park ends early; they are purged in bulk, so the heap
+  std::lock_guard g(w->timer_lk);
+  // Entries are not removed when their park ends early; they are purged in bulk, so the heap
   // holds at most about twice the live ones.
-  if (timers.size() >= timers_purge_at) purge_timers_locked();
-  timers.push_back({deadline, t, gen});
-  std::push_heap(timers.begin(), timers.end(), later{});
-  next_deadline_.store(timers.front().deadline, std::memory_order_release);
+  if (w->timers.size() >= w->timers_purge_at) purge_timers_locked(*w);
+  w->timers.push({deadline, t, gen});
+  publish_deadline(*w);
+}
+
+bool scheduler_impl::fire_worker_timers(worker& v, std::int64_t now) {
+  bool woke = false;
+  for (;;) {
+    // A batch at a time: wake() runs outside the lock (it may push to a run queue and unpark a
+    // worker).
+    timer_entry due[32];
+    std::size_t n = 0;
+    {
+      std::lock_guard g(v.timer_lk);
+      while (n < 32 && !v.timers.empty() && v.timers.top().deadline <= now) due[n++] = v.timers.pop();
+      publish_deadline(v);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      waiter w;
+      w.t = due[i].t;
+      w.gen = due[i].gen;
+      woke |= wake(w, wake_reason::timeout);  // a stale entry (the park ended) loses: gen differs
+      release(due[i].t);
+    }
+    if (n < 32) return woke;
+  }
 }
 
 bool scheduler_impl::fire_timers(std::int64_t now) {
-  std::vector<timer_entry> due;
-  {
-    std::lock_guard g(timer_mu);
-    while (!timers.empty() && timers.front().deadline <= now) {
-      std::pop_heap(timers.begin(), timers.end(), later{});
-      due.push_back(timers.back());
-      timers.pop_back();
-    }
-    next_deadline_.store(timers.empty() ? INT64_MAX : timers.front().deadline, std::memory_order_release);
-  }
   bool woke = false;
-  for (timer_entry& e : due) {
-    waiter w;
-    w.t = e.t;
-    w.gen = e.gen;
-    woke |= wake(w, wake_reason::timeout);  // a stale entry (the park ended) loses: gen differs
-    release(e.t);
-  }
+  for (auto& w : workers)
+    if (w->next_deadline.load(std::memory_order_acquire) <= now) woke |= fire_worker_timers(*w, now);
   return woke;
 }
 

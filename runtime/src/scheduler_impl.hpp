@@ -36,6 +36,7 @@
 #include "injection.hpp"
 #include "park.hpp"
 #include "stack.hpp"
+#include "timer_heap.hpp"
 #include "stackless/runtime/scheduler.hpp"
 
 namespace stackless::detail {
@@ -67,6 +68,12 @@ struct error_sink {
 
 /// switch_why: why the tasklet in worker::prev left its stack.
 enum class switch_why : std::uint8_t { yield, park, exit, overrun };
+
+struct timer_entry {
+  std::int64_t deadline;
+  tcb* t;             // holds a reference
+  std::uint64_t gen;  // the park it belongs to
+};
 
 struct padded_counter {
   alignas(64) std::atomic<std::uint64_t> v{0};
@@ -114,6 +121,13 @@ struct alignas(64) worker {
   alignas(64) std::atomic<std::uint32_t> park_word{0};  // 0 empty, 1 notified (futex)
   std::atomic<bool> idle{false};                       // on the idle list; guarded by idle_mu to change
 
+  // --- timers (scheduler.cpp): the deadlines of the parks of tasklets that ran here. Any worker
+  // may fire them (an idle one fires a busy one's), so they are guarded by a lock. ------------
+  alignas(64) spinlock timer_lk;
+  heap4<timer_entry> timers;               // guarded by timer_lk
+  std::size_t timers_purge_at = 64;        // guarded by timer_lk
+  std::atomic<std::int64_t> next_deadline{INT64_MAX};  // timers.min_deadline(), for lock-free peeks
+
   // --- stats: written by the owner (relaxed), read by stats() ------------------------------
   std::atomic<std::uint64_t> runs{0}, steals{0}, steal_attempts{0}, parks{0}, spins{0},
       inbox_taken{0}, injected{0}, overflows{0}, spawned{0}, stacks_taken{0}, stacks_released{0};
@@ -127,12 +141,6 @@ struct alignas(64) registry_shard {
   spinlock lk;
   tcb* head = nullptr;      // guarded by lk
   std::uint64_t count = 0;  // guarded by lk (atomic only so stats() may peek)
-};
-
-struct timer_entry {
-  std::int64_t deadline;
-  tcb* t;             // holds a reference
-  std::uint64_t gen;  // the park it belongs to
 };
 
 class scheduler_impl {
@@ -163,13 +171,17 @@ class scheduler_impl {
   template <class F>
   void for_each_live(F&& f) const;  // f(tcb*) with a reference held; outside the shard locks
 
-  // Timers (scheduler.cpp).
+  // Timers (scheduler.cpp): one 4-ary heap per worker (timer_heap.hpp).
+  /// add_timer() arms a timeout for park `gen` of t, on the calling worker's heap.
   void add_timer(std::int64_t deadline, tcb* t, std::uint64_t gen);
-  std::int64_t next_deadline() const noexcept { return next_deadline_.load(std::memory_order_acquire); }
-  bool fire_timers(std::int64_t now);  // true if it woke someone
-  /// purge_timers(): drops entries whose park already ended (they would only fire and lose);
-  /// returns how many live ones remain. Called with timer_mu held.
-  std::size_t purge_timers_locked();
+  /// next_deadline() is the earliest deadline on any worker (INT64_MAX: none).
+  std::int64_t next_deadline() const noexcept;
+  /// fire_timers() fires every due timer of every worker; true if it woke someone.
+  bool fire_timers(std::int64_t now);
+  bool fire_worker_timers(worker& v, std::int64_t now);
+  /// purge_timers_locked(): drops v's entries whose park already ended (they would only fire
+  /// and lose); returns how many live ones remain. Called with v.timer_lk held.
+  std::size_t purge_timers_locked(worker& v);
   std::size_t live_timers();
 
   // Deadlock detection.
@@ -232,10 +244,6 @@ class scheduler_impl {
   alignas(64) std::atomic<int> drain_waiters{0};
   std::atomic<std::uint32_t> drain_word{0};
 
-  mutable std::mutex timer_mu;
-  std::vector<timer_entry> timers;  // a min-heap on deadline; guarded by timer_mu
-  std::size_t timers_purge_at = 64;  // guarded by timer_mu
-  std::atomic<std::int64_t> next_deadline_{INT64_MAX};
 
   std::mutex deadlock_mu;
   std::uint64_t deadlock_reported_runs = UINT64_MAX;  // guarded by deadlock_mu
