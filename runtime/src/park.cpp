@@ -26,9 +26,11 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "futex.hpp"
+#include "stackless/runtime/timeout.hpp"
 #include "scheduler_impl.hpp"
 
 namespace stackless::detail {
@@ -74,7 +76,7 @@ wake_reason park(function_ref unlock, std::int64_t deadline_ns) {
   std::uint64_t d = t->door.load(std::memory_order_relaxed);
   // An interrupt already pending: do not sleep (unless unwinding: see throw_if_interrupted()).
   if ((t->irq.load(std::memory_order_seq_cst) & (IRQ_KILLED | IRQ_EXC)) &&
-      std::uncaught_exceptions() == 0) {
+      std::uncaught_exceptions() == 0 && t->irq_masked == 0) {
     unlock();
     std::uint64_t woken = (d & ~std::uint64_t{15}) | std::uint64_t(wake_reason::interrupted) << 2 | P_WOKEN;
     if (phase_of(d) == P_PARKING && t->door.compare_exchange_strong(d, woken, std::memory_order_acq_rel))
@@ -90,6 +92,10 @@ wake_reason park(function_ref unlock, std::int64_t deadline_ns) {
 }
 
 bool wake(waiter& w, wake_reason r, bool to_back) {
+  if (w.notify) {  // a proxy (when_any/when_all): the owner's callback decides
+    w.notify(&w, r);
+    return true;
+  }
   if (std::atomic<std::uint32_t>* word = w.word) {
     // A plain thread: only the waker that took w from its list gets here. The store lets the
     // thread return and reuse its stack, so after it we touch neither w nor the word's memory
@@ -112,6 +118,18 @@ bool wake(waiter& w, wake_reason r, bool to_back) {
   }
 }
 
+bool wake_park(tcb* t, std::uint64_t gen, wake_reason r) {
+  waiter w;
+  w.t = t;
+  w.gen = gen;
+  return wake(w, r);
+}
+
+std::uint64_t current_park_gen() noexcept {
+  tcb* t = current_tcb();
+  return t ? gen_of(t->door.load(std::memory_order_relaxed)) : 0;
+}
+
 void throw_if_interrupted() {
   tcb* t = current_tcb();
   if (!t) return;
@@ -120,6 +138,7 @@ void throw_if_interrupted() {
   // Never throw while unwinding: a destructor that waits (for a child, a lock) would turn the
   // throw into std::terminate. The interrupt stays pending for the next suspension point.
   if (std::uncaught_exceptions() > 0) return;
+  if (t->irq_masked > 0) return;  // an irq_mask scope: delivered after it ends
   if (f & IRQ_KILLED) {
     t->exit_thrown = true;
     throw tasklet_exit{};
@@ -134,6 +153,15 @@ void throw_if_interrupted() {
   }
 }
 
+void thread_waiter::cancel() noexcept {
+  std::uint32_t z = 0;
+  // Only if no waker has signalled: a wake stores into a 0 word under the list's lock; whichever
+  // comes first stands (the waiter then unlinks itself, or finds itself unlinked: notified).
+  if (word.compare_exchange_strong(z, 1 + static_cast<std::uint32_t>(wake_reason::cancelled),
+                                   std::memory_order_acq_rel))
+    futex_wake(&word);
+}
+
 wake_reason thread_waiter::wait(std::int64_t deadline_ns) {
   for (;;) {
     std::uint32_t v = word.load(std::memory_order_acquire);  // pairs with the release in wake()
@@ -141,6 +169,32 @@ wake_reason thread_waiter::wait(std::int64_t deadline_ns) {
     if (deadline_ns != no_deadline && now_ns() >= deadline_ns) return wake_reason::timeout;
     futex_wait(&word, 0, deadline_ns);
   }
+}
+
+}  // namespace stackless::detail
+
+// ---- timeout_scope ------------------------------------------------------------------------------
+
+namespace stackless::detail {
+
+timeout_scope*& scope_top() noexcept {
+  if (tcb* t = current_tcb()) return t->scope_top;
+  static thread_local timeout_scope* top = nullptr;  // a plain thread's scopes
+  return top;
+}
+
+std::int64_t steady_now_ns() noexcept { return now_ns(); }
+
+std::int64_t scoped_deadline(std::int64_t own) noexcept {
+  timeout_scope* s = scope_top();
+  if (!s) return own;
+  return std::min(own, s->effective_ns());
+}
+
+void scope_check(std::int64_t own) {
+  timeout_scope* s = scope_top();
+  if (!s || s->effective_ns() >= own) return;
+  if (now_ns() >= s->effective_ns()) throw timeout_error(s->effective_owner());
 }
 
 }  // namespace stackless::detail

@@ -73,15 +73,72 @@ bool wake(waiter& w, wake_reason r = wake_reason::notified, bool to_back = false
 /// Outside a tasklet it does nothing.
 void throw_if_interrupted();
 
+/// irq_mask is a scope in which the calling tasklet's parks do not end early for a pending
+/// interrupt and throw_if_interrupted() does not throw: for a wait that must finish before the
+/// interrupt may be delivered (condition_variable re-locking its mutex — the caller must own it
+/// again when the exception leaves wait()). A kill that arrives during the scope still wakes a
+/// park once (the caller waits again); the interrupt is delivered at the next suspension point
+/// after the scope.
+class irq_mask {
+ public:
+  irq_mask() noexcept : t_(current_tcb()) {
+    if (t_) ++t_->irq_masked;
+  }
+  ~irq_mask() {
+    if (t_) --t_->irq_masked;
+  }
+  irq_mask(const irq_mask&) = delete;
+  irq_mask& operator=(const irq_mask&) = delete;
+
+ private:
+  tcb* t_;
+};
+
+/// wake_park() ends park `gen` of t with r, if that park is still on (a timer, a stop request:
+/// wakers that hold (t, gen) rather than a listed record). The caller keeps t alive.
+bool wake_park(tcb* t, std::uint64_t gen, wake_reason r);
+
 /// thread_waiter is a plain thread's waiter: a futex word on the thread's stack.
 struct thread_waiter {
   std::atomic<std::uint32_t> word{0};
   waiter w;
   thread_waiter() { w.word = &word; }
-  /// wait() blocks until wake() or the deadline. On timeout the caller takes the list's lock: if
-  /// `w` is still linked it unlinks it (a timeout); if not, a waker took it and — since wakers
-  /// wake under that lock — has already signalled: the wait ended by that wake.
+  /// wait() blocks until wake(), cancel() or the deadline. On any outcome but `notified` the
+  /// caller takes the list's lock: if `w` is still linked it unlinks it (the timeout or the
+  /// cancel stands); if not, a waker took it and — since wakers wake under that lock — has
+  /// already signalled: the wait ended by that wake.
   wake_reason wait(std::int64_t deadline_ns = no_deadline);
+  /// cancel() ends the wait with `cancelled` unless a waker came first (a stop_callback; the
+  /// callback's destructor outlives the call, so the waiter is still there).
+  void cancel() noexcept;
 };
+
+// ---- deadlines and cancellation (timeout.hpp) ---------------------------------------------------
+//
+// A blocking call with its own deadline `own` (no_deadline if none) waits until
+// scoped_deadline(own); when the wait ends by timeout it cleans up as for its own timeout and
+// then calls scope_check(own), which throws the enclosing timeout_scope's timeout_error if that
+// scope's deadline was the one that passed.
+
+/// scoped_deadline() is `own` shortened by the innermost timeout_scope of the caller.
+std::int64_t scoped_deadline(std::int64_t own) noexcept;
+/// scope_check() throws timeout_error when a timeout_scope's deadline, earlier than `own`, passed.
+void scope_check(std::int64_t own);
+
+/// stop_waker is a stop_callback's function for a wait: it ends the park it was made for (a
+/// tasklet), or cancels a plain thread's thread_waiter.
+struct stop_waker {
+  tcb* t = nullptr;
+  std::uint64_t gen = 0;
+  thread_waiter* tw = nullptr;
+  void operator()() const noexcept {
+    if (tw) tw->cancel();
+    else wake_park(t, gen, wake_reason::cancelled);
+  }
+};
+
+/// current_park_gen() is the generation of the calling tasklet's current park (after
+/// prepare_park()).
+std::uint64_t current_park_gen() noexcept;
 
 }  // namespace stackless::detail

@@ -275,6 +275,9 @@ bool take_pause(tcb* t) noexcept;
 void release(tcb* t) noexcept;
 inline void acquire(tcb* t) noexcept { t->refs.fetch_add(1, std::memory_order_relaxed); }
 
+/// destroy_locals() destroys the tasklet_local values of t, which is ending (local.cpp).
+void destroy_locals(tcb* t) noexcept;
+
 /// tasklet_entry() is where every tasklet starts (worker.cpp).
 void tasklet_entry(void* w);
 /// switch_out() suspends the calling tasklet back to its worker's scheduler side.

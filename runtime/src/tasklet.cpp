@@ -13,6 +13,7 @@ namespace stackless::detail {
 tcb::~tcb() {
   if (sink) sink->release();
   if (sync_ext) sync_ext_free(sync_ext);
+  if (locals) destroy_locals(this);  // a tasklet that never ran its entry (cannot happen today)
 }
 
 namespace {
@@ -44,8 +45,9 @@ void link_joiner(tcb* t, waiter* w) {
 
 // Waits for t to end, until `deadline`. A tasklet parks; a plain thread blocks, watching for a
 // deadlock when it waits for a tasklet of a threaded scheduler. Returns false on timeout.
-bool wait_dead(tcb* t, std::int64_t deadline, const char* what) {
+bool wait_dead(tcb* t, std::int64_t own, const char* what) {
   if (dead(t)) return true;
+  const std::int64_t deadline = scoped_deadline(own);
   tcb* self = current_tcb();
   if (self == t) throw usage_error("stackless: a tasklet cannot join (or wait for) itself");
   if (self) {
@@ -63,7 +65,10 @@ bool wait_dead(tcb* t, std::int64_t deadline, const char* what) {
       if (r != wake_reason::notified) unlink_joiner(t, w);
       if (r == wake_reason::interrupted) throw_if_interrupted();  // may return while unwinding
       if (dead(t)) return true;
-      if (r == wake_reason::timeout) return false;
+      if (r == wake_reason::timeout) {
+        scope_check(own);  // a timeout_scope's deadline: timeout_error
+        return false;
+      }
     }
   }
   // A plain thread.
@@ -89,7 +94,10 @@ bool wait_dead(tcb* t, std::int64_t deadline, const char* what) {
     if (!timed_out && grace > 0) report = s->check_deadlock(since, t, &t_notified);
     if (timed_out || (!report.empty() && !t_notified)) {
       if (!unlink_joiner(t, &tw.w)) return true;  // woken meanwhile: t ended
-      if (timed_out) return false;
+      if (timed_out) {
+        scope_check(own);
+        return false;
+      }
       throw deadlock_error(report);
     }
     // Not yet — or t itself got deadlock_error in its own join: it ends with it, and this join
@@ -134,6 +142,18 @@ void handle_release(tcb* t) noexcept {
   }
   release(t);
 }
+
+bool joiner_link(tcb* t, waiter* w) {
+  t->lk.lock();
+  if (dead(t)) {
+    t->lk.unlock();
+    return false;
+  }
+  link_joiner(t, w);
+  t->lk.unlock();
+  return true;
+}
+bool joiner_unlink(tcb* t, waiter* w) { return unlink_joiner(t, w); }
 
 void join_wait(tcb* t) { wait_dead(t, no_deadline, "join"); }
 

@@ -1,8 +1,11 @@
 // runtime/src/this_tasklet.cpp — calls about the running tasklet.
+#include <optional>
+#include <stop_token>
 #include <thread>
 
 #include "scheduler_impl.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
+#include "stackless/runtime/timeout.hpp"
 
 namespace stackless::this_tasklet {
 
@@ -36,18 +39,29 @@ void checkpoint() {
   if (t && t->irq.load(std::memory_order_relaxed)) throw_if_interrupted();
 }
 
-void detail_::sleep_ns(std::int64_t deadline) {
+void detail_::sleep_ns(std::int64_t own, const std::stop_token* st) {
+  const std::int64_t deadline = scoped_deadline(own);
   tcb* t = current_tcb();
   if (!t) {
-    std::this_thread::sleep_until(std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline)));
+    thread_waiter tw;  // on no list: only the deadline or cancel() ends its wait
+    std::optional<std::stop_callback<stop_waker>> cb;
+    if (st && st->stop_possible()) cb.emplace(*st, stop_waker{nullptr, 0, &tw});
+    while (now_ns() < deadline) {
+      if (tw.wait(deadline) == wake_reason::cancelled) throw operation_cancelled();
+    }
+    scope_check(own);
     return;
   }
   throw_if_interrupted();
   while (now_ns() < deadline) {
     prepare_park("sleep");
+    std::optional<std::stop_callback<stop_waker>> cb;
+    if (st && st->stop_possible()) cb.emplace(*st, stop_waker{t, current_park_gen(), nullptr});
     wake_reason r = park([] {}, deadline);
     if (r == wake_reason::interrupted) throw_if_interrupted();
+    if (r == wake_reason::cancelled) throw operation_cancelled();
   }
+  scope_check(own);
 }
 
 atomic::atomic() {

@@ -366,6 +366,7 @@ void tasklet_entry(void* arg) {
     }
   }
   t->discard();  // destructors of the captures run here, as part of the tasklet
+  if (t->locals) destroy_locals(t);  // its tasklet_local values, on its own stack
   w = current_worker();
   w->prev = t;
   w->why = switch_why::exit;

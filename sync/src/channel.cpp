@@ -949,8 +949,9 @@ bool wait_single(chan_ext* ext, tcb* t, std::int64_t deadline, wake_reason& why)
 // An interrupt (kill, raise_exception) ends a parked call with the exception; a tasklet that is
 // unwinding cannot take one (throw_if_interrupted() declines), so its call simply waits again.
 template <class Op>
-op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::int64_t deadline, Op op) {
+op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::int64_t own, Op op) {
   tcb* t = current_tcb();
+  const std::int64_t deadline = block ? scoped_deadline(own) : own;  // a timeout_scope may end first
   chan_ext* ext = block ? my_ext() : nullptr;
   for (;;) {
     case_rec* rec = block ? single_call(ext, t, is_send, buf) : nullptr;
@@ -975,7 +976,10 @@ op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::
       return op_status::ok;
     }
     resolve(c, rec);
-    if (why != wake_reason::interrupted) return op_status::timeout;
+    if (why != wake_reason::interrupted) {
+      scope_check(own);  // the call is undone: a timeout_scope that ended throws now
+      return op_status::timeout;
+    }
     throw_if_interrupted();
   }
 }
@@ -1111,6 +1115,7 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
   const std::size_t start = n > 1 ? select_rand() % n : 0;
   tcb* t = current_tcb();
   std::int64_t backoff = 50'000;
+  const std::int64_t wait_deadline = scoped_deadline(deadline);  // a timeout_scope may end first
 
   for (;;) {
     // (1) Poll.
@@ -1219,7 +1224,7 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) any_deferred |= ext->recs[i].deferred;
 
     // (3) Park.
-    std::int64_t wake_at = deadline;
+    std::int64_t wake_at = wait_deadline;
     if (any_deferred) wake_at = std::min(wake_at, now_ns() + backoff);
     std::vector<chan_ref> keep;  // the channels outlive the wait
     keep.reserve(n);
@@ -1256,6 +1261,7 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
       throw_if_interrupted();
       continue;  // an interrupt that cannot be thrown now (unwinding): try again
     }
+    scope_check(deadline);  // every record is out: a timeout_scope that ended throws now
     if (after_i != none && now_ns() >= deadline) return after_i;
     backoff = std::min<std::int64_t>(backoff * 2, 10'000'000);  // a deferred case: next round
   }

@@ -4,3 +4,5 @@
 #include "stackless/runtime/scheduler.hpp"
 #include "stackless/runtime/tasklet.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
+#include "stackless/runtime/tasklet_local.hpp"
+#include "stackless/runtime/timeout.hpp"

@@ -17,9 +17,14 @@
 #include <type_traits>
 #include <utility>
 
+namespace stackless {
+class timeout_scope;
+}
+
 namespace stackless::detail {
 
 class scheduler_impl;
+struct local_table;
 struct worker;
 struct stack;
 struct error_sink;
@@ -42,17 +47,22 @@ class spinlock {
 };
 
 /// wake_reason is why a park ended. Exactly one waker wins a park (see park.cpp).
-enum class wake_reason : std::uint8_t { notified = 0, timeout = 1, interrupted = 2 };
+/// cancelled: a std::stop_token's stop request (only calls that took a token can get it).
+enum class wake_reason : std::uint8_t { notified = 0, timeout = 1, interrupted = 2, cancelled = 3 };
 
 /// waiter is one entry of a wait list. A tasklet's waiter lives in its tcb (never on its stack: a
 /// waker on another thread must not touch a stack that may have moved or gone). A plain thread's
 /// waiter lives on that thread's stack and is removed from every list before the wait returns.
+/// A proxy waiter (`notify` set: when_any/when_all) calls notify instead of waking anyone; its
+/// owner removes it from the list before it goes away.
 struct waiter {
   waiter* next = nullptr;
   waiter* prev = nullptr;
   tcb* t = nullptr;                        // tasklet waiter
   std::uint64_t gen = 0;                   //   the park generation it was registered for
   std::atomic<std::uint32_t>* word = nullptr;  // plain-thread waiter: its futex word
+  void (*notify)(waiter*, wake_reason) = nullptr;  // proxy waiter: called (under the list's lock)
+  std::uintptr_t data = 0;                 // what the list's owner keeps per waiter (a count…)
   bool linked = false;                     // guarded by the lock of the list it is on
 };
 
@@ -124,12 +134,15 @@ class tcb {
   stack* stk = nullptr;
   tcb* next = nullptr;            // intrusive link: yield list, inbox
   int atomic_depth = 0;           // this_tasklet::atomic nesting; > 0: pinned to `home`
+  int irq_masked = 0;             // > 0: parks ignore pending interrupts (irq_mask, park.hpp)
   worker* home = nullptr;         // the worker a pinned tasklet must run on
   std::int64_t run_start_ns = 0;  // when it was last switched in
   // Per-tasklet state of the sync component (the channel waiter records: sync/src/channel.cpp),
   // made on first use and freed with the control block.
   void* sync_ext = nullptr;
   void (*sync_ext_free)(void*) noexcept = nullptr;
+  timeout_scope* scope_top = nullptr;  // innermost timeout_scope (on this tasklet's stack)
+  local_table* locals = nullptr;       // tasklet_local values (local.cpp), destroyed at its end
 
   // Registry (all live tasklets of a scheduler), guarded by the registry shard's lock.
   tcb* reg_next = nullptr;
@@ -176,6 +189,10 @@ void kill(tcb*, bool pending);
 void raise(tcb*, std::exception_ptr, bool pending);
 void pause(tcb*);
 void resume(tcb*);
+/// joiner_link() puts a (proxy) waiter on t's joiner list: woken when t ends. False, and not
+/// linked, when t has already ended. joiner_unlink() takes it off (false: t's end took it).
+bool joiner_link(tcb* t, waiter* w);
+bool joiner_unlink(tcb* t, waiter* w);
 bool is_alive(const tcb*) noexcept;
 bool is_blocked(const tcb*) noexcept;
 bool is_scheduled(const tcb*) noexcept;

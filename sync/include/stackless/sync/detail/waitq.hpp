@@ -1,0 +1,104 @@
+// stackless/sync/detail/waitq.hpp — the wait queue every lock, condition variable, semaphore,
+// event, latch, barrier and future is built on (sync/src/waitq.cpp). Internal: the names may
+// change at any time.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <stop_token>
+
+#include "stackless/runtime/detail/tcb.hpp"
+
+namespace stackless::detail {
+
+/// wait_list is an intrusive FIFO of waiter records (a tasklet's lives in its control block, a
+/// plain thread's on its stack). Guarded by the lock of the object that owns it.
+struct wait_list {
+  waiter* head = nullptr;
+  waiter* tail = nullptr;
+
+  bool empty() const noexcept { return head == nullptr; }
+  void push_back(waiter* w) noexcept {
+    w->next = nullptr;
+    w->prev = tail;
+    if (tail) tail->next = w; else head = w;
+    tail = w;
+    w->linked = true;
+  }
+  waiter* pop_front() noexcept {
+    waiter* w = head;
+    if (w) erase(w);
+    return w;
+  }
+  void erase(waiter* w) noexcept {
+    if (w->prev) w->prev->next = w->next; else head = w->next;
+    if (w->next) w->next->prev = w->prev; else tail = w->prev;
+    w->next = w->prev = nullptr;
+    w->linked = false;
+  }
+};
+
+inline constexpr std::int64_t wait_forever = INT64_MAX;
+
+/// deadline_after() is now + d on the steady clock, in ns, saturating.
+template <class Rep, class P>
+std::int64_t deadline_after(std::chrono::duration<Rep, P> d) {
+  auto now = std::chrono::steady_clock::now().time_since_epoch();
+  if (d <= d.zero()) return std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
+  if (d >= std::chrono::duration<Rep, P>::max() || std::chrono::duration<double>(d).count() > 1e9)
+    return wait_forever;
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(now + std::chrono::ceil<std::chrono::nanoseconds>(d))
+      .count();
+}
+/// deadline_at() is tp in steady-clock ns (other clocks: converted through their now()).
+template <class C, class D>
+std::int64_t deadline_at(std::chrono::time_point<C, D> tp) {
+  if constexpr (std::is_same_v<C, std::chrono::steady_clock>) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count();
+  } else {
+    return deadline_after(tp - C::now());
+  }
+}
+
+/// block() makes the caller wait at the back of q. Called with `lk` held; returns with it
+/// released and the caller's record off q in every case. `after_publish` (may be null) runs once
+/// the record is published and lk released, before the wait (a condition variable releases the
+/// user's mutex there). The outcome:
+///   notified   a waker took the record off q and woke it: whatever it handed over is the caller's
+///   timeout    `deadline` (already shortened by timeout_scope) passed
+///   cancelled  *st (if given) was asked to stop
+///   interrupted  kill() / raise_exception() (the caller calls settle(), which throws)
+/// Nothing is handed over on any outcome but notified: a waker whose wake() fails (the waiter
+/// timed out first) moves on to the next record.
+wake_reason block(spinlock& lk, wait_list& q, const char* what, std::int64_t deadline,
+                  const std::stop_token* st, std::uintptr_t data = 0,
+                  void (*after_publish)(void*) = nullptr, void* arg = nullptr);
+
+/// wake_first() pops records off q and wakes them until one wake succeeds; returns it (or null
+/// when q ran out). Called with the owner's lock held.
+waiter* wake_first(wait_list& q, wake_reason r = wake_reason::notified) noexcept;
+/// wake_all() wakes every record of q; returns how many wakes succeeded. Lock held.
+std::size_t wake_all(wait_list& q, wake_reason r = wake_reason::notified) noexcept;
+
+/// settled is what a blocking primitive does after block(): done (notified), timed_out (its own
+/// deadline passed — a timeout_scope's throws timeout_error instead), or retry (an interrupt that
+/// cannot be thrown now: the caller is unwinding; wait again).
+enum class settled : std::uint8_t { done, timed_out, retry };
+/// settle() turns block()'s outcome into one: it throws operation_cancelled for `cancelled`,
+/// the pending tasklet_exit / exception for `interrupted`, and timeout_error when the deadline
+/// that passed was an enclosing timeout_scope's (earlier than `own`).
+settled settle(wake_reason r, std::int64_t own);
+
+/// wait_deadline() is `own` shortened by the caller's innermost timeout_scope.
+std::int64_t wait_deadline(std::int64_t own) noexcept;
+
+/// relock_uninterruptibly() runs lock(arg) with interrupts held back and outside any
+/// timeout_scope: a condition variable must own its lock again before any exception leaves
+/// wait(). A pending kill is delivered at the next suspension point.
+void relock_uninterruptibly(void (*lock)(void*), void* arg);
+
+/// self_token() identifies the caller as a lock owner: its tasklet, or its plain thread.
+const void* self_token() noexcept;
+
+}  // namespace stackless::detail

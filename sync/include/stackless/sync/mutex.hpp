@@ -1,0 +1,159 @@
+// stackless/sync/mutex.hpp — mutex, timed_mutex, recursive_mutex for tasklets and plain threads
+// (stacklesslib locks.Lock / RLock). std Lockable / TimedLockable: std::lock_guard,
+// std::unique_lock, std::scoped_lock and std::condition_variable_any work with them.
+//
+// The owner is the *tasklet* (or the plain thread), not the OS thread: a tasklet may lock, park
+// anywhere, resume on another worker and unlock there. unlock() by anyone but the owner throws
+// usage_error. While a tasklet waits for a lock its worker runs other tasklets; a tasklet that
+// holds a lock may park (sleep, receive, wait) — the lock stays held.
+//
+// Fair: under contention the lock is handed to the longest waiter (FIFO); a newcomer never
+// barges past a queued waiter, so no waiter starves. Uncontended, lock() and unlock() are one
+// atomic operation each.
+//
+// !!! Do not hold a std::mutex (or any OS-level lock) across a park: a tasklet that parks while
+// !!! holding one keeps the *worker thread* holding it; a tasklet on the same worker that then
+// !!! asks for it deadlocks the whole worker, and one on another worker blocks that OS thread.
+// !!! Use stackless::mutex for anything held across a blocking call.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <stop_token>
+
+#include "stackless/runtime/errors.hpp"
+#include "stackless/runtime/timeout.hpp"
+#include "stackless/sync/detail/waitq.hpp"
+
+namespace stackless {
+
+/// mutex is a fair, tasklet-aware mutual exclusion lock. lock() parks the calling tasklet (blocks
+/// a plain thread) until the lock is free and handed to it.
+class mutex {
+ public:
+  mutex() = default;
+  mutex(const mutex&) = delete;
+  mutex& operator=(const mutex&) = delete;
+  ~mutex() = default;
+
+  /// lock() takes the lock, waiting as long as needed. Throws usage_error if the caller already
+  /// holds it (that would deadlock; use recursive_mutex), tasklet_exit when killed while waiting,
+  /// timeout_error when an enclosing timeout_scope ends first.
+  void lock() {
+    std::uint32_t z = 0;
+    // Acquire: pairs with the release in unlock() (and with the hand-off's lock + wake).
+    if (!state_.compare_exchange_strong(z, 1, std::memory_order_acquire, std::memory_order_relaxed))
+      lock_slow(detail::wait_forever, nullptr);
+    owner_.store(detail::self_token(), std::memory_order_relaxed);
+  }
+  /// lock(st): the same; a stop request on `st` ends the wait with operation_cancelled.
+  void lock(std::stop_token st) {
+    std::uint32_t z = 0;
+    if (!state_.compare_exchange_strong(z, 1, std::memory_order_acquire, std::memory_order_relaxed))
+      lock_slow(detail::wait_forever, &st);
+    owner_.store(detail::self_token(), std::memory_order_relaxed);
+  }
+  /// try_lock() takes the lock if it is free and nobody is queued for it; never waits.
+  bool try_lock() noexcept {
+    std::uint32_t z = 0;
+    if (!state_.compare_exchange_strong(z, 1, std::memory_order_acquire, std::memory_order_relaxed))
+      return false;
+    owner_.store(detail::self_token(), std::memory_order_relaxed);
+    return true;
+  }
+  /// try_lock_for() waits at most `d`; false if the lock was not handed over by then.
+  template <class Rep, class P>
+  bool try_lock_for(std::chrono::duration<Rep, P> d) {
+    return try_lock() || timed_lock(detail::deadline_after(d));
+  }
+  /// try_lock_until() waits until `tp` at most.
+  template <class C, class D>
+  bool try_lock_until(std::chrono::time_point<C, D> tp) {
+    return try_lock() || timed_lock(detail::deadline_at(tp));
+  }
+  /// unlock() releases the lock, handing it to the longest waiter if there is one. Throws
+  /// usage_error when the caller does not hold it.
+  void unlock() {
+    if (owner_.load(std::memory_order_relaxed) != detail::self_token()) unlock_not_owner();
+    owner_.store(nullptr, std::memory_order_relaxed);
+    std::uint32_t one = 1;
+    // Release: pairs with the acquire of the next lock().
+    if (!state_.compare_exchange_strong(one, 0, std::memory_order_release, std::memory_order_relaxed))
+      unlock_slow();
+  }
+
+  /// owned_by_caller() tells whether the calling tasklet (or thread) holds the lock.
+  bool owned_by_caller() const noexcept {
+    return owner_.load(std::memory_order_relaxed) == detail::self_token();
+  }
+
+ private:
+  bool timed_lock(std::int64_t deadline) {
+    if (!lock_slow(deadline, nullptr)) return false;
+    owner_.store(detail::self_token(), std::memory_order_relaxed);
+    return true;
+  }
+  bool lock_slow(std::int64_t deadline, const std::stop_token* st);
+  void unlock_slow() noexcept;
+  [[noreturn]] void unlock_not_owner() const;
+
+  // 0 free; 1 held, nobody queued; 2 held, waiters may be queued (unlock takes the slow path).
+  std::atomic<std::uint32_t> state_{0};
+  std::atomic<const void*> owner_{nullptr};  // written by the holder; read by unlock()'s check
+  detail::spinlock lk_;                      // guards q_ and the 1 → 2 / hand-off transitions
+  detail::wait_list q_;
+};
+
+/// timed_mutex is a mutex (every stackless::mutex already has try_lock_for / try_lock_until);
+/// the name is there for code written against std::timed_mutex.
+class timed_mutex : public mutex {};
+
+/// recursive_mutex may be locked again by its owner; it is released when unlock() has been
+/// called as many times as lock() (stacklesslib RLock). Owner = tasklet, as for mutex.
+class recursive_mutex {
+ public:
+  void lock() {
+    if (owned()) {
+      ++depth_;
+      return;
+    }
+    m_.lock();
+    depth_ = 1;
+  }
+  bool try_lock() noexcept {
+    if (owned()) {
+      ++depth_;
+      return true;
+    }
+    if (!m_.try_lock()) return false;
+    depth_ = 1;
+    return true;
+  }
+  template <class Rep, class P>
+  bool try_lock_for(std::chrono::duration<Rep, P> d) {
+    return try_lock_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d));
+  }
+  template <class C, class D>
+  bool try_lock_until(std::chrono::time_point<C, D> tp) {
+    if (owned()) {
+      ++depth_;
+      return true;
+    }
+    if (!m_.try_lock_until(tp)) return false;
+    depth_ = 1;
+    return true;
+  }
+  /// unlock() undoes one lock(); throws usage_error when the caller does not hold it.
+  void unlock() {
+    if (!owned()) m_.unlock();  // throws usage_error: not the owner
+    if (--depth_ == 0) m_.unlock();
+  }
+
+ private:
+  bool owned() const noexcept { return m_.owned_by_caller(); }
+  mutex m_;
+  unsigned depth_ = 0;  // guarded by m_ (only the owner touches it)
+};
+
+}  // namespace stackless
