@@ -5,13 +5,21 @@
 //                     ns_per_tasklet count tasklets.
 //   BM_yield          the root tasklet and a partner yield to each other; one iteration is two
 //                     switches (root -> partner -> root). ns_per_switch counts switches.
+//   BM_mutex_uncontended  lock + unlock of a stackless::mutex inside a tasklet, nobody else
+//                     around (issue 5's target: <= 10 ns); BM_std_mutex_uncontended is the
+//                     same with std::mutex on the same thread, for scale.
+//   BM_sleep_timer    arm and fire one timer: sleep_until(now) parks and the worker fires the
+//                     already-due timer (the cost of the timer path, not of waiting).
 //
 // The benchmark loop runs inside a tasklet, i.e. on the worker thread: Google Benchmark only needs
 // the loop to stay on one thread, which workers = 1 guarantees. Real time is reported.
 #include <benchmark/benchmark.h>
 #include <stackless/runtime.hpp>
+#include <stackless/sync.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <vector>
 
 namespace {
@@ -60,6 +68,38 @@ void BM_yield(benchmark::State& state) {
                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_yield)->UseRealTime();
+
+void BM_mutex_uncontended(benchmark::State& state) {
+  stackless::scheduler s(one_worker());
+  stackless::mutex m;
+  s.block_on([&] {
+    for (auto _ : state) {
+      m.lock();
+      m.unlock();
+    }
+  });
+}
+BENCHMARK(BM_mutex_uncontended)->UseRealTime();
+
+void BM_std_mutex_uncontended(benchmark::State& state) {
+  std::mutex m;
+  for (auto _ : state) {
+    m.lock();
+    m.unlock();
+  }
+}
+BENCHMARK(BM_std_mutex_uncontended)->UseRealTime();
+
+void BM_sleep_timer(benchmark::State& state) {
+  stackless::scheduler s(one_worker());
+  s.block_on([&] {
+    for (auto _ : state) {
+      // A deadline 1 ns ahead: the park arms a timer that is due by the time the worker looks.
+      stackless::this_tasklet::sleep_until(std::chrono::steady_clock::now() + std::chrono::nanoseconds(1));
+    }
+  });
+}
+BENCHMARK(BM_sleep_timer)->UseRealTime();
 
 }  // namespace
 

@@ -107,6 +107,13 @@ tcb* current_tcb() noexcept {
   return w ? w->current : nullptr;
 }
 
+const void* self_token() noexcept {
+  static thread_local char thread_token;  // a plain thread's identity as a lock owner
+  worker* w = tl_worker;
+  if (w && w->current) return w->current;
+  return &thread_token;
+}
+
 scheduler_impl* current_scheduler() noexcept {
   worker* w = tl_worker;
   return w && w->current ? w->sched : nullptr;

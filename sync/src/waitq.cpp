@@ -130,10 +130,4 @@ void relock_uninterruptibly(void (*lock)(void*), void* arg) {
   lock(arg);
 }
 
-const void* self_token() noexcept {
-  if (tcb* t = current_tcb()) return t;
-  static thread_local char token;
-  return &token;
-}
-
 }  // namespace stackless::detail

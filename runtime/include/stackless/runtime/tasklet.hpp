@@ -54,6 +54,11 @@ class tasklet {
   bool join_for(std::chrono::duration<Rep, P> d) {
     return detail::join_wait_for(need(), std::chrono::duration_cast<std::chrono::nanoseconds>(d));
   }
+  /// join_until() waits until `tp` at most; true if the tasklet has ended.
+  template <class C, class D>
+  bool join_until(std::chrono::time_point<C, D> tp) {
+    return join_for(std::chrono::ceil<std::chrono::nanoseconds>(tp - C::now()));
+  }
 
   /// kill() raises tasklet_exit in the tasklet at its suspension point and unblocks it if it is
   /// parked, paused or not yet started (a tasklet that never started ends without running). It

@@ -2,6 +2,7 @@
 // executor, oneTBB task_group, Go's errgroup).
 #pragma once
 
+#include <chrono>
 #include <exception>
 #include <memory>
 #include <utility>
@@ -60,7 +61,14 @@ class task_group {
 
   /// wait() waits until every task (including ones started meanwhile) has ended, then rethrows
   /// the first exception a task threw, if any. The group may be reused afterwards.
-  void wait() {
+  void wait() { (void)wait_until(std::chrono::steady_clock::time_point::max()); }
+  /// wait_for() / wait_until(): as wait(), but false when tasks are still running at the
+  /// deadline (they keep running; nothing is rethrown yet).
+  template <class Rep, class P>
+  bool wait_for(std::chrono::duration<Rep, P> d) {
+    return wait_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d));
+  }
+  bool wait_until(std::chrono::steady_clock::time_point tp) {
     for (std::size_t i = 0;;) {
       st_->lk.lock();
       if (i == st_->tasks.size()) {
@@ -69,11 +77,16 @@ class task_group {
         st_->cancelled = false;
         st_->lk.unlock();
         if (e) std::rethrow_exception(e);
-        return;
+        return true;
       }
-      tasklet<void> t = st_->tasks[i++];
+      tasklet<void> t = st_->tasks[i];
       st_->lk.unlock();
-      t.join();
+      if (tp == std::chrono::steady_clock::time_point::max()) {
+        t.join();
+      } else if (!t.join_until(tp)) {
+        return false;
+      }
+      ++i;
     }
   }
 

@@ -98,7 +98,5 @@ std::int64_t wait_deadline(std::int64_t own) noexcept;
 /// wait(). A pending kill is delivered at the next suspension point.
 void relock_uninterruptibly(void (*lock)(void*), void* arg);
 
-/// self_token() identifies the caller as a lock owner: its tasklet, or its plain thread.
-const void* self_token() noexcept;
 
 }  // namespace stackless::detail
