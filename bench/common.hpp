@@ -3,17 +3,20 @@
 //
 //   PROG <workload> <workers> <n>
 //   RESULT workload=<w> impl=<impl> workers=<T> n=<n> total_ms=<f> ns_per_op=<f> check=<i>
+//          [p50_ns=<f> p99_ns=<f> max_ns=<f>]   (the lateness workloads: sleep)
 //
 // Exit codes: 0 ok; 1 the check failed (or the runtime threw); 2 workload not applicable /
 // unknown; 64 bad command line.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace bench {
 
@@ -24,11 +27,43 @@ struct outcome {
   double ns = 0;           // wall time of the timed part
   std::int64_t check = 0;  // the workload's result, compared with plan::want
   std::int64_t ops = 0;    // the denominator of ns_per_op
+  // The lateness workloads (sleep) only: percentiles of the measured lateness, ns. When
+  // has_lateness (set_lateness() sets it), ns_per_op is p99_ns and the RESULT line carries
+  // all three.
+  bool has_lateness = false;
+  double p50_ns = 0;
+  double p99_ns = 0;
+  double max_ns = 0;
 };
 
 inline double since(clock_type::time_point t0) {
   return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
 }
+
+/// percentile() is the nearest-rank pct-th percentile (0 < pct <= 100) of `sorted` (ascending,
+/// not empty): the value of rank ceil(pct * size / 100), in integers (no rounding surprises).
+inline double percentile(const std::vector<double>& sorted, int pct) {
+  std::size_t rank = (static_cast<std::size_t>(pct) * sorted.size() + 99) / 100;
+  if (rank < 1) rank = 1;
+  return sorted[rank - 1];
+}
+
+/// set_lateness() stores p50, p99 and max of the lateness samples `ns` (sorts them) in r.
+inline void set_lateness(outcome& r, std::vector<double>& ns) {
+  if (ns.empty()) return;
+  std::sort(ns.begin(), ns.end());
+  r.p50_ns = percentile(ns, 50);
+  r.p99_ns = percentile(ns, 99);
+  r.max_ns = ns.back();
+  r.has_lateness = true;
+}
+
+/// mutex_tasklets is how many tasklets (goroutines, fibers, threads) share the one mutex of the
+/// mutex workload; each makes n / mutex_tasklets of the n increments.
+constexpr int mutex_tasklets = 8;
+
+/// sleep_period is the one sleep the sleep workload repeats n times in one tasklet.
+constexpr std::chrono::milliseconds sleep_period{1};
 
 /// fib_value() is fib(n), iteratively.
 inline std::int64_t fib_value(int n) {
@@ -85,7 +120,7 @@ struct cli {
 };
 
 constexpr const char* usage_names =
-    "<spawn|yield|pingpong|pingpong_x|chain|fib|skynet|mpmc_c1|mpmc_c64|mpmc_c1024>";
+    "<spawn|yield|pingpong|pingpong_x|chain|fib|skynet|mpmc_c1|mpmc_c64|mpmc_c1024|mutex|sleep>";
 
 /// parse() reads the command line and sizes the workload; 0, or the exit code to return.
 inline int parse(int argc, char** argv, cli& c) {
@@ -142,6 +177,19 @@ inline int parse(int argc, char** argv, cli& c) {
     c.warm = n / 10 / mpmc_producers * mpmc_producers;
     if (c.warm == 0) c.warm = mpmc_producers;
     c.want = mpmc_sum(n);
+  } else if (c.name == "mutex") {
+    if (n % mutex_tasklets != 0) {
+      std::fprintf(stderr, "%s: mutex: n must be a multiple of %d (the tasklets)\n", argv[0],
+                   mutex_tasklets);
+      return 64;
+    }
+    // The warm-up: a tenth, rounded down to a multiple of the tasklets (at least one each).
+    c.warm = n / 10 / mutex_tasklets * mutex_tasklets;
+    if (c.warm == 0) c.warm = mutex_tasklets;
+    c.want = n;  // the counter's final value
+  } else if (c.name == "sleep") {
+    c.warm = n >= 10 ? n / 10 : 1;
+    c.want = n;  // the sleeps done
   } else {
     std::fprintf(stderr, "%s: unknown workload '%s'\n", argv[0], c.name.c_str());
     return 2;
@@ -149,12 +197,17 @@ inline int parse(int argc, char** argv, cli& c) {
   return 0;
 }
 
-/// report() prints the RESULT line and checks the result; returns the exit code.
+/// report() prints the RESULT line and checks the result; returns the exit code. A lateness
+/// workload (r.has_lateness) reports p99 as ns_per_op and appends p50_ns, p99_ns and max_ns.
 inline int report(const char* impl, const cli& c, const outcome& r) {
+  const bool lateness = r.has_lateness;
   std::printf("RESULT workload=%s impl=%s workers=%ld n=%lld total_ms=%.3f ns_per_op=%.3f "
-              "check=%lld\n",
+              "check=%lld",
               c.name.c_str(), impl, c.workers, static_cast<long long>(c.n), r.ns / 1e6,
-              r.ns / static_cast<double>(r.ops), static_cast<long long>(r.check));
+              lateness ? r.p99_ns : r.ns / static_cast<double>(r.ops),
+              static_cast<long long>(r.check));
+  if (lateness) std::printf(" p50_ns=%.3f p99_ns=%.3f max_ns=%.3f", r.p50_ns, r.p99_ns, r.max_ns);
+  std::printf("\n");
   if (r.check != c.want) {
     std::fprintf(stderr, "%s: %s check mismatch: got %lld, want %lld\n", impl, c.name.c_str(),
                  static_cast<long long>(r.check), static_cast<long long>(c.want));

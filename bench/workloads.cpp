@@ -30,6 +30,13 @@
 //           a child, computes fib(n-2) inline, joins the child, adds.
 //   skynet  n leaves (a power of 10), 10-way tree; each node spawns    op = one spawn
 //           10 children, joins them and sums their results.
+//   mutex   8 tasklets share one stackless::mutex and one counter;     op = one increment
+//           each makes n/8 increments (lock; ++counter; unlock); the
+//           check is the final counter (n). Time incl. spawns, joins.
+//   sleep   one tasklet sleeps 1 ms n times in a row on an otherwise  ns_per_op = p99 lateness
+//           idle scheduler; lateness = wake-up time - (start + 1 ms)
+//           on the steady clock. The RESULT line adds p50_ns, p99_ns
+//           and max_ns; the check is the number of sleeps (n).
 //
 // Timing starts and stops inside the root tasklet, so scheduler start-up and the wake-up of the
 // main thread are not counted. An untimed warm-up at a tenth of the size runs first, on the
@@ -291,6 +298,46 @@ outcome run_skynet(std::int64_t n) {
   return {ns, v, skynet_spawns(n)};
 }
 
+// --- mutex ---------------------------------------------------------------------------------
+
+outcome run_mutex(std::int64_t n) {
+  constexpr int K = bench::mutex_tasklets;
+  const std::int64_t per = n / K;
+  stackless::mutex mu;
+  std::int64_t counter = 0;  // guarded by mu
+  std::vector<stackless::tasklet<void>> kids;
+  kids.reserve(K);
+  auto t0 = clock_type::now();
+  for (int k = 0; k < K; ++k) {
+    kids.push_back(stackless::spawn([&mu, &counter, per] {
+      for (std::int64_t i = 0; i < per; ++i) {
+        mu.lock();
+        ++counter;
+        mu.unlock();
+      }
+    }));
+  }
+  for (auto& k : kids) k.join();
+  double ns = since(t0);
+  return {ns, counter, per * K};
+}
+
+// --- sleep ---------------------------------------------------------------------------------
+
+outcome run_sleep(std::int64_t n) {
+  std::vector<double> late;
+  late.reserve(static_cast<std::size_t>(n));
+  auto t0 = clock_type::now();
+  for (std::int64_t i = 0; i < n; ++i) {
+    auto start = clock_type::now();
+    stackless::this_tasklet::sleep_for(bench::sleep_period);
+    late.push_back(since(start + bench::sleep_period));
+  }
+  outcome r{since(t0), static_cast<std::int64_t>(late.size()), n};
+  bench::set_lateness(r, late);
+  return r;
+}
+
 // --- driver --------------------------------------------------------------------------------
 
 std::function<outcome(std::int64_t)> pick(const std::string& name) {
@@ -300,6 +347,8 @@ std::function<outcome(std::int64_t)> pick(const std::string& name) {
   if (name == "chain") return run_chain;
   if (name == "pingpong_x") return nullptr;  // main() drives it: run_pingpong_x()
   if (name == "fib") return run_fib;
+  if (name == "mutex") return run_mutex;
+  if (name == "sleep") return run_sleep;
   if (std::size_t cap = bench::mpmc_capacity(name)) {
     return [cap](std::int64_t n) { return run_mpmc(cap, n); };
   }

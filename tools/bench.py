@@ -9,7 +9,9 @@ exit code 2 means "this workload is not applicable here". For every workload and
 {1, 2}, this script runs ours and every peer alternately K times (so slow drifts of a noisy
 machine hit everyone alike), takes the median ns_per_op of each, and prints a table of ratios
 ours/peer measured in the same run (< 1: we are faster); for the workloads whose whole run is the
-figure of merit (chain) it also prints the median total ms. It writes <out>/bench.json (every raw run
+figure of merit (chain) it also prints the median total ms, and for the lateness workloads
+(sleep: their RESULT lines carry p50_ns / p99_ns / max_ns) a table of the median p50 and p99
+lateness in µs with the ratio ours/peer of p99. It writes <out>/bench.json (every raw run
 and the medians), <out>/bench.md (the table) and <out>/bench.svg (ours / best peer, per workload).
 
 A run that fails (exit code other than 0 and 2, a timeout, or a wrong check value) is reported
@@ -47,6 +49,10 @@ WORKLOADS = {
                  "4 producers, 4 consumers"),
     "mpmc_c1024": (1_000_000, 200_000, "one item through one buffered channel of capacity 1024, "
                    "4 producers, 4 consumers"),
+    "mutex": (1_000_000, 200_000, "one lock; ++counter; unlock by one of 8 tasklets sharing one "
+              "mutex and one counter (n divisible by 8)"),
+    "sleep": (2_000, 300, "NOT a time per op: the p99 lateness (ns) of one 1 ms sleep, one "
+              "tasklet sleeping n times in a row on an otherwise idle scheduler"),
 }
 # Workloads that are defined on fixed workers only (the programs force it; the other T is not run).
 ONLY_WORKERS = {"pingpong_x": (2,)}
@@ -62,8 +68,21 @@ NOTES = {
     ("mpmc_c1", "mpmc_c64", "mpmc_c1024"): "mpmc: Boost.Fiber's buffered_channel needs a power-of-2 capacity >= 2 and holds "
                "capacity - 1 values, so it runs with capacity 2 / 64 / 1024, holding 1 / 63 / 1023 "
                "values; Go and ours hold exactly 1 / 64 / 1024.",
+    ("mutex",): "mutex: ours stackless::mutex, Go sync.Mutex, Boost.Fiber boost::fibers::mutex "
+                "(8 fibers on the work_stealing team), std::thread 8 threads on one std::mutex "
+                "(pinned to T CPUs); oneTBB: not applicable.",
+    ("sleep",): "sleep: ns_per_op is the p99 lateness of a 1 ms sleep on an idle scheduler "
+                "(lateness = wake-up time - (start + 1 ms), steady clock); see the lateness "
+                "table for p50. Boost.Fiber at T=2: its work_stealing threads spin while idle "
+                "(suspend = false, as in every fiber workload) instead of blocking until the "
+                "deadline; at T=1 it runs on round_robin (work_stealing(1) spins forever once "
+                "its ready queue is empty), which blocks on a condition variable. std::thread: "
+                "std::this_thread::sleep_for on the main thread.",
 }
 MPMC_PRODUCERS = 4
+# Optional fields of a RESULT line, kept in the run's record when present (the lateness
+# workloads print them; their ns_per_op is p99_ns).
+LATENESS_FIELDS = ("p50_ns", "p99_ns", "max_ns")
 # Column order; ours first. impl -> executable name in the build directory.
 IMPLS = {"stackless": "stackless_bench", "go": "peer_go", "fiber": "peer_fiber",
          "tbb": "peer_tbb", "threads": "peer_threads"}
@@ -77,8 +96,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def expected_check(workload, n):
     """The check value a correct run prints (the programs verify it too)."""
-    if workload in ("spawn", "chain", "pingpong", "pingpong_x"):
-        return n
+    if workload in ("spawn", "chain", "pingpong", "pingpong_x", "mutex", "sleep"):
+        return n  # mutex: the counter (n is a multiple of 8, the programs check); sleep: sleeps
     if workload == "yield":
         return n // 2 * 2
     if workload == "fib":
@@ -151,6 +170,9 @@ def run_once(binary, impl, workload, workers, n):
     try:
         rec.update(total_ms=float(fields["total_ms"]), ns_per_op=float(fields["ns_per_op"]),
                    check=int(fields["check"]))
+        for key in LATENESS_FIELDS:
+            if key in fields:
+                rec[key] = float(fields[key])
     except (KeyError, ValueError):
         return dict(rec, status="failed", error=f"no valid RESULT line: {proc.stdout!r} {err}")
     want = expected_check(workload, n)
@@ -170,7 +192,11 @@ def fmt_ns(x):
 
 
 def fmt_ratio(x):
-    return "–" if x is None else (f"{x:.1f}" if x >= 10 else f"{x:.2f}")
+    if x is None:
+        return "–"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}" if x >= 0.01 else f"{x:.1g}"  # 0.003, not 0.00
 
 
 def ratio(a, b):
@@ -224,6 +250,51 @@ def total_table(totals, impls, workloads, ns):
     header = ["total ms", "n"] + [f"{LABEL[i]} T=1 / T=2" for i in impls]
     rows = [[w, f"{ns[w]:,}"] + [pair(ms(totals[w][i].get(1)), ms(totals[w][i].get(2)))
                                  for i in impls] for w in shown]
+    return header, rows
+
+
+def lateness_medians(runs, impls, workloads):
+    """{workload: {impl: {T: {"p50": µs, "p99": µs, "max": µs}}}}, medians over the ok runs that
+    carry lateness fields, for the workloads that have any such run."""
+    out = {}
+    for w in workloads:
+        per_impl = {}
+        for i in impls:
+            for t in WORKERS:
+                ok = [r for r in runs if (r["workload"], r["impl"], r["workers"]) == (w, i, t)
+                      and r["status"] == "ok" and "p50_ns" in r]
+                if ok:
+                    per_impl.setdefault(i, {})[t] = {
+                        k: statistics.median(r[f"{k}_ns"] for r in ok if f"{k}_ns" in r) / 1000
+                        for k in ("p50", "p99", "max") if any(f"{k}_ns" in r for r in ok)}
+        if per_impl:
+            out[w] = per_impl
+    return out
+
+
+def lateness_table(late, impls):
+    """Header and rows of the lateness table (median p50 / p99 in µs per impl and T, then the
+    ratio ours/peer of p99), or None if no workload carried lateness fields."""
+    if not late:
+        return None
+    shown = [i for i in impls if i == "stackless" or any(i in late[w] for w in late)]
+    peers = [i for i in shown if i != "stackless"]
+    def us(v):
+        return "–" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
+    def get(w, i, t, k):
+        return late[w].get(i, {}).get(t, {}).get(k)
+    header = (["lateness p50 / p99 (µs)", "T"] + [LABEL[i] for i in shown]
+              + [f"p99 ours/{LABEL[p]}" for p in peers])
+    rows = []
+    for w in late:
+        for t in workers_of(w):
+            row = [w, str(t)]
+            for i in shown:
+                p50, p99 = get(w, i, t, "p50"), get(w, i, t, "p99")
+                row.append("–" if p50 is None and p99 is None else pair(us(p50), us(p99)))
+            ours = get(w, "stackless", t, "p99")
+            row += [fmt_ratio(ratio(ours, get(w, p, t, "p99"))) for p in peers]
+            rows.append(row)
     return header, rows
 
 
@@ -370,9 +441,13 @@ def main():
     header, rows = build_table(medians, impls, workloads, ns, failed)
     notes = legend(workloads, reps)
     totals_tab = total_table(totals, impls, workloads, ns)
+    late = lateness_medians(runs, impls, workloads)
+    late_tab = lateness_table(late, impls)
     print(notes[0] + "\n\n" + text_table(header, rows) + "\n" + "\n".join(notes[1:]))
     if totals_tab:
         print("\n" + text_table(*totals_tab))
+    if late_tab:
+        print("\n" + text_table(*late_tab))
     os.makedirs(out_dir, exist_ok=True)
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
             "host": platform.node(), "machine": platform.platform(), "cpus": os.cpu_count(),
@@ -385,6 +460,8 @@ def main():
                                              for i, m in mi.items()} for w, mi in medians.items()},
                    "medians_total_ms": {w: {i: {str(t): v for t, v in m.items()}
                                             for i, m in mi.items()} for w, mi in totals.items()},
+                   "medians_lateness_us": {w: {i: {str(t): v for t, v in m.items()}
+                                               for i, m in mi.items()} for w, mi in late.items()},
                    "ours_over_best_peer": [{"label": l, "ratio": r, "peer": p} for l, r, p in bars],
                    "failures": failures}, f, indent=1)
     with open(os.path.join(out_dir, "bench.md"), "w") as f:
@@ -392,7 +469,9 @@ def main():
                 + notes[0] + "\n\n" + markdown_table(header, rows) + "\n\n"
                 + notes[1] + "\n\n" + "\n".join("- " + l.strip() for l in notes[2:]) + "\n"
                 + ("\nMedian total time, ms:\n\n" + markdown_table(*totals_tab) + "\n"
-                   if totals_tab else ""))
+                   if totals_tab else "")
+                + ("\nMedian lateness p50 / p99, µs (and ours/peer of p99):\n\n"
+                   + markdown_table(*late_tab) + "\n" if late_tab else ""))
     with open(os.path.join(out_dir, "bench.svg"), "w") as f:
         f.write(svg_chart(bars))
     print(f"\nwrote {out_dir}/bench.json, bench.md, bench.svg")

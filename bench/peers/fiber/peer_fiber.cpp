@@ -7,7 +7,8 @@
 // thread plus T-1 helpers that only wait (fiber-aware) until the run is over, running stolen
 // fibers meanwhile. work_stealing keeps its registry in process-global statics, so it can be set
 // up once per process: the warm-up and the timed run share the same threads.
-// `yield` instead uses the default round_robin algorithm on the main thread alone.
+// `yield` (and `sleep` at T=1) instead uses the default round_robin algorithm on the main thread
+// alone.
 //
 // Channels: rendezvous channels are boost::fibers::unbuffered_channel (push() returns once a
 // consumer has taken the value, as our send() at capacity 0). The mpmc workloads use
@@ -17,6 +18,19 @@
 //   mpmc_c64    buffered_channel(64)    holds 63 values  (128 would hold 127; 64 is closer)
 //   mpmc_c1024  buffered_channel(1024)  holds 1023 values
 // `pingpong_x` does not use the team: see run_pingpong_x() for how it forces two threads.
+//
+// mutex: 8 fibers on the team share one boost::fibers::mutex (fiber-aware: a fiber that finds it
+// locked is suspended, not the thread). sleep: one fiber calls boost::this_fiber::sleep_for(1ms)
+// n times. How Boost.Fiber sleeps differs with T:
+//   T >= 2: the team's work_stealing is built with its default suspend = false, so an idle
+//           thread's suspend_until() returns at once and its dispatcher spins (polling its sleep
+//           queue and trying to steal) instead of blocking until the deadline: every idle thread
+//           burns its CPU meanwhile, and on a loaded machine the kernel preempts the spinner.
+//   T = 1:  work_stealing(1) cannot be used: with its own ready queue empty, pick_next() loops
+//           forever drawing a random victim other than itself, and with one thread there is none
+//           (the other workloads never empty the queue, sleep does at once). So sleep at T=1 runs
+//           on the default round_robin on the main thread alone, as yield does; its
+//           suspend_until() blocks on a condition variable until the earliest deadline.
 #include "common.hpp"
 #include <boost/fiber/all.hpp>
 
@@ -205,6 +219,45 @@ outcome run_mpmc(std::size_t cap, std::int64_t n) {
   return {since(t0), total, per * P};
 }
 
+// mutex: mutex_tasklets fibers, each makes n / mutex_tasklets increments of one counter under one
+// fiber mutex. The clock covers creating the fibers, the increments and the joins.
+outcome run_mutex(std::int64_t n) {
+  constexpr int K = bench::mutex_tasklets;
+  const std::int64_t per = n / K;
+  boost::fibers::mutex mu;
+  std::int64_t counter = 0;  // guarded by mu
+  std::vector<boost::fibers::fiber> fibers;
+  fibers.reserve(K);
+  auto t0 = clock_type::now();
+  for (int k = 0; k < K; ++k) {
+    fibers.emplace_back([&mu, &counter, per] {
+      for (std::int64_t i = 0; i < per; ++i) {
+        mu.lock();
+        ++counter;
+        mu.unlock();
+      }
+    });
+  }
+  for (auto& f : fibers) f.join();
+  double ns = since(t0);
+  return {ns, counter, per * K};
+}
+
+// sleep: one fiber sleeps 1 ms n times in a row; lateness = wake-up time - (start + 1 ms).
+outcome run_sleep(std::int64_t n) {
+  std::vector<double> late;
+  late.reserve(static_cast<std::size_t>(n));
+  auto t0 = clock_type::now();
+  for (std::int64_t i = 0; i < n; ++i) {
+    auto start = clock_type::now();
+    boost::this_fiber::sleep_for(bench::sleep_period);
+    late.push_back(since(start + bench::sleep_period));
+  }
+  outcome r{since(t0), static_cast<std::int64_t>(late.size()), n};
+  bench::set_lateness(r, late);
+  return r;
+}
+
 // --- the work-stealing thread team --------------------------------------------------------------
 
 /// team runs T threads under work_stealing(T) for its lifetime; the constructing thread is one of
@@ -260,10 +313,12 @@ int main(int argc, char** argv) {
   else if (c.name == "skynet") run = run_skynet;
   else if (std::size_t cap = bench::mpmc_capacity(c.name))
     run = [cap](std::int64_t n) { return run_mpmc(cap, n); };
+  else if (c.name == "mutex") run = run_mutex;
+  else if (c.name == "sleep") run = run_sleep;
 
   outcome r;
-  if (c.name == "yield") {
-    // One thread, the default round_robin scheduler.
+  if (c.name == "yield" || (c.name == "sleep" && c.workers == 1)) {
+    // One thread, the default round_robin scheduler (sleep: see the top of the file).
     in_fiber([&] { return run(c.warm); });
     r = in_fiber([&] { return run(c.n); });
   } else if (c.name == "pingpong_x") {

@@ -11,6 +11,10 @@
 // runtime.LockOSThread() in both goroutines: a locked goroutine runs only on its own OS thread,
 // so the two sides are on different threads and every wake-up crosses them.
 //
+// mutex: 8 goroutines share one sync.Mutex and one counter, n/8 increments each. sleep: the main
+// goroutine calls time.Sleep(time.Millisecond) n times; the RESULT line then reports the p99
+// lateness as ns_per_op and adds p50_ns, p99_ns and max_ns (see bench/common.hpp).
+//
 // Built by tools/bench.py, outside any module:
 //   GO111MODULE=off go build -o <builddir>/peer_go bench/peers/go/peer.go
 package main
@@ -19,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +33,65 @@ type outcome struct {
 	ns    float64 // wall time of the timed part
 	check int64   // the workload's result
 	ops   int64   // the denominator of ns_per_op
+}
+
+// lateness holds the percentiles (ns) the lateness workloads (sleep) measured in their last run,
+// nil for the others. When set, ns_per_op is p99 and the RESULT line carries all three.
+var lateness *struct{ p50, p99, max float64 }
+
+// percentile is the nearest-rank pct-th percentile of sorted (ascending, not empty): the value
+// of rank ceil(pct*len/100), in integers (as bench::percentile()).
+func percentile(sorted []float64, pct int) float64 {
+	rank := (pct*len(sorted) + 99) / 100
+	if rank < 1 {
+		rank = 1
+	}
+	return sorted[rank-1]
+}
+
+const mutexGoroutines = 8
+
+// mutex: mutexGoroutines goroutines, each makes n/mutexGoroutines increments of one counter
+// under one sync.Mutex. The clock covers starting them, the increments and the wait.
+func runMutex(n int64) outcome {
+	per := n / mutexGoroutines
+	var mu sync.Mutex
+	var counter int64 // guarded by mu
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	wg.Add(mutexGoroutines)
+	for k := 0; k < mutexGoroutines; k++ {
+		go func() {
+			for i := int64(0); i < per; i++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	ns := float64(time.Since(t0).Nanoseconds())
+	mu.Lock()
+	v := counter
+	mu.Unlock()
+	return outcome{ns, v, per * mutexGoroutines}
+}
+
+// sleep: one goroutine sleeps 1 ms n times in a row; lateness = wake-up - (start + 1 ms).
+func runSleep(n int64) outcome {
+	late := make([]float64, 0, n)
+	t0 := time.Now()
+	for i := int64(0); i < n; i++ {
+		start := time.Now()
+		time.Sleep(time.Millisecond)
+		late = append(late, float64(time.Since(start.Add(time.Millisecond)).Nanoseconds()))
+	}
+	r := outcome{float64(time.Since(t0).Nanoseconds()), int64(len(late)), n}
+	sort.Float64s(late)
+	lateness = &struct{ p50, p99, max float64 }{
+		percentile(late, 50), percentile(late, 99), late[len(late)-1]}
+	return r
 }
 
 func runSpawn(n int64) outcome {
@@ -241,7 +305,7 @@ func powerOf10(n int64) bool {
 func main() {
 	if len(os.Args) != 4 {
 		fmt.Fprintf(os.Stderr, "usage: %s <spawn|yield|pingpong|pingpong_x|chain|fib|skynet|"+
-			"mpmc_c1|mpmc_c64|mpmc_c1024> <workers> <n>\n", os.Args[0])
+			"mpmc_c1|mpmc_c64|mpmc_c1024|mutex|sleep> <workers> <n>\n", os.Args[0])
 		os.Exit(64)
 	}
 	name := os.Args[1]
@@ -298,6 +362,21 @@ func main() {
 		if n < 100 {
 			warm = n
 		}
+	case "mutex":
+		if n%mutexGoroutines != 0 {
+			fmt.Fprintf(os.Stderr, "mutex: n must be a multiple of %d (the goroutines)\n", mutexGoroutines)
+			os.Exit(64)
+		}
+		run, want = runMutex, n
+		warm = n / 10 / mutexGoroutines * mutexGoroutines
+		if warm == 0 {
+			warm = mutexGoroutines
+		}
+	case "sleep":
+		run, want = runSleep, n
+		if warm == 0 {
+			warm = 1
+		}
 	default:
 		os.Exit(2) // not implemented here: "not applicable"
 	}
@@ -306,8 +385,16 @@ func main() {
 	run(warm)
 	r := run(n)
 
-	fmt.Printf("RESULT workload=%s impl=go workers=%d n=%d total_ms=%.3f ns_per_op=%.3f check=%d\n",
-		name, workers, n, r.ns/1e6, r.ns/float64(r.ops), r.check)
+	perOp := r.ns / float64(r.ops)
+	if lateness != nil {
+		perOp = lateness.p99
+	}
+	fmt.Printf("RESULT workload=%s impl=go workers=%d n=%d total_ms=%.3f ns_per_op=%.3f check=%d",
+		name, workers, n, r.ns/1e6, perOp, r.check)
+	if lateness != nil {
+		fmt.Printf(" p50_ns=%.3f p99_ns=%.3f max_ns=%.3f", lateness.p50, lateness.p99, lateness.max)
+	}
+	fmt.Println()
 	if r.check != want {
 		fmt.Fprintf(os.Stderr, "%s: %s check mismatch: got %d, want %d\n", os.Args[0], name, r.check, want)
 		os.Exit(1)

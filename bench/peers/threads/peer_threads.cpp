@@ -10,6 +10,10 @@
 //           a million unjoined threads would exhaust memory maps (each keeps its 8 MiB stack).
 //   yield   two threads, pinned to ONE CPU, each calls sched_yield() n/2 times: the kernel's
 //           switch between two runnable threads.
+//   mutex   8 threads (bench::mutex_tasklets) share one std::mutex and one counter, n/8
+//           increments each; the process is pinned to T CPUs as for spawn.
+//   sleep   the main thread calls std::this_thread::sleep_for(1ms) n times (clock_nanosleep:
+//           the kernel's timer plus the thread's timer slack, 50 µs by default).
 //   fib, skynet: not applicable (exit 2) — a thread per call means hundreds of thousands of live
 //           threads.
 #include "common.hpp"
@@ -19,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,6 +84,42 @@ outcome run_yield(std::int64_t n) {
   return {since(t0), done, done};
 }
 
+outcome run_mutex(std::int64_t n) {
+  constexpr int K = bench::mutex_tasklets;
+  const std::int64_t per = n / K;
+  std::mutex mu;
+  std::int64_t counter = 0;  // guarded by mu
+  std::vector<std::thread> threads;
+  threads.reserve(K);
+  auto t0 = clock_type::now();
+  for (int k = 0; k < K; ++k) {
+    threads.emplace_back([&mu, &counter, per] {
+      for (std::int64_t i = 0; i < per; ++i) {
+        mu.lock();
+        ++counter;
+        mu.unlock();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  double ns = since(t0);
+  return {ns, counter, per * K};
+}
+
+outcome run_sleep(std::int64_t n) {
+  std::vector<double> late;
+  late.reserve(static_cast<std::size_t>(n));
+  auto t0 = clock_type::now();
+  for (std::int64_t i = 0; i < n; ++i) {
+    auto start = clock_type::now();
+    std::this_thread::sleep_for(bench::sleep_period);
+    late.push_back(since(start + bench::sleep_period));
+  }
+  outcome r{since(t0), static_cast<std::int64_t>(late.size()), n};
+  bench::set_lateness(r, late);
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,11 +128,13 @@ int main(int argc, char** argv) {
   outcome (*run)(std::int64_t) = nullptr;
   if (c.name == "spawn") run = run_spawn;
   else if (c.name == "yield") run = run_yield;
-  else return 2;  // fib, skynet: not applicable
+  else if (c.name == "mutex") run = run_mutex;
+  else if (c.name == "sleep") run = run_sleep;
+  else return 2;  // fib, skynet, ...: not applicable
   if (!pin_to_first_cpus(c.name == "yield" ? 1 : c.workers)) {
     std::fprintf(stderr, "%s: sched_setaffinity failed\n", argv[0]);
     return 1;
   }
-  (void)run(c.n / 10);  // warm-up
+  (void)run(c.warm);  // warm-up
   return bench::report("threads", c, run(c.n));
 }
