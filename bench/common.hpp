@@ -120,7 +120,7 @@ struct cli {
 };
 
 constexpr const char* usage_names =
-    "<spawn|yield|pingpong|pingpong_x|chain|fib|skynet|mpmc_c1|mpmc_c64|mpmc_c1024|mutex|sleep>";
+    "<spawn|yield|pingpong|pingpong_x|chain|fib|skynet|mpmc_c1|mpmc_c64|mpmc_c1024|mutex|mutex_tp|sleep>";
 
 /// parse() reads the command line and sizes the workload; 0, or the exit code to return.
 inline int parse(int argc, char** argv, cli& c) {
@@ -177,7 +177,7 @@ inline int parse(int argc, char** argv, cli& c) {
     c.warm = n / 10 / mpmc_producers * mpmc_producers;
     if (c.warm == 0) c.warm = mpmc_producers;
     c.want = mpmc_sum(n);
-  } else if (c.name == "mutex") {
+  } else if (c.name == "mutex" || c.name == "mutex_tp") {
     if (n % mutex_tasklets != 0) {
       std::fprintf(stderr, "%s: mutex: n must be a multiple of %d (the tasklets)\n", argv[0],
                    mutex_tasklets);

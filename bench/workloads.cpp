@@ -30,9 +30,12 @@
 //           a child, computes fib(n-2) inline, joins the child, adds.
 //   skynet  n leaves (a power of 10), 10-way tree; each node spawns    op = one spawn
 //           10 children, joins them and sums their results.
-//   mutex   8 tasklets share one stackless::mutex and one counter;     op = one increment
+//   mutex   8 tasklets share one stackless::mutex (the default, fair   op = one increment
+//           policy: FIFO hand-off) and one counter;
 //           each makes n/8 increments (lock; ++counter; unlock); the
 //           check is the final counter (n). Time incl. spawns, joins.
+//   mutex_tp the same with mutex_policy::throughput (Go's barging with  op = one increment
+//           a 1 ms starvation bound); the peers run their one mutex.
 //   sleep   one tasklet sleeps 1 ms n times in a row on an otherwise  ns_per_op = p99 lateness
 //           idle scheduler; lateness = wake-up time - (start + 1 ms)
 //           on the steady clock. The RESULT line adds p50_ns, p99_ns
@@ -300,10 +303,10 @@ outcome run_skynet(std::int64_t n) {
 
 // --- mutex ---------------------------------------------------------------------------------
 
-outcome run_mutex(std::int64_t n) {
+outcome run_mutex(std::int64_t n, stackless::mutex_policy policy) {
   constexpr int K = bench::mutex_tasklets;
   const std::int64_t per = n / K;
-  stackless::mutex mu;
+  stackless::mutex mu(policy);
   std::int64_t counter = 0;  // guarded by mu
   std::vector<stackless::tasklet<void>> kids;
   kids.reserve(K);
@@ -347,7 +350,8 @@ std::function<outcome(std::int64_t)> pick(const std::string& name) {
   if (name == "chain") return run_chain;
   if (name == "pingpong_x") return nullptr;  // main() drives it: run_pingpong_x()
   if (name == "fib") return run_fib;
-  if (name == "mutex") return run_mutex;
+  if (name == "mutex") return [](std::int64_t n) { return run_mutex(n, stackless::mutex_policy::fair); };
+  if (name == "mutex_tp") return [](std::int64_t n) { return run_mutex(n, stackless::mutex_policy::throughput); };
   if (name == "sleep") return run_sleep;
   if (std::size_t cap = bench::mpmc_capacity(name)) {
     return [cap](std::int64_t n) { return run_mpmc(cap, n); };

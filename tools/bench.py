@@ -51,6 +51,8 @@ WORKLOADS = {
                    "4 producers, 4 consumers"),
     "mutex": (1_000_000, 200_000, "one lock; ++counter; unlock by one of 8 tasklets sharing one "
               "mutex and one counter (n divisible by 8)"),
+    "mutex_tp": (1_000_000, 200_000, "as mutex; ours with mutex_policy::throughput (Go's "
+                 "sync.Mutex rules), the peers with the same mutex as in `mutex`"),
     "sleep": (2_000, 300, "NOT a time per op: the p99 lateness (ns) of one 1 ms sleep, one "
               "tasklet sleeping n times in a row on an otherwise idle scheduler"),
 }
@@ -68,7 +70,9 @@ NOTES = {
     ("mpmc_c1", "mpmc_c64", "mpmc_c1024"): "mpmc: Boost.Fiber's buffered_channel needs a power-of-2 capacity >= 2 and holds "
                "capacity - 1 values, so it runs with capacity 2 / 64 / 1024, holding 1 / 63 / 1023 "
                "values; Go and ours hold exactly 1 / 64 / 1024.",
-    ("mutex",): "mutex: ours stackless::mutex, Go sync.Mutex, Boost.Fiber boost::fibers::mutex "
+    ("mutex", "mutex_tp"): "mutex: ours stackless::mutex with its default policy (fair: FIFO hand-off, "
+                "a lock convoy under contention) and, in mutex_tp, mutex_policy::throughput (Go's "
+                "rules: barging, FIFO hand-off after a waiter waited 1 ms); Go sync.Mutex, Boost.Fiber boost::fibers::mutex "
                 "(8 fibers on the work_stealing team), std::thread 8 threads on one std::mutex "
                 "(pinned to T CPUs); oneTBB: not applicable.",
     ("sleep",): "sleep: ns_per_op is the p99 lateness of a 1 ms sleep on an idle scheduler "
@@ -96,7 +100,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def expected_check(workload, n):
     """The check value a correct run prints (the programs verify it too)."""
-    if workload in ("spawn", "chain", "pingpong", "pingpong_x", "mutex", "sleep"):
+    if workload in ("spawn", "chain", "pingpong", "pingpong_x", "mutex", "mutex_tp", "sleep"):
         return n  # mutex: the counter (n is a multiple of 8, the programs check); sleep: sleeps
     if workload == "yield":
         return n // 2 * 2

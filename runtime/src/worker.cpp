@@ -107,6 +107,11 @@ tcb* current_tcb() noexcept {
   return w ? w->current : nullptr;
 }
 
+bool spinning_may_help() noexcept {
+  worker* w = tl_worker;
+  return !w || !w->current || w->sched->nworkers > 1;  // one worker: the holder cannot run meanwhile
+}
+
 const void* self_token() noexcept {
   static thread_local char thread_token;  // a plain thread's identity as a lock owner
   worker* w = tl_worker;

@@ -24,12 +24,12 @@ namespace stackless::detail {
 
 wake_reason block(spinlock& lk, wait_list& q, const char* what, std::int64_t deadline,
                   const std::stop_token* st, std::uintptr_t data, void (*after_publish)(void*),
-                  void* arg) {
+                  void* arg, std::uintptr_t* data_out, bool front) {
   if (tcb* t = current_tcb()) {
     waiter* w = prepare_park(what);
     w->data = data;
     w->notify = nullptr;
-    q.push_back(w);
+    if (front) q.push_front(w); else q.push_back(w);
     lk.unlock();
     if (after_publish) {
       try {
@@ -54,11 +54,12 @@ wake_reason block(spinlock& lk, wait_list& q, const char* what, std::int64_t dea
       if (w->linked) q.erase(w);
       lk.unlock();
     }
+    if (data_out && r == wake_reason::notified) *data_out = w->data;  // written before the wake
     return r;
   }
   thread_waiter tw;
   tw.w.data = data;
-  q.push_back(&tw.w);
+  if (front) q.push_front(&tw.w); else q.push_back(&tw.w);
   lk.unlock();
   if (after_publish) {
     try {
@@ -83,6 +84,7 @@ wake_reason block(spinlock& lk, wait_list& q, const char* what, std::int64_t dea
     else r = wake_reason::notified;  // a waker took it first and signalled under the lock
     lk.unlock();
   }
+  if (data_out && r == wake_reason::notified) *data_out = tw.w.data;
   return r;
 }
 

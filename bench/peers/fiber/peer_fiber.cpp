@@ -313,7 +313,7 @@ int main(int argc, char** argv) {
   else if (c.name == "skynet") run = run_skynet;
   else if (std::size_t cap = bench::mpmc_capacity(c.name))
     run = [cap](std::int64_t n) { return run_mpmc(cap, n); };
-  else if (c.name == "mutex") run = run_mutex;
+  else if (c.name == "mutex" || c.name == "mutex_tp") run = run_mutex;  // one mutex kind
   else if (c.name == "sleep") run = run_sleep;
 
   outcome r;

@@ -362,7 +362,7 @@ func main() {
 		if n < 100 {
 			warm = n
 		}
-	case "mutex":
+	case "mutex", "mutex_tp":
 		if n%mutexGoroutines != 0 {
 			fmt.Fprintf(os.Stderr, "mutex: n must be a multiple of %d (the goroutines)\n", mutexGoroutines)
 			os.Exit(64)

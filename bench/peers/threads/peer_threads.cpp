@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   outcome (*run)(std::int64_t) = nullptr;
   if (c.name == "spawn") run = run_spawn;
   else if (c.name == "yield") run = run_yield;
-  else if (c.name == "mutex") run = run_mutex;
+  else if (c.name == "mutex" || c.name == "mutex_tp") run = run_mutex;  // one mutex kind
   else if (c.name == "sleep") run = run_sleep;
   else return 2;  // fib, skynet, ...: not applicable
   if (!pin_to_first_cpus(c.name == "yield" ? 1 : c.workers)) {

@@ -7,9 +7,16 @@
 // usage_error. While a tasklet waits for a lock its worker runs other tasklets; a tasklet that
 // holds a lock may park (sleep, receive, wait) — the lock stays held.
 //
-// Fair: under contention the lock is handed to the longest waiter (FIFO); a newcomer never
-// barges past a queued waiter, so no waiter starves. Uncontended, lock() and unlock() are one
-// atomic operation each.
+// Fair by default (mutex_policy::fair): under contention the lock is handed to the longest waiter
+// (FIFO); a newcomer never barges past a queued waiter, so no waiter starves. The price is a
+// lock convoy when many tasklets hammer one lock: every hand-off to a parked waiter costs a
+// wake-up and a switch. mutex_policy::throughput is Go's sync.Mutex instead: unlock() wakes the
+// longest waiter but does not hand the lock over, so a running tasklet may take it again
+// (barging) — several acquisitions in a row without a switch — until some waiter has waited
+// 1 ms; then the lock switches to FIFO hand-off until the queue drains (no waiter waits more
+// than about 1 ms longer than its turn). Both spin briefly (while nobody is queued, on
+// more than one worker) before they queue. Uncontended, lock() and unlock() are one atomic
+// operation each.
 //
 // !!! Do not hold a std::mutex (or any OS-level lock) across a park: a tasklet that parks while
 // !!! holding one keeps the *worker thread* holding it; a tasklet on the same worker that then
@@ -28,11 +35,15 @@
 
 namespace stackless {
 
+/// mutex_policy chooses between strict FIFO hand-off and Go-style barging (see above).
+enum class mutex_policy : std::uint8_t { fair, throughput };
+
 /// mutex is a fair, tasklet-aware mutual exclusion lock. lock() parks the calling tasklet (blocks
 /// a plain thread) until the lock is free and handed to it.
 class mutex {
  public:
   mutex() = default;
+  explicit mutex(mutex_policy p) noexcept : fair_(p == mutex_policy::fair) {}
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
   ~mutex() = default;
@@ -98,16 +109,21 @@ class mutex {
   void unlock_slow() noexcept;
   [[noreturn]] void unlock_not_owner() const;
 
-  // 0 free; 1 held, nobody queued; 2 held, waiters may be queued (unlock takes the slow path).
+  // Bits (mutex.cpp): 1 LOCKED, 2 WAITERS (queued waiters possible: unlock takes the slow path),
+  // 4 HANDOFF (throughput policy: FIFO hand-off mode, no barging).
   std::atomic<std::uint32_t> state_{0};
   std::atomic<const void*> owner_{nullptr};  // written by the holder; read by unlock()'s check
-  detail::spinlock lk_;                      // guards q_ and the 1 → 2 / hand-off transitions
+  detail::spinlock lk_;                      // guards q_, and setting WAITERS / HANDOFF
   detail::wait_list q_;
+  bool fair_ = true;
 };
 
 /// timed_mutex is a mutex (every stackless::mutex already has try_lock_for / try_lock_until);
 /// the name is there for code written against std::timed_mutex.
-class timed_mutex : public mutex {};
+class timed_mutex : public mutex {
+ public:
+  using mutex::mutex;
+};
 
 /// recursive_mutex may be locked again by its owner; it is released when unlock() has been
 /// called as many times as lock() (stacklesslib RLock). Owner = tasklet, as for mutex.

@@ -204,6 +204,8 @@ void set_name(tcb*, std::string);
 // Scheduling entry points.
 scheduler_impl* current_scheduler() noexcept;           // null outside a tasklet
 tcb* current_tcb() noexcept;                            // null outside a tasklet
+bool spinning_may_help() noexcept;                      // another worker (or thread) may
+                                                        //   release what we wait for now
 const void* self_token() noexcept;                      // the calling tasklet, or a token of
                                                         //   the plain thread (lock owners)
 void submit(scheduler_impl*, tcb*);                     // a new tasklet: make it runnable

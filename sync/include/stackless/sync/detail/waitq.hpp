@@ -26,6 +26,13 @@ struct wait_list {
     tail = w;
     w->linked = true;
   }
+  void push_front(waiter* w) noexcept {
+    w->prev = nullptr;
+    w->next = head;
+    if (head) head->prev = w; else tail = w;
+    head = w;
+    w->linked = true;
+  }
   waiter* pop_front() noexcept {
     waiter* w = head;
     if (w) erase(w);
@@ -71,9 +78,13 @@ std::int64_t deadline_at(std::chrono::time_point<C, D> tp) {
 ///   interrupted  kill() / raise_exception() (the caller calls settle(), which throws)
 /// Nothing is handed over on any outcome but notified: a waker whose wake() fails (the waiter
 /// timed out first) moves on to the next record.
+/// `data` is stored in the record (waiter::data) for the waker to read; a waker may write it
+/// back before it wakes, and *data_out (if given) receives it after a notified wait. `front`
+/// queues at the front instead of the back.
 wake_reason block(spinlock& lk, wait_list& q, const char* what, std::int64_t deadline,
                   const std::stop_token* st, std::uintptr_t data = 0,
-                  void (*after_publish)(void*) = nullptr, void* arg = nullptr);
+                  void (*after_publish)(void*) = nullptr, void* arg = nullptr,
+                  std::uintptr_t* data_out = nullptr, bool front = false);
 
 /// wake_first() pops records off q and wakes them until one wake succeeds; returns it (or null
 /// when q ran out). Called with the owner's lock held.
