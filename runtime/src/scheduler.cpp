@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "context.hpp"
+#include "fence.hpp"
 #include "scheduler_impl.hpp"
 
 namespace stackless::detail {
@@ -344,12 +345,31 @@ void scheduler_impl::add_timer(std::int64_t deadline, tcb* t, std::uint64_t gen)
   worker* w = current_worker();
   if (!w || w->sched != this) w = workers[0].get();  // cannot happen: parks run on their worker
   acquire(t);
-  std::lock_guard g(w->timer_lk);
-  // Entries are not removed when their park ends early; they are purged in bulk, so the heap
-  // holds at most about twice the live ones.
-  if (w->timers.size() >= w->timers_purge_at) purge_timers_locked(*w);
-  w->timers.push({deadline, t, gen});
-  publish_deadline(*w);
+  bool earliest;
+  {
+    std::lock_guard g(w->timer_lk);
+    // Entries are not removed when their park ends early; they are purged in bulk, so the heap
+    // holds at most about twice the live ones.
+    if (w->timers.size() >= w->timers_purge_at) purge_timers_locked(*w);
+    earliest = deadline < w->timers.min_deadline();
+    w->timers.push({deadline, t, gen});
+    publish_deadline(*w);
+  }
+  // A worker asleep in its futex computed its timeout before this timer existed: this worker may
+  // stay busy (a tasklet that does not yield) while the timer comes due. Only a new earliest
+  // entry of this heap needs that: a later one is covered by whoever covers the earliest.
+  if (earliest) nudge_sleepers(deadline);
+}
+
+void scheduler_impl::nudge_sleepers(std::int64_t deadline) {
+  if (nworkers == 1) return;  // the only worker: it is this one, and it is awake
+  fence_seq_cst();  // StoreLoad: the new next_deadline before the sleepers' timeouts (park_worker)
+  if (nidle.load(std::memory_order_relaxed) == 0) return;  // everyone awake: they look on their own
+  for (auto& v : workers) {
+    std::int64_t s = v->sleeping_until.load(std::memory_order_relaxed);
+    if (s != INT64_MIN && s <= deadline) return;  // that sleeper wakes by then and fires it
+  }
+  wake_one();  // it spins, finds nothing, and sleeps again until the new deadline
 }
 
 bool scheduler_impl::fire_worker_timers(worker& v, std::int64_t now) {

@@ -119,6 +119,9 @@ struct alignas(64) worker {
   tcb* inbox_tail = nullptr;
   std::atomic<bool> inbox_nonempty{false};
   alignas(64) std::atomic<std::uint32_t> park_word{0};  // 0 empty, 1 notified (futex)
+  // The futex timeout this worker sleeps with in park_worker() (INT64_MAX: none); INT64_MIN while
+  // it is not asleep. add_timer() reads it to see whether a new timer is covered by a sleeper.
+  std::atomic<std::int64_t> sleeping_until{INT64_MIN};
   std::atomic<bool> idle{false};                       // on the idle list; guarded by idle_mu to change
 
   // --- timers (scheduler.cpp): the deadlines of the parks of tasklets that ran here. Any worker
@@ -161,6 +164,9 @@ class scheduler_impl {
   void make_runnable(tcb* t, bool to_back = false);  // a woken or resumed tasklet
   void inject(tcb* t);          // from outside: injection queue + wake a worker
   void wake_one();              // Go's wakep(): unpark an idle worker if none is spinning
+  /// nudge_sleepers(): a timer due at `deadline` was just armed; unless a sleeping worker wakes by
+  /// then anyway, unpark one so that it sleeps again with the new deadline (Go's wakeNetPoller).
+  void nudge_sleepers(std::int64_t deadline);
   void finish(worker& w, tcb* t);  // a tasklet ended: release everything (on the worker)
   void report(tcb* t, std::exception_ptr e, std::string what);
 

@@ -41,6 +41,9 @@ void checkpoint() {
 
 void detail_::sleep_ns(std::int64_t own, const std::stop_token* st) {
   const std::int64_t deadline = scoped_deadline(own);
+  // A sleep whose own time has already come has nothing to wait for: like any call that need
+  // not wait, it completes inside an expired timeout_scope (timeout.hpp).
+  const bool must_wait = now_ns() < own;
   tcb* t = current_tcb();
   if (!t) {
     thread_waiter tw;  // on no list: only the deadline or cancel() ends its wait
@@ -49,7 +52,7 @@ void detail_::sleep_ns(std::int64_t own, const std::stop_token* st) {
     while (now_ns() < deadline) {
       if (tw.wait(deadline) == wake_reason::cancelled) throw operation_cancelled();
     }
-    scope_check(own);
+    if (must_wait) scope_check(own);
     return;
   }
   throw_if_interrupted();
@@ -61,7 +64,7 @@ void detail_::sleep_ns(std::int64_t own, const std::stop_token* st) {
     if (r == wake_reason::interrupted) throw_if_interrupted();
     if (r == wake_reason::cancelled) throw operation_cancelled();
   }
-  scope_check(own);
+  if (must_wait) scope_check(own);
 }
 
 atomic::atomic() {

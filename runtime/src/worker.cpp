@@ -303,7 +303,7 @@ void scheduler_impl::after_switch(worker& w) {
     case switch_why::park: {
       (*w.unlock)();  // now that the tasklet is off its stack, wakers may find it
       // PARKED first, then the door: a waker that sees the door PARKED stores RUNNABLE after us.
-      t->state.store(S_PARKED, std::memory_order_relaxed);
+      t->state.store(S_PARKED, std::memory_order_release);  // pairs with the acquire in is_blocked()
       std::uint64_t d = t->door.load(std::memory_order_relaxed);
       if ((d & 3) == 1 /*PARKING*/ &&
           t->door.compare_exchange_strong(d, (d & ~std::uint64_t{3}) | 2 /*PARKED*/,
@@ -556,6 +556,15 @@ void scheduler_impl::park_worker(worker& w) {
       deadline = std::min(deadline, now_ns() + std::chrono::nanoseconds(opts.deadlock_grace).count());
     }
   }
+  // Publish the timeout, then look at the timers once more (a Dekker pair with add_timer():
+  // either this re-read sees a timer armed meanwhile, or nudge_sleepers() sees this timeout).
+  w.sleeping_until.store(deadline, std::memory_order_relaxed);
+  fence_seq_cst();
+  deadline = std::min(deadline, next_deadline());
+  struct awake_again {
+    worker& w;
+    ~awake_again() { w.sleeping_until.store(INT64_MIN, std::memory_order_relaxed); }
+  } awake{w};
   w.parks.fetch_add(1, std::memory_order_relaxed);
   while (w.park_word.load(std::memory_order_acquire) == 0) {
     futex_wait(&w.park_word, 0, deadline);

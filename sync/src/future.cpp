@@ -144,7 +144,12 @@ std::size_t when_wait(const when_source* srcs, std::size_t n, bool all, std::int
       px[i].g = &g;
       px[i].index = i;
       if (subscribe(srcs[i], &px[i])) g.done(i);
-      if (!all && g.first != SIZE_MAX) break;  // any: one is enough
+      if (!all) {  // any: one is enough (g.first is written by notifications, under g.lk)
+        g.lk.lock();
+        const bool found = g.first != SIZE_MAX;
+        g.lk.unlock();
+        if (found) break;
+      }
     }
     wake_reason r = wake_reason::notified;
     g.lk.lock();

@@ -339,11 +339,6 @@ busy_outcome sleep_on_a_busy_worker(sd::scheduler_impl& s, stackless::scheduler&
 
 TEST_P(TimersTest, ASleeperWakesWhileItsWorkerIsBusy) {
   if (workers() < 2) GTEST_SKIP() << "needs a second worker, idle, to fire the busy one's timer";
-  if (!std::getenv("STACKLESS_RUN_KNOWN_BUGS"))
-    GTEST_SKIP()
-        << "BUG: a worker asleep in its futex does not learn of a timer armed later on "
-           "another worker (add_timer wakes nobody): the timer of a busy worker fires only "
-           "when that worker is free again. Set STACKLESS_RUN_KNOWN_BUGS=1 to run.";
   for (bool others_asleep : {false, true}) {
     SCOPED_TRACE(others_asleep ? "the other workers asleep before the timer is armed"
                                : "the other workers in any state");

@@ -289,9 +289,6 @@ TEST_P(Future, FutureErrorCodes) {
 // A promise whose future was never retrieved frees its shared state — and the value set in it —
 // when it goes.
 TEST_P(Future, PromiseWithoutGetFutureFreesItsState) {
-  GTEST_SKIP() << "BUG: future_state_base::refs starts at 2 (the promise's and the future's), but "
-                  "the future's share is only released by a future: without get_future() the "
-                  "state and its value leak (sync/future.hpp)";
   struct tracked {
     std::atomic<int>* destroyed;
     explicit tracked(std::atomic<int>& d) : destroyed(&d) {}
@@ -716,12 +713,8 @@ void set_concurrently_rounds(sl::scheduler& s, bool all) {
 // without the group's lock right after each subscription, while a source's notification may be
 // writing it under the lock: a data race that TSan reports. The two tests built to provoke it are
 // skipped under TSan until it is fixed.
-constexpr const char* first_race_bug =
-    "BUG: when_wait() reads when_group::first without g.lk after each subscribe() while a "
-    "notification writes it under g.lk (sync/src/future.cpp): a data race TSan reports";
 
 TEST_P(WhenAny, SetConcurrentlyRaceAny) {
-  if (tsan) GTEST_SKIP() << first_race_bug;
   set_concurrently_rounds(sched(), false);
 }
 TEST_P(WhenAny, SetConcurrentlyRaceAll) { set_concurrently_rounds(sched(), true); }
@@ -729,7 +722,6 @@ TEST_P(WhenAny, SetConcurrentlyRaceAll) { set_concurrently_rounds(sched(), true)
 // when_any over many futures while one of the first is being set: the notification comes while
 // the waiter still subscribes to the others.
 TEST_P(WhenAny, SubscribeWhileSetRace) {
-  if (tsan) GTEST_SKIP() << first_race_bug;
   const int rounds = static_cast<int>(scaled(1000, 800, 600));
   const std::size_t n = 64;
   std::atomic<int> progress{0};

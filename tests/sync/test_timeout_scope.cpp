@@ -515,11 +515,6 @@ TEST_P(TimeoutScope, CallsThatNeedNotWaitCompleteAfterTheDeadline) {
 // not wait (timeout.hpp: "A call that does not have to wait completes normally, deadline or
 // not"; sleep_until() of a past time already does, when that time is before the scope's deadline).
 TEST_P(TimeoutScope, AZeroSleepInAnExpiredScopeReturns) {
-  if (!std::getenv("STACKLESS_RUN_KNOWN_BUGS"))
-    GTEST_SKIP() << "BUG: sleep_for(0) (or sleep_until() of a time after the scope's deadline but "
-                    "already past) throws timeout_error in an expired scope although it need not "
-                    "wait: sleep_ns() calls scope_check(own) even when it never parked. Set "
-                    "STACKLESS_RUN_KNOWN_BUGS=1 to run.";
   in_tasklet_and_thread(sched(), [] {
     EXPECT_EQ(in_expired_scope([] { this_tasklet::sleep_for(0ms); }), kReturned);
   });

@@ -60,7 +60,7 @@ class timeout_scope {
  public:
   template <class Rep, class P>
   explicit timeout_scope(std::chrono::duration<Rep, P> d)
-      : timeout_scope(from_ns(detail::steady_now_ns(), std::chrono::ceil<std::chrono::nanoseconds>(d).count())) {}
+      : timeout_scope(from_ns(detail::steady_now_ns(), saturating_ns(d))) {}
   template <class D>
   explicit timeout_scope(std::chrono::time_point<std::chrono::steady_clock, D> tp)
       : timeout_scope(
@@ -82,6 +82,14 @@ class timeout_scope {
   const timeout_scope* effective_owner() const noexcept { return eff_owner_; }
 
  private:
+  // saturating_ns() is d in nanoseconds, rounded up; INT64_MAX for anything over 1e9 s (which
+  // ceil<nanoseconds> would overflow: hours::max() came out as a past deadline).
+  template <class Rep, class P>
+  static std::int64_t saturating_ns(std::chrono::duration<Rep, P> d) {
+    if (d <= d.zero()) return 0;
+    if (std::chrono::duration<double>(d).count() > 1e9) return INT64_MAX;
+    return std::chrono::ceil<std::chrono::nanoseconds>(d).count();
+  }
   static std::int64_t from_ns(std::int64_t now, std::int64_t d) noexcept {
     if (d <= 0) return now;
     return d > INT64_MAX - now ? INT64_MAX - 1 : now + d;

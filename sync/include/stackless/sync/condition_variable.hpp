@@ -79,20 +79,22 @@ class condition_variable {
   }
   template <class Lock, class C, class D, class Pred>
   bool wait_until(Lock& lock, std::stop_token st, std::chrono::time_point<C, D> tp, Pred pred) {
-    const std::int64_t d = detail::deadline_at(tp);
-    while (!st.stop_requested()) {
-      if (pred()) return true;
-      if (wait_impl(lock, d, &st) == std::cv_status::timeout) return pred();
-    }
-    return pred();
+    return wait_stoppable(lock, st, detail::deadline_at(tp), pred);
   }
   template <class Lock, class Rep, class P, class Pred>
   bool wait_for(Lock& lock, std::stop_token st, std::chrono::duration<Rep, P> d, Pred pred) {
-    return wait_until(lock, std::move(st), std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d),
-                      std::move(pred));
+    return wait_stoppable(lock, st, detail::deadline_after(d), pred);  // saturates a huge d
   }
 
  private:
+  template <class Lock, class Pred>
+  bool wait_stoppable(Lock& lock, const std::stop_token& st, std::int64_t deadline, Pred& pred) {
+    while (!st.stop_requested()) {
+      if (pred()) return true;
+      if (wait_impl(lock, deadline, &st) == std::cv_status::timeout) return pred();
+    }
+    return pred();
+  }
   template <class Lock>
   struct relock {  // takes the lock again on every way out of wait_impl
     Lock& l;

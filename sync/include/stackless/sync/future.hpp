@@ -26,7 +26,7 @@ namespace detail {
 
 /// future_state_base is the shared state of a promise and its future (sync/src/future.cpp).
 struct future_state_base {
-  std::atomic<int> refs{2};              // the promise's and the future's
+  std::atomic<int> refs{1};              // the promise's; get_future() adds the future's
   spinlock lk;                           // guards q, error, and the value before `ready`
   wait_list q;                           // waiters, and when_any/when_all proxies
   std::atomic<bool> ready{false};        // release-stored after the value/error, under lk
@@ -151,6 +151,7 @@ class promise {
     bool again = std::exchange(s->retrieved, true);
     s->lk.unlock();
     if (again) throw std::future_error(std::future_errc::future_already_retrieved);
+    s->refs.fetch_add(1, std::memory_order_relaxed);  // the future's share; the promise holds one
     return future<T>(s);
   }
   template <class U = T, class = std::enable_if_t<!std::is_void_v<U>>>

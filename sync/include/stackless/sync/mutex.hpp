@@ -148,7 +148,13 @@ class recursive_mutex {
   }
   template <class Rep, class P>
   bool try_lock_for(std::chrono::duration<Rep, P> d) {
-    return try_lock_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d));
+    if (owned()) {
+      ++depth_;
+      return true;
+    }
+    if (!m_.try_lock_for(d)) return false;  // saturates a huge d (detail::deadline_after)
+    depth_ = 1;
+    return true;
   }
   template <class C, class D>
   bool try_lock_until(std::chrono::time_point<C, D> tp) {
