@@ -10,10 +10,10 @@
 namespace stackless {
 
 namespace detail {
-wake_reason cv_wait(spinlock& lk, wait_list& q, std::int64_t deadline, const std::stop_token* st,
+wake_reason cv_wait(spinlock& lk, wait_list& q, std::int64_t own, const std::stop_token* st,
                     void (*unlock)(void*), void* arg) {
   lk.lock();
-  return block(lk, q, "condition_variable", deadline, st, 0, unlock, arg);
+  return block(lk, q, "condition_variable", scoped_deadline(own), st, 0, unlock, arg);
 }
 }  // namespace detail
 

@@ -29,28 +29,14 @@ void future_state_base::begin_set() {
 
 void future_state_base::finish_set() noexcept {
   ready.store(true, std::memory_order_release);  // pairs with the acquire in is_ready()
-  wake_all(q);
+  open_all();
   lk.unlock();
 }
 
 bool future_state_base::wait(std::int64_t own, const std::stop_token* st) {
   if (is_ready()) return true;
-  const std::int64_t deadline = wait_deadline(own);
-  for (;;) {
-    lk.lock();
-    if (is_ready()) {
-      lk.unlock();
-      return true;
-    }
-    switch (settle(block(lk, q, "future", deadline, st), own)) {
-      case settled::done:
-        return true;
-      case settled::timed_out:
-        return false;
-      case settled::retry:
-        break;
-    }
-  }
+  return gate::wait("future", [](const void* p) { return static_cast<const future_state_base*>(p)->is_ready(); },
+                    this, own, st);
 }
 
 namespace {
@@ -124,7 +110,7 @@ void unsubscribe(const when_source& s, proxy* p) {
 }  // namespace
 
 std::size_t when_wait(const when_source* srcs, std::size_t n, bool all, std::int64_t own) {
-  const std::int64_t deadline = wait_deadline(own);
+  const std::int64_t deadline = scoped_deadline(own);
   tcb* self = current_tcb();
   for (;;) {
     when_group g;

@@ -32,7 +32,7 @@ bool counting_semaphore::try_acquire() noexcept {
 }
 
 bool counting_semaphore::acquire_impl(std::int64_t own, const std::stop_token* st) {
-  const std::int64_t deadline = detail::wait_deadline(own);
+  const std::int64_t deadline = detail::scoped_deadline(own);
   for (;;) {
     lk_.lock();
     if (q_.empty() && count_ > 0) {
@@ -72,30 +72,6 @@ std::ptrdiff_t counting_semaphore::value() const noexcept {
   lk_.unlock();
   return v;
 }
-
-// ---- gate -----------------------------------------------------------------------------------
-
-namespace detail {
-bool gate::wait(const char* what, bool (*open)(const void*), const void* self, std::int64_t own,
-                const std::stop_token* st) {
-  const std::int64_t deadline = wait_deadline(own);
-  for (;;) {
-    lk.lock();
-    if (open(self)) {
-      lk.unlock();
-      return true;
-    }
-    switch (settle(block(lk, q, what, deadline, st), own)) {
-      case settled::done:
-        return true;
-      case settled::timed_out:
-        return false;
-      case settled::retry:
-        break;
-    }
-  }
-}
-}  // namespace detail
 
 // ---- event ----------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
       (state_.load(std::memory_order_relaxed) & LOCKED))
     throw usage_error("stackless::mutex: lock() by the tasklet that holds it would deadlock "
                       "(use recursive_mutex)");
-  const std::int64_t deadline = detail::wait_deadline(own);
+  const std::int64_t deadline = detail::scoped_deadline(own);
   // may_take(s): a caller that is not (or no longer) queued may take the lock in state s.
   auto may_take = [this](std::uint32_t s) {
     if (s & (LOCKED | HANDOFF)) return false;

@@ -101,6 +101,25 @@ std::size_t wake_all(wait_list& q, wake_reason r) noexcept {
   return n;
 }
 
+bool gate::wait(const char* what, bool (*open)(const void*), const void* self, std::int64_t own,
+                const std::stop_token* st) {
+  const std::int64_t deadline = scoped_deadline(own);
+  for (;;) {
+    lk.lock();
+    if (open(self)) {
+      lk.unlock();
+      return true;
+    }
+    switch (settle(block(lk, q, what, deadline, st), own)) {
+      case settled::done:
+        return true;
+      case settled::timed_out:
+        return false;
+      case settled::retry:
+        break;
+    }
+  }
+}
 settled settle(wake_reason r, std::int64_t own) {
   switch (r) {
     case wake_reason::notified:
@@ -117,7 +136,6 @@ settled settle(wake_reason r, std::int64_t own) {
   return settled::retry;
 }
 
-std::int64_t wait_deadline(std::int64_t own) noexcept { return scoped_deadline(own); }
 
 void relock_uninterruptibly(void (*lock)(void*), void* arg) {
   irq_mask mask;

@@ -35,19 +35,6 @@ using clock_type = std::chrono::steady_clock;
 class Cancel : public runtime_test {};
 STACKLESS_INSTANTIATE_WORKERS(Cancel);
 
-/// in_tasklet_and_thread() runs f in a tasklet of s and then on this plain thread.
-template <class F>
-void in_tasklet_and_thread(sl::scheduler& s, F f) {
-  {
-    SCOPED_TRACE("in a tasklet");
-    s.block_on(f);
-  }
-  {
-    SCOPED_TRACE("on a plain thread");
-    f();
-  }
-}
-
 const std::string kCancelled = "operation_cancelled";
 const std::string kReturned = "returned";
 

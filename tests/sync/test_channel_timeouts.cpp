@@ -19,19 +19,6 @@ using namespace stackless_test;
 class ChannelTimeouts : public runtime_test {};
 STACKLESS_INSTANTIATE_WORKERS(ChannelTimeouts);
 
-// Runs f in a lone tasklet (where a park could never be woken) and on this plain thread.
-template <class F>
-void in_tasklet_and_thread(sl::scheduler& s, F f) {
-  {
-    SCOPED_TRACE("in a tasklet");
-    s.block_on(f);
-  }
-  {
-    SCOPED_TRACE("on a plain thread");
-    f();
-  }
-}
-
 TEST_P(ChannelTimeouts, TryOperationsNeverPark) {
   in_tasklet_and_thread(sched(), [] {
     channel<std::unique_ptr<int>> rv;

@@ -32,34 +32,6 @@ using lock_t = std::unique_lock<sl::mutex>;
 class CondVar : public runtime_test {};
 STACKLESS_INSTANTIATE_WORKERS(CondVar);
 
-/// eventually() polls `p` until it holds (yielding in a tasklet, sleeping on a plain thread);
-/// false only when the hang guard passed.
-template <class P>
-bool eventually(P p, std::chrono::milliseconds guard = 60s) {
-  return in_tasklet() ? yield_until(p, guard) : wait_until(p, guard);
-}
-
-/// spin_until() is eventually() for the handshakes of race loops: it yields (the tasklet or the
-/// thread) for a while, then backs off with 20 µs sleeps — a poller that only yields would keep
-/// a CPU from the thread it waits for when the machine has fewer cores than busy threads.
-template <class P>
-bool spin_until(P p, std::chrono::milliseconds guard = 60s) {
-  const auto end = std::chrono::steady_clock::now() + guard;
-  for (unsigned i = 1; !p(); ++i) {
-    if (i < 64) {
-      relax();
-      continue;
-    }
-    if (std::chrono::steady_clock::now() > end) return p();
-    if (in_tasklet()) {
-      this_tasklet::sleep_for(20us);
-    } else {
-      std::this_thread::sleep_for(20us);
-    }
-  }
-  return true;
-}
-
 /// under() runs f with m held and returns its value.
 template <class F>
 auto under(sl::mutex& m, F f) {

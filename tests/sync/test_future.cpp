@@ -42,26 +42,6 @@ STACKLESS_INSTANTIATE_WORKERS(WhenAny);
 class TaskGroup : public runtime_test {};
 STACKLESS_INSTANTIATE_WORKERS(TaskGroup);
 
-// Runs f in a tasklet (block_on) and then on this plain thread.
-template <class F>
-void in_tasklet_and_thread(sl::scheduler& s, F f) {
-  {
-    SCOPED_TRACE("in a tasklet");
-    s.block_on(f);
-  }
-  {
-    SCOPED_TRACE("on a plain thread");
-    f();
-  }
-}
-
-/// parked() waits until t is parked (false if it ended instead).
-template <class R>
-bool parked(const tasklet<R>& t) {
-  auto pred = [&] { return t.blocked() || !t.alive(); };
-  if (!(in_tasklet() ? yield_until(pred) : wait_until(pred))) return false;
-  return t.blocked();
-}
 template <class F>
 auto spawn_parked(sl::scheduler& s, F&& f) {
   auto t = s.spawn(std::forward<F>(f));

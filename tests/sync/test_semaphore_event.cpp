@@ -46,27 +46,6 @@ STACKLESS_INSTANTIATE_WORKERS(WaitGroup);
 class Barrier : public runtime_test {};
 STACKLESS_INSTANTIATE_WORKERS(Barrier);
 
-// Runs f in a tasklet (block_on) and then on this plain thread.
-template <class F>
-void in_tasklet_and_thread(sl::scheduler& s, F f) {
-  {
-    SCOPED_TRACE("in a tasklet");
-    s.block_on(f);
-  }
-  {
-    SCOPED_TRACE("on a plain thread");
-    f();
-  }
-}
-
-/// parked() waits until t is parked (or has ended: then false).
-template <class R>
-bool parked(const tasklet<R>& t) {
-  auto pred = [&] { return t.blocked() || !t.alive(); };
-  if (!(in_tasklet() ? yield_until(pred) : wait_until(pred))) return false;
-  return t.blocked();
-}
-
 /// spawn_parked() spawns f and waits until it parks: queued acquirers / waiters in a known order.
 template <class F>
 auto spawn_parked(sl::scheduler& s, F&& f) {

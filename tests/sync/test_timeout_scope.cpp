@@ -77,19 +77,6 @@ std::string in_expired_scope(F&& f) {
 constexpr auto kShort = 20ms;                  // a scope that ends during the wait
 constexpr auto kLong = std::chrono::hours(1);  // never ends during a test
 
-/// in_tasklet_and_thread() runs f in a tasklet of s and then on this plain thread.
-template <class F>
-void in_tasklet_and_thread(sl::scheduler& s, F f) {
-  {
-    SCOPED_TRACE("in a tasklet");
-    s.block_on(f);
-  }
-  {
-    SCOPED_TRACE("on a plain thread");
-    f();
-  }
-}
-
 /// scope_top() is the calling tasklet's (or thread's) innermost scope.
 const timeout_scope* scope_top() { return sl::detail::scope_top(); }
 

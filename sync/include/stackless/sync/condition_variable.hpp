@@ -16,8 +16,9 @@ namespace stackless {
 
 namespace detail {
 /// cv_wait() publishes the caller on the condition variable, runs unlock(arg) (the user's lock),
-/// waits, and returns why it woke; the caller re-locks. (sync/src/condition_variable.cpp)
-wake_reason cv_wait(spinlock& lk, wait_list& q, std::int64_t deadline, const std::stop_token* st,
+/// waits until `own` (shortened by a timeout_scope), and returns why it woke; the caller
+/// re-locks. (sync/src/condition_variable.cpp)
+wake_reason cv_wait(spinlock& lk, wait_list& q, std::int64_t own, const std::stop_token* st,
                     void (*unlock)(void*), void* arg);
 }  // namespace detail
 
@@ -105,7 +106,7 @@ class condition_variable {
     detail::wake_reason r;
     {
       relock<Lock> again{lock};
-      r = detail::cv_wait(lk_, q_, detail::wait_deadline(own), st,
+      r = detail::cv_wait(lk_, q_, own, st,
                           [](void* p) { static_cast<Lock*>(p)->unlock(); }, &lock);
     }
     // The lock is held again. A stop request simply returns (the std forms re-check it).

@@ -19,20 +19,6 @@
 
 namespace stackless {
 
-namespace detail {
-/// gate is a wait list that opens: its waiters all wake when the owner opens it (sync/src/gates.cpp).
-struct gate {
-  mutable spinlock lk;
-  wait_list q;
-  /// wait() waits until open(self) holds (checked under lk) or the gate is opened while waiting.
-  /// false on timeout at `own`.
-  bool wait(const char* what, bool (*open)(const void*), const void* self, std::int64_t own,
-            const std::stop_token* st);
-  /// open_all() wakes every waiter. Called with lk held.
-  void open_all() noexcept { wake_all(q); }
-};
-}  // namespace detail
-
 /// event is a manual-reset event (stacklesslib Event): set() releases every waiter and keeps the
 /// event set until clear(); wait() returns at once while it is set. A waiter released by set()
 /// returns true even if clear() follows at once.

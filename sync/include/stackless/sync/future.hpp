@@ -25,10 +25,9 @@ namespace stackless {
 namespace detail {
 
 /// future_state_base is the shared state of a promise and its future (sync/src/future.cpp).
-struct future_state_base {
+struct future_state_base : gate {  // gate::q holds waiters and when_any/when_all proxies
   std::atomic<int> refs{1};              // the promise's; get_future() adds the future's
-  spinlock lk;                           // guards q, error, and the value before `ready`
-  wait_list q;                           // waiters, and when_any/when_all proxies
+                                         // gate::lk guards q, error, and the value before `ready`
   std::atomic<bool> ready{false};        // release-stored after the value/error, under lk
   std::exception_ptr error;
   bool retrieved = false;                // get_future() was called

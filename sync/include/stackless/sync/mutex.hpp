@@ -51,20 +51,9 @@ class mutex {
   /// lock() takes the lock, waiting as long as needed. Throws usage_error if the caller already
   /// holds it (that would deadlock; use recursive_mutex), tasklet_exit when killed while waiting,
   /// timeout_error when an enclosing timeout_scope ends first.
-  void lock() {
-    std::uint32_t z = 0;
-    // Acquire: pairs with the release in unlock() (and with the hand-off's lock + wake).
-    if (!state_.compare_exchange_strong(z, 1, std::memory_order_acquire, std::memory_order_relaxed))
-      lock_slow(detail::wait_forever, nullptr);
-    owner_.store(detail::self_token(), std::memory_order_relaxed);
-  }
+  void lock() { lock_impl(nullptr); }
   /// lock(st): the same; a stop request on `st` ends the wait with operation_cancelled.
-  void lock(std::stop_token st) {
-    std::uint32_t z = 0;
-    if (!state_.compare_exchange_strong(z, 1, std::memory_order_acquire, std::memory_order_relaxed))
-      lock_slow(detail::wait_forever, &st);
-    owner_.store(detail::self_token(), std::memory_order_relaxed);
-  }
+  void lock(std::stop_token st) { lock_impl(&st); }
   /// try_lock() takes the lock if it is free and nobody is queued for it; never waits.
   bool try_lock() noexcept {
     std::uint32_t z = 0;
@@ -100,6 +89,13 @@ class mutex {
   }
 
  private:
+  void lock_impl(const std::stop_token* st) {
+    std::uint32_t z = 0;
+    // Acquire: pairs with the release in unlock() (and with the hand-off's lock + wake).
+    if (!state_.compare_exchange_strong(z, 1, std::memory_order_acquire, std::memory_order_relaxed))
+      lock_slow(detail::wait_forever, st);
+    owner_.store(detail::self_token(), std::memory_order_relaxed);
+  }
   bool timed_lock(std::int64_t deadline) {
     if (!lock_slow(deadline, nullptr)) return false;
     owner_.store(detail::self_token(), std::memory_order_relaxed);
@@ -130,41 +126,21 @@ class timed_mutex : public mutex {
 class recursive_mutex {
  public:
   void lock() {
-    if (owned()) {
-      ++depth_;
-      return;
-    }
-    m_.lock();
-    depth_ = 1;
+    take([this] {
+      m_.lock();
+      return true;
+    });
   }
   bool try_lock() noexcept {
-    if (owned()) {
-      ++depth_;
-      return true;
-    }
-    if (!m_.try_lock()) return false;
-    depth_ = 1;
-    return true;
+    return take([this] { return m_.try_lock(); });
   }
   template <class Rep, class P>
   bool try_lock_for(std::chrono::duration<Rep, P> d) {
-    if (owned()) {
-      ++depth_;
-      return true;
-    }
-    if (!m_.try_lock_for(d)) return false;  // saturates a huge d (detail::deadline_after)
-    depth_ = 1;
-    return true;
+    return take([&] { return m_.try_lock_for(d); });  // saturates a huge d (detail::deadline_after)
   }
   template <class C, class D>
   bool try_lock_until(std::chrono::time_point<C, D> tp) {
-    if (owned()) {
-      ++depth_;
-      return true;
-    }
-    if (!m_.try_lock_until(tp)) return false;
-    depth_ = 1;
-    return true;
+    return take([&] { return m_.try_lock_until(tp); });
   }
   /// unlock() undoes one lock(); throws usage_error when the caller does not hold it.
   void unlock() {
@@ -174,6 +150,17 @@ class recursive_mutex {
 
  private:
   bool owned() const noexcept { return m_.owned_by_caller(); }
+  // take(acquire): one level deeper for the owner; otherwise acquire() the mutex (true if it did).
+  template <class F>
+  bool take(F acquire) {
+    if (owned()) {
+      ++depth_;
+      return true;
+    }
+    if (!acquire()) return false;
+    depth_ = 1;
+    return true;
+  }
   mutex m_;
   unsigned depth_ = 0;  // guarded by m_ (only the owner touches it)
 };

@@ -92,6 +92,18 @@ waiter* wake_first(wait_list& q, wake_reason r = wake_reason::notified) noexcept
 /// wake_all() wakes every record of q; returns how many wakes succeeded. Lock held.
 std::size_t wake_all(wait_list& q, wake_reason r = wake_reason::notified) noexcept;
 
+/// gate is a wait list that opens: its waiters all wake when the owner opens it
+/// (sync/src/waitq.cpp). Events, latches, wait groups, barriers and futures are gates.
+struct gate {
+  mutable spinlock lk;
+  wait_list q;
+  /// wait() waits until open(self) holds (checked under lk) or the gate is opened while waiting.
+  /// false on timeout at `own`.
+  bool wait(const char* what, bool (*open)(const void*), const void* self, std::int64_t own,
+            const std::stop_token* st);
+  /// open_all() wakes every waiter. Called with lk held.
+  void open_all() noexcept { wake_all(q); }
+};
 /// settled is what a blocking primitive does after block(): done (notified), timed_out (its own
 /// deadline passed — a timeout_scope's throws timeout_error instead), or retry (an interrupt that
 /// cannot be thrown now: the caller is unwinding; wait again).
@@ -101,8 +113,6 @@ enum class settled : std::uint8_t { done, timed_out, retry };
 /// that passed was an enclosing timeout_scope's (earlier than `own`).
 settled settle(wake_reason r, std::int64_t own);
 
-/// wait_deadline() is `own` shortened by the caller's innermost timeout_scope.
-std::int64_t wait_deadline(std::int64_t own) noexcept;
 
 /// relock_uninterruptibly() runs lock(arg) with interrupts held back and outside any
 /// timeout_scope: a condition variable must own its lock again before any exception leaves
