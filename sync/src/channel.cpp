@@ -1112,6 +1112,9 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
     if ((cs[i].kind == select_case::recv || cs[i].kind == select_case::send) && !cs[i].ch)
       throw usage_error("stackless: select() case on an empty channel handle");
   }
+  std::size_t channel_cases = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    channel_cases += cs[i].kind == select_case::recv || cs[i].kind == select_case::send;
   const std::size_t start = n > 1 ? select_rand() % n : 0;
   tcb* t = current_tcb();
   std::int64_t backoff = 50'000;
@@ -1145,8 +1148,14 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
         if (r == step::closed) throw_send_closed();
       }
     }
-    if (def_i != none) return def_i;
+    // A default over one channel is a plain poll. Over several, the poll above looked at them one
+    // at a time: a value may have moved from a channel not yet looked at to one already passed
+    // (Go's TestNonblockSelectRace). So register on all of them as a waiting select would — a
+    // partner arriving meanwhile finds our record and completes it — and withdraw at once if
+    // nothing happened: then nothing was ready at the moment the registration finished.
+    if (def_i != none && channel_cases <= 1) return def_i;
     if (after_i != none && now_ns() >= deadline) return after_i;
+    const bool poll_only = def_i != none;
 
     // (2) Register.
     chan_ext* ext = my_ext();
@@ -1231,7 +1240,9 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i)
       if (ext->recs[i].installed) keep.emplace_back(cs[i].ch);
     wake_reason why = wake_reason::notified;
-    if (t) {
+    if (poll_only) {
+      if (t) cancel_park();  // withdraw below instead of waiting
+    } else if (t) {
       why = park([] {}, wake_at);
     } else {
       plain_thread_will_block();
@@ -1257,6 +1268,7 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
       if (exc) std::rethrow_exception(exc);
       return winner;
     }
+    if (poll_only) return def_i;
     if (why == wake_reason::interrupted) {
       throw_if_interrupted();
       continue;  // an interrupt that cannot be thrown now (unwinding): try again
