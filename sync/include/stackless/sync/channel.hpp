@@ -298,7 +298,9 @@ template <class Rep, class P, class F>
 detail::after_case<F> after(std::chrono::duration<Rep, P> d, F f) {
   return {detail::chan_deadline(d), std::move(f)};
 }
-/// default_case() makes select() poll: it happens when no other case is ready at once.
+/// default_case() makes select() poll: it happens when no other case is ready at once. Over
+/// several channels the check is atomic (select registers on every case and withdraws), so it
+/// never chooses default while some case stayed ready throughout.
 template <class F>
 detail::default_case_t<F> default_case(F f) {
   return {std::move(f)};
