@@ -104,6 +104,7 @@ scheduler_impl::~scheduler_impl() {
 
 void scheduler_impl::start_threads() {
   mode.store(M_THREADED, std::memory_order_release);
+  if (opts.quantum.count() > 0) start_monitor();
   for (auto& w : workers) {
     worker* wp = w.get();
     wp->thread = std::thread([this, wp] {
@@ -214,7 +215,7 @@ void scheduler_impl::inject(tcb* t) {
 void scheduler_impl::make_runnable(tcb* t, bool to_back) {
   if (take_pause(t)) return;  // pause() asked while it ran, before it parked
   t->state.store(S_RUNNABLE, std::memory_order_relaxed);  // published by the queue push below
-  if (t->atomic_depth > 0 && t->home) {  // pinned (this_tasklet::atomic): back to its worker
+  if (pinned(t) && t->home) {  // pinned (this_tasklet::atomic, hard-preempted): back to its worker
     inbox_push(*t->home, t);
     return;
   }
@@ -491,11 +492,16 @@ void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
   thread_altstack alt;
   context_init_thread(w.sched_ctx);
   w.slice_ns = slice_ns;
+  w.slice_pub.store(slice_ns, std::memory_order_relaxed);  // published by attach_thread()
   w.overran = nullptr;
+  if (slice_ns > 0 || opts.quantum.count() > 0) start_monitor();  // it watches the slice
+  attach_thread(w);
   while (tcb* t = find_runnable(w, false)) {
     run_tasklet(w, t);
     if (w.overran) break;
   }
+  detach_thread(w);
+  w.slice_pub.store(0, std::memory_order_relaxed);
   if (overran) *overran = w.overran;
   w.overran = nullptr;
   w.slice_ns = 0;
@@ -546,6 +552,7 @@ void scheduler_impl::shutdown() {
     }
     if (live() == 0) break;
   }
+  stop_monitor();  // before the worker threads go: it signals them by tid
   stopping.store(true, std::memory_order_seq_cst);
   for (auto& w : workers) unpark(*w);
   for (auto& w : workers)
@@ -587,6 +594,17 @@ scheduler_stats scheduler_impl::stats() const {
   s.stacks_outstanding = taken - released;
   s.stacks_pooled = stacks.pooled();
   for (auto& w : workers) s.stacks_pooled += w->stack_cache_size.load(std::memory_order_relaxed);
+  for (auto& w : workers) {
+    s.soft_preemptions += w->soft_preempts.load(std::memory_order_relaxed);
+    s.hard_preemptions += w->hard_preempts.load(std::memory_order_relaxed);
+    s.refused_disabled += w->refused_disabled.load(std::memory_order_relaxed);
+    s.refused_atomic += w->refused_atomic.load(std::memory_order_relaxed);
+    s.refused_not_preemptible += w->refused_not_preemptible.load(std::memory_order_relaxed);
+    s.refused_runtime_code += w->refused_runtime_code.load(std::memory_order_relaxed);
+    s.refused_stack += w->refused_stack.load(std::memory_order_relaxed);
+  }
+  s.preemptions = s.soft_preemptions + s.hard_preemptions;
+  monitor_counts(*this, s.preempt_signals, s.stalls_reported);
   s.stacks_guarded = stacks.guarded_made();
   s.stacks_unguarded = stacks.unguarded_made();
   return s;

@@ -37,6 +37,7 @@
 #include "park.hpp"
 #include "stack.hpp"
 #include "timer_heap.hpp"
+#include "stackless/runtime/detail/preempt.hpp"
 #include "stackless/runtime/scheduler.hpp"
 
 namespace stackless::detail {
@@ -74,6 +75,11 @@ struct timer_entry {
   tcb* t;             // holds a reference
   std::uint64_t gen;  // the park it belongs to
 };
+
+class monitor;  // preempt.cpp
+
+/// pinned(): t must run on t->home only (an atomic scope, or hard-preempted).
+inline bool pinned(const tcb* t) noexcept { return t->atomic_depth > 0 || t->hard_pinned; }
 
 struct padded_counter {
   alignas(64) std::atomic<std::uint64_t> v{0};
@@ -134,6 +140,20 @@ struct alignas(64) worker {
   // --- stats: written by the owner (relaxed), read by stats() ------------------------------
   std::atomic<std::uint64_t> runs{0}, steals{0}, steal_attempts{0}, parks{0}, spins{0},
       inbox_taken{0}, injected{0}, overflows{0}, spawned{0}, stacks_taken{0}, stacks_released{0};
+
+  // --- preemption (preempt.cpp) -------------------------------------------------------------
+  // The thread running this worker publishes its thread_block and its tid while it runs the
+  // loop (release; the monitor acquires), and clears them (null) before it leaves.
+  thread_block* block = nullptr;  // owner's copy
+  alignas(64) std::atomic<thread_block*> block_pub{nullptr};
+  std::atomic<int> tid{0};
+  // The id of the tasklet running now (0: none), stored (relaxed) at every switch-in; with `runs`
+  // it lets the monitor tell "the same tasklet, still running" from "switched meanwhile".
+  std::atomic<std::uint64_t> running_id{0};
+  std::atomic<std::int64_t> slice_pub{0};  // run_for()'s slice while it pumps (0: none)
+  std::atomic<bool> has_yielders{false};  // yield list non-empty (relaxed hint for the monitor)
+  std::atomic<std::uint64_t> soft_preempts{0}, hard_preempts{0}, refused_disabled{0},
+      refused_atomic{0}, refused_not_preemptible{0}, refused_runtime_code{0}, refused_stack{0};
 
   std::thread thread;
 };
@@ -251,6 +271,15 @@ class scheduler_impl {
   std::atomic<std::uint32_t> drain_word{0};
 
 
+  // Preemption (preempt.cpp): the monitor thread, when quantum > 0 or a run_for() needed it.
+  struct monitor_deleter {
+    void operator()(monitor* m) const noexcept;  // preempt.cpp: stops and joins the thread
+  };
+  std::unique_ptr<monitor, monitor_deleter> mon;
+  mutable std::mutex mon_mu;  // guards `mon` (start, stop, stats)
+  void start_monitor();
+  void stop_monitor() noexcept;
+
   std::mutex deadlock_mu;
   std::uint64_t deadlock_reported_runs = UINT64_MAX;  // guarded by deadlock_mu
   std::string deadlock_report;                        //   the report of that quiet period
@@ -286,8 +315,22 @@ void destroy_locals(tcb* t) noexcept;
 
 /// tasklet_entry() is where every tasklet starts (worker.cpp).
 void tasklet_entry(void* w);
-/// switch_out() suspends the calling tasklet back to its worker's scheduler side.
-void switch_out(tcb* t, switch_why why);
+/// switch_out() suspends the calling tasklet back to its worker's scheduler side. `pin`: it is
+/// hard-preempted and must resume on this worker (tcb::hard_pinned); any other switch unpins.
+void switch_out(tcb* t, switch_why why, bool pin = false);
+
+/// soft_preempt() honours a preemption request at a safe point of the running tasklet t on w:
+/// unless t is in an atomic scope, it fires due timers (a sleeper behind a hog must become
+/// runnable), then yields to the back of the queue (preempt.cpp).
+void soft_preempt(worker* w, tcb* t);
+/// attach_thread() / detach_thread(): the calling thread starts / stops running worker w's loop
+/// (publishes its thread_block and tid for the monitor). preempt.cpp.
+void attach_thread(worker& w) noexcept;
+void detach_thread(worker& w) noexcept;
+/// scope_changed(): t (running here) entered or left its outermost atomic or preemptible scope.
+void scope_changed(tcb* t);
+/// monitor_counts(): the signals sent and stall lines printed by s's monitor (0 without one).
+void monitor_counts(const scheduler_impl& s, std::uint64_t& signals, std::uint64_t& stalls);
 
 template <class F>
 void scheduler_impl::for_each_live(F&& f) const {

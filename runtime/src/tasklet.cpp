@@ -46,6 +46,7 @@ void link_joiner(tcb* t, waiter* w) {
 // Waits for t to end, until `deadline`. A tasklet parks; a plain thread blocks, watching for a
 // deadlock when it waits for a tasklet of a threaded scheduler. Returns false on timeout.
 bool wait_dead(tcb* t, std::int64_t own, const char* what) {
+  preempt_point();  // a call that may wait is a safe point
   if (dead(t)) return true;
   const std::int64_t deadline = scoped_deadline(own);
   tcb* self = current_tcb();

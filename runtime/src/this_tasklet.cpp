@@ -34,11 +34,6 @@ tasklet<void> current() {
   return tasklet<void>(t, tasklet<void>::adopt_t{});
 }
 
-void checkpoint() {
-  tcb* t = current_tcb();
-  if (t && t->irq.load(std::memory_order_relaxed)) throw_if_interrupted();
-}
-
 void detail_::sleep_ns(std::int64_t own, const std::stop_token* st) {
   const std::int64_t deadline = scoped_deadline(own);
   // A sleep whose own time has already come has nothing to wait for: like any call that need
@@ -69,10 +64,15 @@ void detail_::sleep_ns(std::int64_t own, const std::stop_token* st) {
 
 atomic::atomic() {
   tcb* t = need("atomic");
-  if (t->atomic_depth++ == 0) t->home = current_worker();  // pinned here until the scope ends
+  if (t->atomic_depth++ == 0) {
+    t->home = current_worker();  // pinned here until the scope ends
+    scope_changed(t);            // no hard preemption inside
+  }
 }
 atomic::~atomic() {
-  if (tcb* t = current_tcb()) --t->atomic_depth;
+  if (tcb* t = current_tcb()) {
+    if (--t->atomic_depth == 0) scope_changed(t);
+  }
 }
 bool in_atomic() { return need("in_atomic")->atomic_depth > 0; }
 

@@ -66,7 +66,12 @@ std::uint64_t next_rand(worker& w) noexcept {  // xorshift64*
 
 void yield_push(worker& w, tcb* t) noexcept {
   t->next = nullptr;
-  if (w.yield_tail) w.yield_tail->next = t; else w.yield_head = t;
+  if (w.yield_tail) {
+    w.yield_tail->next = t;
+  } else {
+    w.yield_head = t;
+    w.has_yielders.store(true, std::memory_order_relaxed);  // a hint for the monitor
+  }
   w.yield_tail = t;
 }
 
@@ -74,7 +79,10 @@ tcb* yield_pop(worker& w) noexcept {
   tcb* t = w.yield_head;
   if (t) {
     w.yield_head = t->next;
-    if (!w.yield_head) w.yield_tail = nullptr;
+    if (!w.yield_head) {
+      w.yield_tail = nullptr;
+      w.has_yielders.store(false, std::memory_order_relaxed);
+    }
     t->next = nullptr;
   }
   return t;
@@ -154,7 +162,7 @@ void scheduler_impl::expose_yielders(worker& w) {
   tcb* keep_tail = nullptr;
   while (n < 512 && w.yield_head) {
     tcb* t = yield_pop(w);
-    if (t->atomic_depth > 0) {
+    if (pinned(t)) {
       if (keep_tail) keep_tail->next = t; else keep_head = t;
       keep_tail = t;
     } else {
@@ -165,6 +173,7 @@ void scheduler_impl::expose_yielders(worker& w) {
     keep_tail->next = w.yield_head;
     if (!w.yield_head) w.yield_tail = keep_tail;
     w.yield_head = keep_head;
+    w.has_yielders.store(true, std::memory_order_relaxed);
   }
   for (std::size_t i = n; i-- > 0;) push_local(w, batch[i], false);
   if (n) wake_one();
@@ -269,6 +278,12 @@ void scheduler_impl::launch(worker& w, tcb* t) {
   }
   w.current = t;
   w.runs.store(w.runs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  w.running_id.store(t->id, std::memory_order_relaxed);
+  // A fresh turn: no request pending, and checkpoint() watches this tasklet's interrupt word.
+  thread_block* b = w.block;
+  b->preempt.store(0, std::memory_order_relaxed);
+  b->irq = &t->irq;
+  b->hard_ok.store(t->preemptible_depth > 0 && t->atomic_depth == 0, std::memory_order_relaxed);
   if (w.slice_ns) t->run_start_ns = now_ns();
 }
 
@@ -290,7 +305,7 @@ void scheduler_impl::after_switch(worker& w) {
       // To the back of the queue — unless a worker is idle: then where thieves look, and wake
       // one. (Two tasklets that yield to each other never meet on the yield list: each is pushed
       // after the other was taken, so next_local() would never expose them.)
-      if (t->atomic_depth == 0 && __builtin_expect(nidle.load(std::memory_order_relaxed) > 0, 0))
+      if (!pinned(t) && __builtin_expect(nidle.load(std::memory_order_relaxed) > 0, 0))
         push_local(w, t, true);
       else
         yield_push(w, t);
@@ -314,7 +329,7 @@ void scheduler_impl::after_switch(worker& w) {
       // where no thief looks) — unless pause() asked meanwhile.
       if (take_pause(t)) return;
       t->state.store(S_RUNNABLE, std::memory_order_relaxed);
-      if (t->atomic_depth > 0) {
+      if (pinned(t)) {
         inbox_push(w, t);
         return;
       }
@@ -339,6 +354,10 @@ static void leave(worker* w, tcb* t, bool exiting) {
       !(t->irq.load(std::memory_order_acquire) & IRQ_PAUSE)) {
     w->prev = nullptr;
     w->current = t;
+    // It carries on: a new turn all the same (the monitor sees it passed a safe point).
+    w->runs.store(w->runs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    w->block->preempt.store(0, std::memory_order_relaxed);
+    if (w->slice_ns) t->run_start_ns = now_ns();
     return;
   }
   if (next) {
@@ -353,18 +372,27 @@ static void leave(worker* w, tcb* t, bool exiting) {
   now->sched->after_switch(*now);
 }
 
-void switch_out(tcb* t, switch_why why) {
+void switch_out(tcb* t, switch_why why, bool pin) {
   worker* w = current_worker();
+  // preempt_disable while the stacks change hands: the hard-preemption handler refuses from here
+  // until the tasklet runs its own code again (preempt.cpp). One instruction (addl on memory): a
+  // signal cannot split it. Whoever lands on the other side takes the count down again: the
+  // scheduler side lives at 1, a tasklet at 0 (tasklet_entry and the end of this function).
+  ++w->block->disable;
+  t->hard_pinned = pin;
+  if (pin) t->home = w;
   w->prev = t;
   w->why = why;
   if (why == switch_why::yield && w->slice_ns && now_ns() - t->run_start_ns > w->slice_ns)
     w->why = switch_why::overrun;  // run_for(): back to the host, not to the queue
   leave(w, t, false);
+  --current_worker()->block->disable;  // maybe another worker's (it resumed there)
 }
 
 void tasklet_entry(void* arg) {
   worker* w = static_cast<worker*>(arg);
   w->sched->after_switch(*w);
+  --w->block->disable;  // see switch_out()
   tcb* t = w->current;
   if (t->irq.load(std::memory_order_acquire) & IRQ_KILLED) {
     t->ended_by_kill = true;  // killed before it ever ran: its function never runs
@@ -380,6 +408,7 @@ void tasklet_entry(void* arg) {
   t->discard();  // destructors of the captures run here, as part of the tasklet
   if (t->locals) destroy_locals(t);  // its tasklet_local values, on its own stack
   w = current_worker();
+  ++w->block->disable;
   w->prev = t;
   w->why = switch_why::exit;
   leave(w, t, /*exiting=*/true);
@@ -619,13 +648,19 @@ void scheduler_impl::run_tasklet(worker& w, tcb* t) {
   launch(w, t);
   context_switch(w.sched_ctx, t->ctx, &w);
   after_switch(w);  // the tasklet that switched back to us (not necessarily t)
+  // The scheduler side: no tasklet runs here now.
+  w.running_id.store(0, std::memory_order_relaxed);
+  w.block->irq = &zero_irq;
+  w.block->hard_ok.store(0, std::memory_order_relaxed);
 }
 
 void scheduler_impl::worker_main(worker& w) {
   set_current_worker(&w);
-  thread_altstack alt;
+  thread_altstack alt;  // also where the preemption signal's handler runs (SA_ONSTACK)
   context_init_thread(w.sched_ctx);
+  attach_thread(w);
   while (tcb* t = find_runnable(w, true)) run_tasklet(w, t);
+  detach_thread(w);
   set_current_worker(nullptr);
 }
 

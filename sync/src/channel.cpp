@@ -951,6 +951,7 @@ bool wait_single(chan_ext* ext, tcb* t, std::int64_t deadline, wake_reason& why)
 template <class Op>
 op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::int64_t own, Op op) {
   tcb* t = current_tcb();
+  if (t && block) preempt_point();  // a call that may wait is a safe point (try_ forms are not)
   const std::int64_t deadline = block ? scoped_deadline(own) : own;  // a timeout_scope may end first
   chan_ext* ext = block ? my_ext() : nullptr;
   for (;;) {
@@ -1117,6 +1118,7 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
     channel_cases += cs[i].kind == select_case::recv || cs[i].kind == select_case::send;
   const std::size_t start = n > 1 ? select_rand() % n : 0;
   tcb* t = current_tcb();
+  if (t && def_i == none) preempt_point();  // a select that may wait is a safe point
   std::int64_t backoff = 50'000;
   const std::int64_t wait_deadline = scoped_deadline(deadline);  // a timeout_scope may end first
 

@@ -27,7 +27,16 @@ struct error_report {
 struct options {
   unsigned workers = 0;                  // 0: one per hardware thread; 1: single-threaded, deterministic
   std::size_t stack_size = 256 * 1024;   // usable bytes; a guard page below; RSS grows only with use
-  std::chrono::microseconds quantum{0};  // > 0: preemption on, with this time slice (not yet built)
+  /// quantum > 0 turns preemption on: a monitor thread (one per scheduler) ticks every quantum/2
+  /// and asks a worker that has run one tasklet for a whole quantum, while other work waits, to
+  /// switch at its next safe point (soft; hard inside this_tasklet::preemptible). 0: no monitor
+  /// thread, tasklets switch only when they call the runtime. A quantum below 100 µs is raised
+  /// to 100 µs (the tick would cost more than it buys).
+  std::chrono::microseconds quantum{0};
+  /// stall_warning: with quantum > 0, a worker that has run one tasklet this long without a
+  /// safe point while other work waits gets one line on stderr naming the tasklet (at most one
+  /// line a second per scheduler). 0 or negative: no warning.
+  std::chrono::milliseconds stall_warning{100};
   std::string name = "stackless";        // worker thread names: name-0, name-1, …
   /// on_error receives exceptions that escape detached tasklets. Default: one line on stderr.
   std::function<void(const error_report&)> on_error{};
@@ -57,7 +66,17 @@ struct scheduler_stats {
   std::uint64_t runnable = 0;      // waiting in a run queue (approximate while workers run)
   std::uint64_t parked = 0;        // blocked
   std::uint64_t steals = 0;
-  std::uint64_t preemptions = 0;
+  std::uint64_t preemptions = 0;       // soft_preemptions + hard_preemptions
+  std::uint64_t soft_preemptions = 0;  // yields at a safe point because the monitor asked
+  std::uint64_t hard_preemptions = 0;  // tasklets interrupted by the signal (preemptible scopes)
+  std::uint64_t preempt_signals = 0;   // signals the monitor sent
+  // Signals the handler refused, by reason (this_tasklet::preemptible explains each):
+  std::uint64_t refused_disabled = 0;         // preempt_disable > 0 (runtime internals)
+  std::uint64_t refused_atomic = 0;           // inside a this_tasklet::atomic scope
+  std::uint64_t refused_not_preemptible = 0;  // not in a preemptible scope (or not a tasklet)
+  std::uint64_t refused_runtime_code = 0;     // the PC was in the runtime, libc or libstdc++
+  std::uint64_t refused_stack = 0;            // less than 16 KiB of stack headroom
+  std::uint64_t stalls_reported = 0;          // stall_warning lines printed
   std::uint64_t stacks_outstanding = 0;  // stacks held by tasklets
   std::uint64_t stacks_pooled = 0;       // stacks cached for reuse
   std::uint64_t stacks_guarded = 0;      // stacks ever mapped with a guard page

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stop_token>
 
+#include "stackless/runtime/detail/preempt.hpp"
 #include "stackless/runtime/tasklet.hpp"
 
 namespace stackless::this_tasklet {
@@ -17,9 +18,19 @@ void yield();
 std::uint64_t id();
 /// current() is a handle to the calling tasklet (Stackless getcurrent()).
 tasklet<void> current();
-/// checkpoint() is a safe point for long loops: it throws a pending tasklet_exit/exception, and
-/// (once preemption exists) yields when the preemption tick asked. One relaxed load otherwise.
-void checkpoint();
+/// checkpoint() is a safe point for long loops. When the preemption monitor asked this worker to
+/// switch (options::quantum > 0, the tasklet has run a whole quantum and other work waits), it
+/// yields to the back of the queue — unless the tasklet is in an atomic scope; inside run_for()
+/// an overrunning tasklet goes back to the host. It throws a pending tasklet_exit or exception
+/// (kill(), raise_exception()), and honours pause(). Otherwise it costs two relaxed loads and a
+/// predictable branch (about 0.5 ns: bench/micro.cpp, BM_checkpoint). Outside a tasklet it does
+/// nothing.
+inline void checkpoint() {
+  detail::thread_block* b = detail::this_thread_block();
+  if (__builtin_expect((b->preempt.load(std::memory_order_relaxed) |
+                        b->irq->load(std::memory_order_relaxed)) != 0, 0))
+    detail::checkpoint_slow();
+}
 
 namespace detail_ {
 void sleep_ns(std::int64_t deadline_steady_ns, const std::stop_token* st = nullptr);
@@ -55,7 +66,10 @@ void sleep_for(std::chrono::duration<Rep, P> d, std::stop_token st) {
 /// atomic is an RAII scope in which the calling tasklet is neither preempted nor migrated to
 /// another worker (Stackless set_atomic). Scopes nest. Inside one the tasklet is pinned: it may
 /// park or yield, and it always resumes on the same worker thread (woken from elsewhere it goes
-/// to that worker's inbox; thieves never take it). Preemption (not built yet) will honour it.
+/// to that worker's inbox; thieves never take it). Soft preemption skips it (checkpoint() and the
+/// runtime's safe points do not yield inside it; the request waits for the scope to end) and the
+/// hard-preemption handler refuses it. It counts as preempt_disable for the tasklet: the count
+/// travels with the tasklet, not with the worker, because the scope may span a park.
 class atomic {
  public:
   atomic();
@@ -66,5 +80,30 @@ class atomic {
 
 /// in_atomic() tells whether the calling tasklet is inside an atomic scope.
 bool in_atomic();
+
+/// preemptible is an RAII scope that opts the calling tasklet in to *hard* preemption (x86-64
+/// Linux): when the monitor (options::quantum > 0) has asked it to switch and it has not reached
+/// a safe point for half a quantum more, the monitor signals its worker thread and the signal handler
+/// redirects it into a trampoline that saves every register (general, flags, and the whole
+/// x87/SSE/AVX state with xsave) and yields; it later resumes exactly where it was, on the same
+/// worker thread (a hard-preempted tasklet is pinned until its next cooperative switch).
+///
+/// The code inside must be pure computation: no locks (a std::mutex held by a preempted tasklet
+/// would block its worker), no allocation (malloc's per-thread caches), no I/O and no stackless
+/// calls. The handler refuses (and leaves the request for the next safe point) when the
+/// interrupted code is in the runtime, libc or libstdc++, inside an atomic scope or a
+/// preempt_disable region, or on a stack with less than 16 KiB of headroom; stats() counts each
+/// refusal. Scopes nest; an atomic scope inside one wins. Throws usage_error outside a tasklet.
+/// On other platforms the scope is accepted and only soft preemption happens.
+class preemptible {
+ public:
+  preemptible();
+  ~preemptible();
+  preemptible(const preemptible&) = delete;
+  preemptible& operator=(const preemptible&) = delete;
+};
+
+/// in_preemptible() tells whether the calling tasklet is inside a preemptible scope.
+bool in_preemptible();
 
 }  // namespace stackless::this_tasklet

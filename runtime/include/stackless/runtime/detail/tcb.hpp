@@ -134,6 +134,8 @@ class tcb {
   stack* stk = nullptr;
   tcb* next = nullptr;            // intrusive link: yield list, inbox
   int atomic_depth = 0;           // this_tasklet::atomic nesting; > 0: pinned to `home`
+  int preemptible_depth = 0;      // this_tasklet::preemptible nesting (preempt.cpp)
+  bool hard_pinned = false;       // hard-preempted: pinned to `home` until its next own switch
   int irq_masked = 0;             // > 0: parks ignore pending interrupts (irq_mask, park.hpp)
   worker* home = nullptr;         // the worker a pinned tasklet must run on
   std::int64_t run_start_ns = 0;  // when it was last switched in

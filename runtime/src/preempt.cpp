@@ -1,0 +1,678 @@
+// runtime/src/preempt.cpp — preemption: the monitor thread, soft preemption at safe points, hard
+// preemption by signal, and the stall watchdog. After Go's sysmon and asyncPreempt (proc.go,
+// preempt.go, signal_unix.go), Seastar's preemption monitor and Caladan's preempt_disable.
+//
+// Soft preemption (always safe)
+// - The monitor thread (one per scheduler, only when options::quantum > 0 or a run_for() slice
+//   needs watching) wakes every quantum/2. For each worker it reads `runs` (bumped at every
+//   switch-in and every yield that carried on) and `running_id`; when both are unchanged for a
+//   whole quantum and other work waits anywhere (a queue, an inbox, a yield list, a due timer),
+//   it stores 1 in that worker's thread_block::preempt.
+// - The running tasklet reads the word at its next safe point — this_tasklet::checkpoint(), or
+//   the entry of a blocking runtime call (preempt_point()) — and yields to the back of the queue,
+//   after firing due timers (a sleeper behind a hog becomes runnable only if someone fires its
+//   timer, and the hog's worker is the one that is awake). Inside an atomic scope it does not.
+// - launch() clears the word for every new turn, so a request meant for the previous tasklet costs
+//   the next one at most one early yield.
+//
+// Hard preemption (opt-in, x86-64 Linux, not under ThreadSanitizer)
+// - A tasklet inside a this_tasklet::preemptible scope publishes thread_block::hard_ok. When a
+//   request has been ignored for one more tick (half a quantum; half a slice in run_for()) —
+//   the tasklet opted in, and two more quanta would put a 1 ms periodic tasklet behind hogs
+//   3 ms late, past the 2 ms p99 we aim for — the monitor sets
+//   thread_block::signal_pending (0 → 1: repeats merge) and sends SIGURG to the worker thread
+//   with tgkill.
+// - The handler runs on the thread's alternate signal stack (SA_ONSTACK; every worker thread has
+//   one: thread_altstack). It clears the pending bit, saves and restores errno, and refuses —
+//   leaving the request for the next safe point, and counting the reason — when:
+//     * preempt_disable > 0: the runtime is switching stacks or touching a queue on this thread;
+//       switching away from there would leave a half-done transition (worker::prev) or a held
+//       spinlock that the next tasklet on this worker needs;
+//     * the tasklet is in an atomic scope: the user asked for no switch at all;
+//     * it is not inside a preemptible scope: nothing promises that the code holds no lock
+//       (a std::mutex owned by a tasklet that was switched out blocks whoever wants it, maybe
+//       the next tasklet on this very thread: a deadlock) and calls no malloc (glibc's tcache is
+//       per thread and not re-entrant);
+//     * the PC is in the runtime's own code (any stackless:: function, Boost.Context), libc,
+//       libstdc++ or the dynamic loader — checked against address ranges read once, before the
+//       handler is installed, from the symbol table of the object that holds the runtime and the
+//       program headers of those libraries: a preemptible scope promises pure computation, and
+//       this catches a call that breaks the promise;
+//     * the stack has less than 16 KiB (and at least the xsave area plus 8 KiB) of headroom below
+//       the interrupted stack pointer: the trampoline, the register save area and the switch
+//       need that much, and a guard-page hit there would be reported against innocent code;
+//     * the handler's own frame is on the tasklet's stack (no alternate stack): it would sit
+//       exactly where the trampoline frame goes.
+// - When it accepts, it does not switch inside the handler (the kernel's signal frame, the
+//   signal mask and the altstack would all be left behind). It rewrites the interrupted context
+//   instead, as Go's asyncPreempt does: the stack pointer moves 136 bytes down (past the 128-byte
+//   red zone, which leaf code may be using), the interrupted PC is stored there, and the PC is
+//   set to stackless_preempt_trampoline. When the handler returns, the kernel restores the
+//   context and the trampoline runs as if called: it saves rflags and every general register,
+//   the whole x87/SSE/AVX state (xsave, every component the OS enabled), calls
+//   stackless_hard_preempted() — an ordinary function, which yields with switch_out() — and on
+//   resumption restores everything and returns with `ret $128`, which pops the interrupted PC
+//   and steps over the red zone: every register and the red zone are as they were.
+// - A hard-preempted tasklet is pinned to its worker (tcb::hard_pinned, home) until its next
+//   own switch: the interrupted code may hold thread_local addresses (errno's included) in
+//   registers, valid only on this thread.
+//
+// The monitor also reports stalls: a worker that has run one tasklet for options::stall_warning
+// without passing a safe point, while other work waits, gets one line on stderr naming it (at
+// most one line a second per scheduler).
+//
+// Memory orders
+// - thread_block::preempt: relaxed both ways (a hint; the switch itself is the synchronisation).
+// - thread_block::hard_ok: relaxed (a stale value costs one refused or one unsent signal).
+// - thread_block::signal_pending: the monitor's acq_rel exchange pairs with the handler's
+//   acq_rel exchange; only the 0 → 1 transition sends a signal.
+// - worker::block_pub: release by the worker thread after it set up its block (attach_thread),
+//   acquire by the monitor before it touches the block or sends a signal to `tid`.
+// - worker::runs / running_id / has_yielders: relaxed stores by the owner, relaxed loads by the
+//   monitor (hints compared across ticks).
+// - The counters are relaxed; stats() reads them at any time.
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <ucontext.h>
+#endif
+
+#include "fence.hpp"
+#include "futex.hpp"
+#include "park.hpp"
+#include "scheduler_impl.hpp"
+#include "stackless/runtime/this_tasklet.hpp"
+
+#if defined(__SANITIZE_THREAD__)
+#define STACKLESS_NO_HARD_PREEMPT 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define STACKLESS_NO_HARD_PREEMPT 1
+#endif
+#endif
+
+#if defined(__x86_64__) && !defined(STACKLESS_NO_HARD_PREEMPT)
+#define STACKLESS_HARD_PREEMPT 1
+#endif
+
+namespace stackless::detail {
+
+const std::atomic<std::uint32_t> zero_irq{0};
+thread_local thread_block tl_block __asm__("stackless_tl_block")
+    __attribute__((tls_model("initial-exec")));
+
+#if !defined(__x86_64__)
+thread_block* this_thread_block() noexcept { return &tl_block; }
+#endif
+
+namespace {
+
+template <class A>
+void bump(A& counter) noexcept {  // owner-only counter: a plain add, published relaxed
+  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+constexpr std::uint32_t irq_deliver = IRQ_KILLED | IRQ_EXC;
+
+}  // namespace
+
+// ---- soft preemption ------------------------------------------------------------------------
+
+void soft_preempt(worker* w, tcb* t) {
+  thread_block* b = w->block;
+  b->preempt.store(0, std::memory_order_relaxed);
+  // In an atomic scope (or inside the runtime) the request waits: the monitor asks again at its
+  // next tick if the tasklet is still running by then.
+  if (t->atomic_depth > 0 || b->disable > 0) return;
+  scheduler_impl* s = w->sched;
+  if (s->next_deadline() != INT64_MAX) {
+    const std::int64_t now = now_ns();
+    if (s->next_deadline() <= now) s->fire_timers(now);
+  }
+  bump(w->soft_preempts);
+  switch_out(t, switch_why::yield);  // to the back of the queue (or to the host: run_for)
+}
+
+void checkpoint_slow() {
+  worker* w = current_worker();
+  tcb* t = w ? w->current : nullptr;
+  if (!t) return;
+  if (t->irq.load(std::memory_order_acquire) & irq_deliver) throw_if_interrupted();
+  if (w->block->preempt.load(std::memory_order_relaxed)) {
+    soft_preempt(w, t);
+  } else if (t->irq.load(std::memory_order_acquire) & IRQ_PAUSE) {
+    switch_out(t, switch_why::yield);  // pause() is waiting for it to switch
+  } else {
+    return;
+  }
+  // Resumed (maybe on another worker): an interrupt that came meanwhile is thrown now.
+  if (t->irq.load(std::memory_order_acquire) & irq_deliver) throw_if_interrupted();
+}
+
+void preempt_point_slow() {
+  worker* w = current_worker();
+  if (w && w->current) soft_preempt(w, w->current);
+}
+
+// ---- hard preemption: code ranges, handler, trampoline ------------------------------------
+
+#if defined(STACKLESS_HARD_PREEMPT)
+
+extern "C" {
+// The xsave area size for the features the OS enabled (CPUID 0xD/0 EBX), rounded up to 64.
+__attribute__((visibility("hidden"))) std::uint64_t stackless_xsave_size = 0;
+__attribute__((visibility("hidden"))) void stackless_preempt_trampoline();
+__attribute__((visibility("hidden"))) void stackless_hard_preempted();
+}
+
+// The trampoline (see the top of the file). On entry: rsp = interrupted rsp - 136, and [rsp] is
+// the interrupted PC. Every register holds the interrupted code's value.
+__asm__(R"(
+  .text
+  .globl stackless_preempt_trampoline
+  .hidden stackless_preempt_trampoline
+  .type stackless_preempt_trampoline, @function
+  .p2align 4
+stackless_preempt_trampoline:
+  pushfq
+  pushq %rax
+  pushq %rcx
+  pushq %rdx
+  pushq %rbx
+  pushq %rbp
+  pushq %rsi
+  pushq %rdi
+  pushq %r8
+  pushq %r9
+  pushq %r10
+  pushq %r11
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, %rbx
+  andq $-64, %rsp
+  subq stackless_xsave_size(%rip), %rsp
+  xorl %eax, %eax
+  movq %rax, 512(%rsp)
+  movq %rax, 520(%rsp)
+  movq %rax, 528(%rsp)
+  movq %rax, 536(%rsp)
+  movq %rax, 544(%rsp)
+  movq %rax, 552(%rsp)
+  movq %rax, 560(%rsp)
+  movq %rax, 568(%rsp)
+  movl $-1, %eax
+  movl $-1, %edx
+  xsave64 (%rsp)
+  cld
+  call stackless_hard_preempted
+  movl $-1, %eax
+  movl $-1, %edx
+  xrstor64 (%rsp)
+  movq %rbx, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %r11
+  popq %r10
+  popq %r9
+  popq %r8
+  popq %rdi
+  popq %rsi
+  popq %rbp
+  popq %rbx
+  popq %rdx
+  popq %rcx
+  popq %rax
+  popfq
+  ret $128
+  .size stackless_preempt_trampoline, .-stackless_preempt_trampoline
+)");
+
+// stackless_hard_preempted() is the trampoline's call: an ordinary function on the tasklet's
+// stack, so it may switch like any yield. The tasklet is pinned here (see the top).
+extern "C" void stackless_hard_preempted() {
+  const int saved_errno = errno;
+  worker* w = current_worker();
+  tcb* t = w->current;
+  w->block->preempt.store(0, std::memory_order_relaxed);
+  scheduler_impl* s = w->sched;
+  if (s->next_deadline() != INT64_MAX) {
+    const std::int64_t now = now_ns();
+    if (s->next_deadline() <= now) s->fire_timers(now);
+  }
+  bump(w->hard_preempts);
+  switch_out(t, switch_why::yield, /*pin=*/true);
+  errno = saved_errno;  // same thread: it was pinned
+}
+
+namespace {
+
+struct code_range {
+  std::uintptr_t lo, hi;
+};
+// Built once before the handler is installed; never changed after (the handler only reads).
+code_range* g_ranges = nullptr;
+std::size_t g_nranges = 0;
+std::uintptr_t g_min_headroom = 16 * 1024;
+bool g_hard_supported = false;
+struct sigaction g_old_action;
+
+bool runtime_symbol(const char* n) {
+  static const char* const prefixes[] = {"_ZN9stackless", "_ZNK9stackless", "_ZZN9stackless",
+                                         "_ZZNK9stackless", "stackless_", "jump_fcontext",
+                                         "make_fcontext", "ontop_fcontext", "_ZN5boost7context"};
+  for (const char* p : prefixes)
+    if (std::strncmp(n, p, std::strlen(p)) == 0) return true;
+  return false;
+}
+
+// add_symbols(): the runtime's functions in the ELF file `path` loaded at `bias`; how many.
+std::size_t add_symbols(const char* path, std::uintptr_t bias, std::vector<code_range>& out) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct stat st {};
+  std::size_t found = 0;
+  if (::fstat(fd, &st) == 0 && st.st_size > static_cast<off_t>(sizeof(Elf64_Ehdr))) {
+    const std::size_t len = static_cast<std::size_t>(st.st_size);
+    void* map = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map != MAP_FAILED) {
+      const auto* base = static_cast<const unsigned char*>(map);
+      const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(base);
+      if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
+          eh->e_shoff + std::uint64_t{eh->e_shnum} * sizeof(Elf64_Shdr) <= len) {
+        const auto* sh = reinterpret_cast<const Elf64_Shdr*>(base + eh->e_shoff);
+        for (Elf64_Word want : {SHT_SYMTAB, SHT_DYNSYM}) {
+          for (unsigned i = 0; i < eh->e_shnum && !found; ++i) {
+            if (sh[i].sh_type != want || sh[i].sh_link >= eh->e_shnum) continue;
+            const Elf64_Shdr& strs = sh[sh[i].sh_link];
+            if (sh[i].sh_offset + sh[i].sh_size > len || strs.sh_offset + strs.sh_size > len) continue;
+            const auto* syms = reinterpret_cast<const Elf64_Sym*>(base + sh[i].sh_offset);
+            const std::size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
+            const char* names = reinterpret_cast<const char*>(base + strs.sh_offset);
+            for (std::size_t k = 0; k < n; ++k) {
+              const Elf64_Sym& s = syms[k];
+              if (ELF64_ST_TYPE(s.st_info) != STT_FUNC || s.st_size == 0 || s.st_shndx == SHN_UNDEF ||
+                  s.st_name >= strs.sh_size)
+                continue;
+              if (!runtime_symbol(names + s.st_name)) continue;
+              out.push_back({bias + s.st_value, bias + s.st_value + s.st_size});
+              ++found;
+            }
+          }
+          if (found) break;
+        }
+      }
+      ::munmap(map, len);
+    }
+  }
+  ::close(fd);
+  return found;
+}
+
+bool runtime_library(const char* name) {
+  static const char* const libs[] = {"/libc.so", "/libstdc++.so", "/libgcc_s.so", "/ld-linux",
+                                     "/libpthread.so", "/libboost_context", "/libasan.so",
+                                     "/libtsan.so", "/libubsan.so", "linux-vdso"};
+  for (const char* l : libs)
+    if (std::strstr(name, l)) return true;
+  return false;
+}
+
+void add_segments(const dl_phdr_info* info, std::vector<code_range>& out) {
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
+      out.push_back({info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz});
+  }
+}
+
+int collect_ranges(dl_phdr_info* info, std::size_t, void* arg) {
+  auto& out = *static_cast<std::vector<code_range>*>(arg);
+  const auto self = reinterpret_cast<std::uintptr_t>(&add_symbols);
+  bool holds_runtime = false;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    const std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+    if (ph.p_type == PT_LOAD && self >= lo && self < lo + ph.p_memsz) holds_runtime = true;
+  }
+  const char* name = info->dlpi_name ? info->dlpi_name : "";
+  if (holds_runtime) {
+    // Without a symbol table (a stripped binary) the whole object counts as the runtime: hard
+    // preemption is then refused everywhere in it — safe, and visible in stats().
+    if (add_symbols(*name ? name : "/proc/self/exe", info->dlpi_addr, out) == 0) add_segments(info, out);
+  } else if (runtime_library(name)) {
+    add_segments(info, out);
+  }
+  return 0;
+}
+
+bool in_runtime_code(std::uintptr_t pc) noexcept {
+  std::size_t lo = 0, hi = g_nranges;  // the first range whose hi > pc
+  while (lo < hi) {
+    std::size_t mid = (lo + hi) / 2;
+    if (g_ranges[mid].hi <= pc) lo = mid + 1; else hi = mid;
+  }
+  return lo < g_nranges && g_ranges[lo].lo <= pc;
+}
+
+void chain_old(int sig, siginfo_t* si, void* uc) {
+  if (g_old_action.sa_flags & SA_SIGINFO) {
+    if (g_old_action.sa_sigaction) g_old_action.sa_sigaction(sig, si, uc);
+  } else if (g_old_action.sa_handler != SIG_DFL && g_old_action.sa_handler != SIG_IGN) {
+    g_old_action.sa_handler(sig);
+  }
+}
+
+// The handler writes below the interrupted stack pointer, on memory ASan may still describe as
+// a dead frame's redzone: it is not instrumented.
+__attribute__((no_sanitize("address"))) void on_preempt_signal(int sig, siginfo_t* si, void* ucv) {
+  const int saved_errno = errno;
+  thread_block* b = &tl_block;  // the handler runs on the interrupted thread, no switch inside
+  if (b->signal_pending.exchange(0, std::memory_order_acq_rel) == 0) {  // pairs with the monitor
+    chain_old(sig, si, ucv);  // not ours
+    errno = saved_errno;
+    return;
+  }
+  worker* w = current_worker();
+  if (!w || w->block != b) {  // the thread left the worker loop before the signal landed
+    errno = saved_errno;
+    return;
+  }
+  auto* uc = static_cast<ucontext_t*>(ucv);
+  tcb* t = w->current;
+  const auto pc = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  const auto sp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
+  if (b->disable > 0) {
+    w->refused_disabled.fetch_add(1, std::memory_order_relaxed);
+  } else if (!t || t->preemptible_depth == 0) {
+    w->refused_not_preemptible.fetch_add(1, std::memory_order_relaxed);
+  } else if (t->atomic_depth > 0) {
+    w->refused_atomic.fetch_add(1, std::memory_order_relaxed);
+  } else if (in_runtime_code(pc)) {
+    w->refused_runtime_code.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    const auto lo = reinterpret_cast<std::uintptr_t>(t->stk->lo);
+    const std::uintptr_t hi = lo + t->stk->size;
+    const auto here = reinterpret_cast<std::uintptr_t>(&saved_errno);
+    if ((here >= lo && here < hi) || sp < lo + g_min_headroom || sp > hi) {
+      w->refused_stack.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      auto* slot = reinterpret_cast<std::uintptr_t*>(sp - 128 - 8);
+      *slot = pc;
+      uc->uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(reinterpret_cast<std::uintptr_t>(slot));
+      uc->uc_mcontext.gregs[REG_RIP] =
+          static_cast<greg_t>(reinterpret_cast<std::uintptr_t>(&stackless_preempt_trampoline));
+    }
+  }
+  errno = saved_errno;
+}
+
+void install_handler_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    unsigned a = 0, bx = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &bx, &c, &d) || !(c & (1u << 27))) return;  // no OSXSAVE
+    __cpuid_count(0xD, 0, a, bx, c, d);
+    if (bx < 576) return;
+    stackless_xsave_size = (bx + 63) & ~std::uint64_t{63};
+    g_min_headroom = std::max<std::uintptr_t>(16 * 1024, stackless_xsave_size + 8 * 1024);
+    std::vector<code_range> v;
+    dl_iterate_phdr(&collect_ranges, &v);
+    std::sort(v.begin(), v.end(), [](const code_range& x, const code_range& y) { return x.lo < y.lo; });
+    std::vector<code_range> merged;
+    for (const code_range& r : v) {
+      if (!merged.empty() && r.lo <= merged.back().hi) merged.back().hi = std::max(merged.back().hi, r.hi);
+      else merged.push_back(r);
+    }
+    g_nranges = merged.size();
+    g_ranges = new code_range[g_nranges ? g_nranges : 1];  // process lifetime: the handler reads it
+    std::copy(merged.begin(), merged.end(), g_ranges);
+    struct sigaction sa {};
+    sa.sa_sigaction = &on_preempt_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    if (sigaction(SIGURG, &sa, &g_old_action) == 0) g_hard_supported = true;
+  });
+}
+
+}  // namespace
+
+#endif  // STACKLESS_HARD_PREEMPT
+
+// ---- the preemptible and atomic scopes' effect on the thread block ---------------------------
+
+namespace {
+void publish_hard_ok(tcb* t) {
+#if defined(STACKLESS_HARD_PREEMPT)
+  if (worker* w = current_worker()) {
+    w->block->hard_ok.store(t->preemptible_depth > 0 && t->atomic_depth == 0 && g_hard_supported,
+                            std::memory_order_relaxed);
+  }
+#else
+  (void)t;
+#endif
+}
+}  // namespace
+
+void scope_changed(tcb* t) { publish_hard_ok(t); }
+
+// ---- attaching worker threads ---------------------------------------------------------------
+
+void attach_thread(worker& w) noexcept {
+  thread_block* b = &tl_block;  // no switch between here and the stores below
+  b->preempt.store(0, std::memory_order_relaxed);
+  b->disable = 1;  // the scheduler side
+  b->irq = &zero_irq;
+  b->hard_ok.store(0, std::memory_order_relaxed);
+  w.block = b;
+  w.tid.store(static_cast<int>(::syscall(SYS_gettid)), std::memory_order_relaxed);
+  w.block_pub.store(b, std::memory_order_release);  // pairs with the monitor's acquire
+}
+
+void detach_thread(worker& w) noexcept {
+  w.block_pub.store(nullptr, std::memory_order_release);
+  w.running_id.store(0, std::memory_order_relaxed);
+  thread_block* b = &tl_block;
+  b->preempt.store(0, std::memory_order_relaxed);
+  b->disable = 0;
+  b->irq = &zero_irq;
+  b->hard_ok.store(0, std::memory_order_relaxed);
+}
+
+// ---- the monitor ----------------------------------------------------------------------------
+
+class monitor {
+ public:
+  explicit monitor(scheduler_impl& s) : s_(s), seen_(s.nworkers) {
+    q_ns_ = std::chrono::nanoseconds(s.opts.quantum).count();
+    if (q_ns_ > 0) q_ns_ = std::max<std::int64_t>(q_ns_, 100'000);
+    stall_ns_ = std::chrono::nanoseconds(s.opts.stall_warning).count();
+#if defined(STACKLESS_HARD_PREEMPT)
+    install_handler_once();
+#endif
+    thread_ = std::thread([this] {
+      std::string n = s_.opts.name + "-mon";
+      pthread_setname_np(pthread_self(), n.substr(0, 15).c_str());
+      loop();
+    });
+  }
+  ~monitor() {
+    stop_.store(true, std::memory_order_relaxed);
+    poke();
+    thread_.join();
+  }
+  void poke() noexcept {
+    word_.fetch_add(1, std::memory_order_release);
+    futex_wake(&word_);
+  }
+
+  std::atomic<std::uint64_t> signals{0}, stalls{0};
+
+ private:
+  struct seen {
+    std::uint64_t runs = 0, id = 0;
+    std::int64_t since = 0, requested_at = 0;
+    bool requested = false, warned = false;
+  };
+
+  void loop() {
+    while (!stop_.load(std::memory_order_relaxed)) {
+      std::uint32_t w0 = word_.load(std::memory_order_acquire);
+      std::int64_t period = q_ns_ > 0 ? q_ns_ / 2 : INT64_MAX;
+      for (auto& w : s_.workers) {
+        std::int64_t slice = w->slice_pub.load(std::memory_order_relaxed);
+        if (slice > 0) period = std::min(period, std::max<std::int64_t>(slice / 2, 20'000));
+      }
+      futex_wait(&word_, w0, period == INT64_MAX ? INT64_MAX : now_ns() + period);
+      if (stop_.load(std::memory_order_relaxed)) break;
+      tick(now_ns());
+    }
+  }
+
+  bool work_waiting(std::int64_t now) const {
+    if (s_.injection.size_approx() != 0) return true;
+    for (auto& v : s_.workers) {
+      if (!v->deque.empty() || v->runnext.load(std::memory_order_relaxed) ||
+          v->inbox_nonempty.load(std::memory_order_relaxed) ||
+          v->has_yielders.load(std::memory_order_relaxed))
+        return true;
+    }
+    return s_.next_deadline() <= now;
+  }
+
+  void tick(std::int64_t now) {
+    for (unsigned i = 0; i < s_.nworkers; ++i) {
+      worker& w = *s_.workers[i];
+      seen& st = seen_[i];
+      thread_block* b = w.block_pub.load(std::memory_order_acquire);  // pairs with attach_thread
+      const std::uint64_t id = w.running_id.load(std::memory_order_relaxed);
+      const std::uint64_t runs = w.runs.load(std::memory_order_relaxed);
+      if (!b || id == 0 || runs != st.runs || id != st.id) {
+        st = seen{runs, id, now, 0, false, false};
+        continue;
+      }
+      const std::int64_t ran = now - st.since;  // at least this long, at most a tick more
+      const std::int64_t slice = w.slice_pub.load(std::memory_order_relaxed);
+      const std::int64_t limit = slice > 0 ? slice : q_ns_;
+      if (limit > 0 && ran >= limit && (slice > 0 || work_waiting(now))) {
+        b->preempt.store(1, std::memory_order_relaxed);
+        if (!st.requested) {
+          st.requested = true;
+          st.requested_at = now;
+        }
+#if defined(STACKLESS_HARD_PREEMPT)
+        const std::int64_t grace = slice > 0 ? slice / 2 : q_ns_ / 2;
+        if (g_hard_supported && now - st.requested_at >= grace &&
+            b->hard_ok.load(std::memory_order_relaxed) &&
+            b->signal_pending.exchange(1, std::memory_order_acq_rel) == 0) {
+          ::syscall(SYS_tgkill, static_cast<int>(::getpid()), w.tid.load(std::memory_order_relaxed), SIGURG);
+          signals.fetch_add(1, std::memory_order_relaxed);
+        }
+#endif
+      }
+      // A stall is a worker that holds others up: one tasklet running this long alone is not.
+      if (q_ns_ > 0 && stall_ns_ > 0 && ran >= stall_ns_ && !st.warned && work_waiting(now)) {
+        st.warned = true;
+        report_stall(i, id, ran);
+      }
+    }
+  }
+
+  void report_stall(unsigned worker_index, std::uint64_t id, std::int64_t ran) {
+    const std::int64_t now = now_ns();
+    if (last_report_ != 0 && now - last_report_ < 1'000'000'000) return;  // one line a second
+    last_report_ = now;
+    std::string name;
+    s_.for_each_live([&](tcb* t) {
+      if (t->id != id) return;
+      t->lk.lock();
+      name = t->name;
+      t->lk.unlock();
+    });
+    std::fprintf(stderr,
+                 "stackless: stall: worker %u has run tasklet #%llu '%s' for %lld ms without a "
+                 "safe point (this_tasklet::checkpoint() or a blocking call); other tasklets on "
+                 "it wait\n",
+                 worker_index, static_cast<unsigned long long>(id), name.c_str(),
+                 static_cast<long long>(ran / 1'000'000));
+    stalls.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  scheduler_impl& s_;
+  std::vector<seen> seen_;
+  std::int64_t q_ns_ = 0, stall_ns_ = 0;
+  std::int64_t last_report_ = 0;
+  std::atomic<std::uint32_t> word_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+void scheduler_impl::start_monitor() {
+  std::lock_guard g(mon_mu);
+  if (!mon) mon.reset(new monitor(*this));
+  else mon->poke();  // a run_for() slice to watch: re-read the period now
+}
+
+void scheduler_impl::monitor_deleter::operator()(monitor* m) const noexcept { delete m; }
+
+void scheduler_impl::stop_monitor() noexcept {
+  std::lock_guard g(mon_mu);
+  mon.reset();
+}
+
+void monitor_counts(const scheduler_impl& s, std::uint64_t& signals, std::uint64_t& stalls) {
+  signals = stalls = 0;
+  std::lock_guard g(s.mon_mu);
+  if (s.mon) {
+    signals = s.mon->signals.load(std::memory_order_relaxed);
+    stalls = s.mon->stalls.load(std::memory_order_relaxed);
+  }
+}
+
+}  // namespace stackless::detail
+
+// ---- this_tasklet ---------------------------------------------------------------------------
+
+namespace stackless::this_tasklet {
+
+using namespace stackless::detail;
+
+preemptible::preemptible() {
+  tcb* t = current_tcb();
+  if (!t) throw usage_error("stackless: this_tasklet::preemptible used outside a tasklet");
+  if (t->preemptible_depth++ == 0) scope_changed(t);
+}
+
+preemptible::~preemptible() {
+  if (tcb* t = current_tcb()) {
+    if (--t->preemptible_depth == 0) scope_changed(t);
+  }
+}
+
+bool in_preemptible() {
+  tcb* t = current_tcb();
+  if (!t) throw usage_error("stackless: this_tasklet::in_preemptible() called outside a tasklet");
+  return t->preemptible_depth > 0;
+}
+
+}  // namespace stackless::this_tasklet
