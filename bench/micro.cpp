@@ -10,6 +10,12 @@
 //                     same with std::mutex on the same thread, for scale.
 //   BM_sleep_timer    arm and fire one timer: sleep_until(now) parks and the worker fires the
 //                     already-due timer (the cost of the timer path, not of waiting).
+//   BM_checkpoint/<q> 1000 this_tasklet::checkpoint() calls in a loop that also adds to a
+//                     counter, inside a tasklet, with options::quantum = q µs (0: no monitor;
+//                     1000: the monitor ticks, nothing else waits, so it never asks). The cost
+//                     of one call is (this - BM_checkpoint_baseline) / 1000 (issue 6's target:
+//                     <= 1 ns); ns_per_call reports this loop's time per call.
+//   BM_checkpoint_baseline  the same loop without the calls.
 //
 // The benchmark loop runs inside a tasklet, i.e. on the worker thread: Google Benchmark only needs
 // the loop to stay on one thread, which workers = 1 guarantees. Real time is reported.
@@ -100,6 +106,45 @@ void BM_sleep_timer(benchmark::State& state) {
   });
 }
 BENCHMARK(BM_sleep_timer)->UseRealTime();
+
+constexpr int checkpoint_batch = 1000;
+
+void BM_checkpoint(benchmark::State& state) {
+  stackless::options o = one_worker();
+  o.quantum = std::chrono::microseconds(state.range(0));
+  stackless::scheduler s(o);
+  s.block_on([&] {
+    std::uint64_t sum = 0;
+    for (auto _ : state) {
+      for (int i = 0; i < checkpoint_batch; ++i) {
+        stackless::this_tasklet::checkpoint();
+        sum += static_cast<std::uint64_t>(i);
+        benchmark::DoNotOptimize(sum);
+      }
+    }
+  });
+  state.counters["ns_per_call"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * checkpoint_batch,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_checkpoint)->Arg(0)->Arg(1000)->UseRealTime();
+
+void BM_checkpoint_baseline(benchmark::State& state) {
+  stackless::scheduler s(one_worker());
+  s.block_on([&] {
+    std::uint64_t sum = 0;
+    for (auto _ : state) {
+      for (int i = 0; i < checkpoint_batch; ++i) {
+        sum += static_cast<std::uint64_t>(i);
+        benchmark::DoNotOptimize(sum);
+      }
+    }
+  });
+  state.counters["ns_per_call"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * checkpoint_batch,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_checkpoint_baseline)->UseRealTime();
 
 }  // namespace
 
