@@ -25,9 +25,11 @@
 // - The handler runs on the thread's alternate signal stack (SA_ONSTACK; every worker thread has
 //   one: thread_altstack). It clears the pending bit, saves and restores errno, and refuses —
 //   leaving the request for the next safe point, and counting the reason — when:
-//     * preempt_disable > 0: the runtime is switching stacks or touching a queue on this thread;
-//       switching away from there would leave a half-done transition (worker::prev) or a held
-//       spinlock that the next tasklet on this worker needs;
+//     * preempt_disable > 0: the runtime is switching stacks on this thread (switch_out() to the
+//       landing side: worker::prev/why, the queues, w->current already naming the next
+//       tasklet); switching away from there would leave a half-done transition. The counter is
+//       thread_block::disable, one `addl` on memory (a signal cannot split it), with a compiler
+//       signal fence on each side; the scheduler side of a worker lives at 1;
 //     * the tasklet is in an atomic scope: the user asked for no switch at all;
 //     * it is not inside a preemptible scope: nothing promises that the code holds no lock
 //       (a std::mutex owned by a tasklet that was switched out blocks whoever wants it, maybe
@@ -37,7 +39,9 @@
 //       libstdc++ or the dynamic loader — checked against address ranges read once, before the
 //       handler is installed, from the symbol table of the object that holds the runtime and the
 //       program headers of those libraries: a preemptible scope promises pure computation, and
-//       this catches a call that breaks the promise;
+//       this catches a call that breaks the promise — a queue push or a spinlock held by a wake,
+//       the channel's RESUMING spin states (whose spinners would wait a whole preemption for
+//       it), malloc's per-thread cache. This is why those need no preempt_disable of their own;
 //     * the stack has less than 16 KiB (and at least the xsave area plus 8 KiB) of headroom below
 //       the interrupted stack pointer: the trampoline, the register save area and the switch
 //       need that much, and a guard-page hit there would be reported against innocent code;
@@ -74,6 +78,8 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -513,6 +519,13 @@ class monitor {
     thread_ = std::thread([this] {
       std::string n = s_.opts.name + "-mon";
       pthread_setname_np(pthread_self(), n.substr(0, 15).c_str());
+      // The lowest real-time priority, where the process may have it (root, CAP_SYS_NICE): when
+      // every core runs a hog, a normal-priority monitor waits for the kernel to preempt one
+      // (measured here: its 0.5 ms ticks came 1–3 ms late, and so did every preemption). It
+      // runs a few µs per tick. Without the permission it stays a normal thread.
+      sched_param sp{};
+      sp.sched_priority = 1;
+      realtime = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
       loop();
     });
   }
@@ -527,6 +540,7 @@ class monitor {
   }
 
   std::atomic<std::uint64_t> signals{0}, stalls{0};
+  std::atomic<bool> realtime{false};
 
  private:
   struct seen {
@@ -640,12 +654,13 @@ void scheduler_impl::stop_monitor() noexcept {
   mon.reset();
 }
 
-void monitor_counts(const scheduler_impl& s, std::uint64_t& signals, std::uint64_t& stalls) {
-  signals = stalls = 0;
+void monitor_counts(const scheduler_impl& s, scheduler_stats& out) {
   std::lock_guard g(s.mon_mu);
   if (s.mon) {
-    signals = s.mon->signals.load(std::memory_order_relaxed);
-    stalls = s.mon->stalls.load(std::memory_order_relaxed);
+    out.monitor_running = true;
+    out.monitor_realtime = s.mon->realtime.load(std::memory_order_relaxed);
+    out.preempt_signals = s.mon->signals.load(std::memory_order_relaxed);
+    out.stalls_reported = s.mon->stalls.load(std::memory_order_relaxed);
   }
 }
 

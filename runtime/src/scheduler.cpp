@@ -604,7 +604,7 @@ scheduler_stats scheduler_impl::stats() const {
     s.refused_stack += w->refused_stack.load(std::memory_order_relaxed);
   }
   s.preemptions = s.soft_preemptions + s.hard_preemptions;
-  monitor_counts(*this, s.preempt_signals, s.stalls_reported);
+  monitor_counts(*this, s);
   s.stacks_guarded = stacks.guarded_made();
   s.stacks_unguarded = stacks.unguarded_made();
   return s;

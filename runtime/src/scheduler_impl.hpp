@@ -329,8 +329,8 @@ void attach_thread(worker& w) noexcept;
 void detach_thread(worker& w) noexcept;
 /// scope_changed(): t (running here) entered or left its outermost atomic or preemptible scope.
 void scope_changed(tcb* t);
-/// monitor_counts(): the signals sent and stall lines printed by s's monitor (0 without one).
-void monitor_counts(const scheduler_impl& s, std::uint64_t& signals, std::uint64_t& stalls);
+/// monitor_counts(): fills the monitor's fields of `out` (left as they are without a monitor).
+void monitor_counts(const scheduler_impl& s, scheduler_stats& out);
 
 template <class F>
 void scheduler_impl::for_each_live(F&& f) const {

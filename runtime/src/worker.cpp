@@ -379,6 +379,7 @@ void switch_out(tcb* t, switch_why why, bool pin) {
   // signal cannot split it. Whoever lands on the other side takes the count down again: the
   // scheduler side lives at 1, a tasklet at 0 (tasklet_entry and the end of this function).
   ++w->block->disable;
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler keeps it before the rest
   t->hard_pinned = pin;
   if (pin) t->home = w;
   w->prev = t;
@@ -386,12 +387,14 @@ void switch_out(tcb* t, switch_why why, bool pin) {
   if (why == switch_why::yield && w->slice_ns && now_ns() - t->run_start_ns > w->slice_ns)
     w->why = switch_why::overrun;  // run_for(): back to the host, not to the queue
   leave(w, t, false);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   --current_worker()->block->disable;  // maybe another worker's (it resumed there)
 }
 
 void tasklet_entry(void* arg) {
   worker* w = static_cast<worker*>(arg);
   w->sched->after_switch(*w);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   --w->block->disable;  // see switch_out()
   tcb* t = w->current;
   if (t->irq.load(std::memory_order_acquire) & IRQ_KILLED) {
@@ -409,6 +412,7 @@ void tasklet_entry(void* arg) {
   if (t->locals) destroy_locals(t);  // its tasklet_local values, on its own stack
   w = current_worker();
   ++w->block->disable;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   w->prev = t;
   w->why = switch_why::exit;
   leave(w, t, /*exiting=*/true);

@@ -31,7 +31,9 @@ struct options {
   /// and asks a worker that has run one tasklet for a whole quantum, while other work waits, to
   /// switch at its next safe point (soft; hard inside this_tasklet::preemptible). 0: no monitor
   /// thread, tasklets switch only when they call the runtime. A quantum below 100 µs is raised
-  /// to 100 µs (the tick would cost more than it buys).
+  /// to 100 µs (the tick would cost more than it buys). The monitor asks for SCHED_FIFO
+  /// priority 1 (granted to root or CAP_SYS_NICE; stats().monitor_realtime): at normal priority
+  /// its ticks are late by the kernel's scheduling latency whenever every core runs a hog.
   std::chrono::microseconds quantum{0};
   /// stall_warning: with quantum > 0, a worker that has run one tasklet this long without a
   /// safe point while other work waits gets one line on stderr naming the tasklet (at most one
@@ -77,6 +79,8 @@ struct scheduler_stats {
   std::uint64_t refused_runtime_code = 0;     // the PC was in the runtime, libc or libstdc++
   std::uint64_t refused_stack = 0;            // less than 16 KiB of stack headroom
   std::uint64_t stalls_reported = 0;          // stall_warning lines printed
+  bool monitor_running = false;   // the monitor thread exists (quantum > 0, or a run_for())
+  bool monitor_realtime = false;  // it got SCHED_FIFO priority 1 (needs root or CAP_SYS_NICE)
   std::uint64_t stacks_outstanding = 0;  // stacks held by tasklets
   std::uint64_t stacks_pooled = 0;       // stacks cached for reuse
   std::uint64_t stacks_guarded = 0;      // stacks ever mapped with a guard page
