@@ -21,3 +21,20 @@ elseif(STACKLESS_SANITIZER STREQUAL "undefined")
 elseif(NOT STACKLESS_SANITIZER STREQUAL "")
   message(FATAL_ERROR "STACKLESS_SANITIZER must be address, thread or undefined, not '${STACKLESS_SANITIZER}'")
 endif()
+
+# stackless_runtime_text(target): after the static library is archived, its objects' plain
+# `.text` (and `.text.unlikely`) — the code our .cpp files define, not the templates and inline
+# functions that headers instantiate in the user's objects — is renamed `stackless_text`
+# (`stackless_text_cold`). The linker gathers each into one range bounded by
+# __start_/__stop_ symbols; the hard-preemption handler refuses to interrupt a PC inside them
+# (runtime/src/preempt.cpp). Without objcopy the handler refuses everywhere (safe, visible in
+# stats().refused_runtime_code).
+function(stackless_runtime_text target)
+  if(CMAKE_OBJCOPY AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
+    add_custom_command(TARGET ${target} POST_BUILD
+      COMMAND ${CMAKE_OBJCOPY} --rename-section .text=stackless_text
+                               --rename-section .text.unlikely=stackless_text_cold
+                               $<TARGET_FILE:${target}>
+      VERBATIM)
+  endif()
+endfunction()

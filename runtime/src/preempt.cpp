@@ -35,10 +35,13 @@
 //       (a std::mutex owned by a tasklet that was switched out blocks whoever wants it, maybe
 //       the next tasklet on this very thread: a deadlock) and calls no malloc (glibc's tcache is
 //       per thread and not re-entrant);
-//     * the PC is in the runtime's own code (any stackless:: function, Boost.Context), libc,
-//       libstdc++ or the dynamic loader — checked against address ranges read once, before the
-//       handler is installed, from the symbol table of the object that holds the runtime and the
-//       program headers of those libraries: a preemptible scope promises pure computation, and
+//     * the PC is in the runtime's own code, libc, libstdc++, Boost.Context or the dynamic
+//       loader — checked against address ranges computed once, before the handler is
+//       installed: the runtime's are the sections `stackless_text` / `stackless_text_cold`, into
+//       which the build renames our objects' .text (what our .cpp files define; not the
+//       templates and inline functions of the headers, into which the compiler inlines the
+//       user's code — a tasklet's body runs inside tcb_impl<…>::body()); the libraries' are
+//       their executable segments (dl_iterate_phdr). A preemptible scope promises pure computation, and
 //       this catches a call that breaks the promise — a queue push or a spinlock held by a wake,
 //       the channel's RESUMING spin states (whose spinners would wait a whole preemption for
 //       it), malloc's per-thread cache. This is why those need no preempt_disable of their own;
@@ -76,13 +79,10 @@
 //   monitor (hints compared across ticks).
 // - The counters are relaxed; stats() reads them at any time.
 #include <elf.h>
-#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -283,56 +283,13 @@ std::uintptr_t g_min_headroom = 16 * 1024;
 bool g_hard_supported = false;
 struct sigaction g_old_action;
 
-bool runtime_symbol(const char* n) {
-  static const char* const prefixes[] = {"_ZN9stackless", "_ZNK9stackless", "_ZZN9stackless",
-                                         "_ZZNK9stackless", "stackless_", "jump_fcontext",
-                                         "make_fcontext", "ontop_fcontext", "_ZN5boost7context"};
-  for (const char* p : prefixes)
-    if (std::strncmp(n, p, std::strlen(p)) == 0) return true;
-  return false;
-}
-
-// add_symbols(): the runtime's functions in the ELF file `path` loaded at `bias`; how many.
-std::size_t add_symbols(const char* path, std::uintptr_t bias, std::vector<code_range>& out) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  struct stat st {};
-  std::size_t found = 0;
-  if (::fstat(fd, &st) == 0 && st.st_size > static_cast<off_t>(sizeof(Elf64_Ehdr))) {
-    const std::size_t len = static_cast<std::size_t>(st.st_size);
-    void* map = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map != MAP_FAILED) {
-      const auto* base = static_cast<const unsigned char*>(map);
-      const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(base);
-      if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
-          eh->e_shoff + std::uint64_t{eh->e_shnum} * sizeof(Elf64_Shdr) <= len) {
-        const auto* sh = reinterpret_cast<const Elf64_Shdr*>(base + eh->e_shoff);
-        for (Elf64_Word want : {SHT_SYMTAB, SHT_DYNSYM}) {
-          for (unsigned i = 0; i < eh->e_shnum && !found; ++i) {
-            if (sh[i].sh_type != want || sh[i].sh_link >= eh->e_shnum) continue;
-            const Elf64_Shdr& strs = sh[sh[i].sh_link];
-            if (sh[i].sh_offset + sh[i].sh_size > len || strs.sh_offset + strs.sh_size > len) continue;
-            const auto* syms = reinterpret_cast<const Elf64_Sym*>(base + sh[i].sh_offset);
-            const std::size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
-            const char* names = reinterpret_cast<const char*>(base + strs.sh_offset);
-            for (std::size_t k = 0; k < n; ++k) {
-              const Elf64_Sym& s = syms[k];
-              if (ELF64_ST_TYPE(s.st_info) != STT_FUNC || s.st_size == 0 || s.st_shndx == SHN_UNDEF ||
-                  s.st_name >= strs.sh_size)
-                continue;
-              if (!runtime_symbol(names + s.st_name)) continue;
-              out.push_back({bias + s.st_value, bias + s.st_value + s.st_size});
-              ++found;
-            }
-          }
-          if (found) break;
-        }
-      }
-      ::munmap(map, len);
-    }
-  }
-  ::close(fd);
-  return found;
+// The runtime's own code: our objects' .text, renamed by the build (cmake/stackless_options.cmake,
+// stackless_runtime_text). Weak: absent when the build could not rename it.
+extern "C" {
+extern const char __start_stackless_text[] __attribute__((weak));
+extern const char __stop_stackless_text[] __attribute__((weak));
+extern const char __start_stackless_text_cold[] __attribute__((weak));
+extern const char __stop_stackless_text_cold[] __attribute__((weak));
 }
 
 bool runtime_library(const char* name) {
@@ -354,7 +311,7 @@ void add_segments(const dl_phdr_info* info, std::vector<code_range>& out) {
 
 int collect_ranges(dl_phdr_info* info, std::size_t, void* arg) {
   auto& out = *static_cast<std::vector<code_range>*>(arg);
-  const auto self = reinterpret_cast<std::uintptr_t>(&add_symbols);
+  const auto self = reinterpret_cast<std::uintptr_t>(&collect_ranges);
   bool holds_runtime = false;
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
@@ -363,9 +320,14 @@ int collect_ranges(dl_phdr_info* info, std::size_t, void* arg) {
   }
   const char* name = info->dlpi_name ? info->dlpi_name : "";
   if (holds_runtime) {
-    // Without a symbol table (a stripped binary) the whole object counts as the runtime: hard
-    // preemption is then refused everywhere in it — safe, and visible in stats().
-    if (add_symbols(*name ? name : "/proc/self/exe", info->dlpi_addr, out) == 0) add_segments(info, out);
+    auto add = [&](const char* lo, const char* hi) {
+      if (lo && hi && lo < hi) out.push_back({reinterpret_cast<std::uintptr_t>(lo), reinterpret_cast<std::uintptr_t>(hi)});
+    };
+    add(__start_stackless_text, __stop_stackless_text);
+    add(__start_stackless_text_cold, __stop_stackless_text_cold);
+    // Without the renamed section the whole object counts as the runtime: hard preemption is
+    // then refused everywhere in it — safe, and visible in stats().refused_runtime_code.
+    if (!__start_stackless_text) add_segments(info, out);
   } else if (runtime_library(name)) {
     add_segments(info, out);
   }
