@@ -3,7 +3,9 @@
 //
 //   PROG <workload> <workers> <n>
 //   RESULT workload=<w> impl=<impl> workers=<T> n=<n> total_ms=<f> ns_per_op=<f> check=<i>
-//          [p50_ns=<f> p99_ns=<f> max_ns=<f>]   (the lateness workloads: sleep)
+//          [p50_ns=<f> p99_ns=<f> max_ns=<f>]   (the lateness workloads: sleep, preempt,
+//                                                 preempt_hard)
+//          [<name>=<i> ...]                      (optional counters, e.g. ours' preemptions)
 //
 // Exit codes: 0 ok; 1 the check failed (or the runtime threw); 2 workload not applicable /
 // unknown; 64 bad command line.
@@ -16,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bench {
@@ -27,13 +30,16 @@ struct outcome {
   double ns = 0;           // wall time of the timed part
   std::int64_t check = 0;  // the workload's result, compared with plan::want
   std::int64_t ops = 0;    // the denominator of ns_per_op
-  // The lateness workloads (sleep) only: percentiles of the measured lateness, ns. When
-  // has_lateness (set_lateness() sets it), ns_per_op is p99_ns and the RESULT line carries
-  // all three.
+  // The lateness workloads (sleep, preempt, preempt_hard) only: percentiles of the measured
+  // lateness, ns. When has_lateness (set_lateness() sets it), ns_per_op is p99_ns and the
+  // RESULT line carries all three.
   bool has_lateness = false;
   double p50_ns = 0;
   double p99_ns = 0;
   double max_ns = 0;
+  // Optional integer fields appended to the RESULT line as name=value, in this order (ours: the
+  // preemptions of the timed run). tools/bench.py keeps the ones it knows and ignores the rest.
+  std::vector<std::pair<std::string, std::int64_t>> extra{};
 };
 
 inline double since(clock_type::time_point t0) {
@@ -64,6 +70,37 @@ constexpr int mutex_tasklets = 8;
 
 /// sleep_period is the one sleep the sleep workload repeats n times in one tasklet.
 constexpr std::chrono::milliseconds sleep_period{1};
+
+/// hog_state and hog_unit() are the work of the CPU hogs (preempt, preempt_hard, hog): one unit
+/// is hog_unit_steps steps of two serial dependency chains, a 64-bit LCG and a float that mixes
+/// its high bits in — pure register arithmetic, no memory traffic, no calls, nothing a compiler
+/// can skip or vectorise (each step needs the previous one). About 350 ns a unit on the
+/// machines here; bench/peers/go/peer.go has the same loop (hogUnit, with x and f in locals so
+/// that Go keeps them in registers too; measured equal to this one).
+struct hog_state {
+  std::uint64_t x = 1;
+  double f = 0;
+};
+constexpr int hog_unit_steps = 256;
+
+[[gnu::always_inline]] inline void hog_unit(hog_state& s) {
+  std::uint64_t x = s.x;
+  double f = s.f;
+  for (int i = 0; i < hog_unit_steps; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    f = f * 0.5 + static_cast<double>(x >> 11) * 0x1p-53;
+  }
+  s.x = x;
+  s.f = f;
+}
+
+/// preempt_workload() tells whether `name` needs a preemptive scheduler: CPU hogs that never
+/// block occupy every worker (preempt, preempt_hard: and a periodic tasklet must still wake up;
+/// hog, hog_q0: the quantum's cost). A runtime without preemption would never run the periodic
+/// tasklet, so the peers without it report "not applicable" (exit 2).
+inline bool preempt_workload(const std::string& name) {
+  return name == "preempt" || name == "preempt_hard" || name == "hog" || name == "hog_q0";
+}
 
 /// fib_value() is fib(n), iteratively.
 inline std::int64_t fib_value(int n) {
@@ -120,7 +157,8 @@ struct cli {
 };
 
 constexpr const char* usage_names =
-    "<spawn|yield|pingpong|pingpong_x|chain|fib|skynet|mpmc_c1|mpmc_c64|mpmc_c1024|mutex|mutex_tp|sleep>";
+    "<spawn|yield|pingpong|pingpong_x|chain|fib|skynet|mpmc_c1|mpmc_c64|mpmc_c1024|mutex|mutex_tp|sleep|"
+    "preempt|preempt_hard|hog|hog_q0>";
 
 /// parse() reads the command line and sizes the workload; 0, or the exit code to return.
 inline int parse(int argc, char** argv, cli& c) {
@@ -187,9 +225,12 @@ inline int parse(int argc, char** argv, cli& c) {
     c.warm = n / 10 / mutex_tasklets * mutex_tasklets;
     if (c.warm == 0) c.warm = mutex_tasklets;
     c.want = n;  // the counter's final value
-  } else if (c.name == "sleep") {
+  } else if (c.name == "sleep" || c.name == "preempt" || c.name == "preempt_hard") {
     c.warm = n >= 10 ? n / 10 : 1;
-    c.want = n;  // the sleeps done
+    c.want = n;  // the sleeps (periods) done
+  } else if (c.name == "hog" || c.name == "hog_q0") {
+    c.warm = n >= 10 ? n / 10 : 1;
+    c.want = n;  // the units of work done, by all hogs together
   } else {
     std::fprintf(stderr, "%s: unknown workload '%s'\n", argv[0], c.name.c_str());
     return 2;
@@ -207,6 +248,8 @@ inline int report(const char* impl, const cli& c, const outcome& r) {
               lateness ? r.p99_ns : r.ns / static_cast<double>(r.ops),
               static_cast<long long>(r.check));
   if (lateness) std::printf(" p50_ns=%.3f p99_ns=%.3f max_ns=%.3f", r.p50_ns, r.p99_ns, r.max_ns);
+  for (const auto& [name, value] : r.extra)
+    std::printf(" %s=%lld", name.c_str(), static_cast<long long>(value));
   std::printf("\n");
   if (r.check != c.want) {
     std::fprintf(stderr, "%s: %s check mismatch: got %lld, want %lld\n", impl, c.name.c_str(),

@@ -40,6 +40,30 @@
 //           idle scheduler; lateness = wake-up time - (start + 1 ms)
 //           on the steady clock. The RESULT line adds p50_ns, p99_ns
 //           and max_ns; the check is the number of sleeps (n).
+//   preempt T CPU hogs (one per worker) spin on bench::hog_unit(),    ns_per_op = p99 lateness
+//           calling this_tasklet::checkpoint() after every unit
+//           (~350 ns), until the root tasklet — the periodic one —
+//           has slept 1 ms n times in a row, measuring lateness as in
+//           sleep; then it stops them (a relaxed std::atomic<bool>
+//           they read every unit). options::quantum = 1 ms. The
+//           check is n. The clock starts once every hog has started.
+//   preempt_hard the same, but the hogs spin inside a                 ns_per_op = p99 lateness
+//           this_tasklet::preemptible scope with NO checkpoint(): the
+//           loop calls nothing (hard preemption by signal or nothing).
+//   hog     2T hogs (two per worker) do n units of work in total       op = one unit
+//           (n/2T each), checkpoint() after every unit, no periodic      (wall time / n)
+//           tasklet; quantum = 1 ms: the two hogs of a worker take
+//           turns every quantum (real preemptions, not just the tick).
+//   hog_q0  exactly the same code with quantum = 0 (no monitor         op = one unit
+//           thread): hog / hog_q0 is the throughput cost of the
+//           quantum (target <= 1.02).
+//           The four add soft_preemptions=, hard_preemptions=,
+//           preempt_signals= and preempt_refused= (the scheduler's
+//           stats() over the timed run) to the RESULT line; preempt
+//           and preempt_hard also hog_ns_per_unit= (wall time x T /
+//           units the hogs did while the clock ran: ~350 when every
+//           hog had a whole CPU, ~2x that if two shared one worker).
+//           The peers without preemption answer "not applicable".
 //
 // Timing starts and stops inside the root tasklet, so scheduler start-up and the wake-up of the
 // main thread are not counted. An untimed warm-up at a tenth of the size runs first, on the
@@ -327,6 +351,8 @@ outcome run_mutex(std::int64_t n, stackless::mutex_policy policy) {
 
 // --- sleep ---------------------------------------------------------------------------------
 
+/// run_sleep() sleeps bench::sleep_period n times in a row in the calling tasklet and reports the
+/// lateness of each wake-up (also the periodic tasklet of preempt and preempt_hard).
 outcome run_sleep(std::int64_t n) {
   std::vector<double> late;
   late.reserve(static_cast<std::size_t>(n));
@@ -341,9 +367,153 @@ outcome run_sleep(std::int64_t n) {
   return r;
 }
 
+// --- preempt, preempt_hard, hog, hog_q0 -------------------------------------------------------
+
+/// preempt_quantum is options::quantum for preempt, preempt_hard and hog (hog_q0: 0).
+constexpr std::chrono::microseconds preempt_quantum{1000};
+
+/// hog_counter is one hog's count of finished units, published (relaxed store, a plain mov) after
+/// every unit so that the root can tell how much the hogs did while its clock ran. One cache line
+/// each: the hogs must not slow each other down.
+struct alignas(64) hog_counter {
+  std::atomic<std::int64_t> units{0};
+};
+
+/// hog_sink keeps every hog's result alive, so the compiler cannot drop the work.
+std::atomic<std::uint64_t> hog_sink{0};
+
+void keep(const bench::hog_state& s) {
+  std::uint64_t bits;
+  static_assert(sizeof bits == sizeof s.f);
+  __builtin_memcpy(&bits, &s.f, sizeof bits);
+  hog_sink.fetch_xor(s.x ^ bits, std::memory_order_relaxed);
+}
+
+/// soft_hog() spins until `stop`, with a safe point after every unit (noinline as hard_hog(), so
+/// the two differ only in the scope and the checkpoint).
+[[gnu::noinline]] void soft_hog(const std::atomic<bool>& stop, hog_counter& done) {
+  bench::hog_state s;
+  std::int64_t units = 0;
+  while (!stop.load(std::memory_order_relaxed)) {
+    bench::hog_unit(s);
+    done.units.store(++units, std::memory_order_relaxed);
+    stackless::this_tasklet::checkpoint();
+  }
+  keep(s);
+}
+
+/// hard_hog() spins until `stop` inside a preemptible scope; the loop calls no function at all
+/// (hog_unit() is always_inline, the loads and stores are plain movs), so only the signal can
+/// take the worker away from it. (noinline like soft_hog(), so that the two loops compile alike.)
+[[gnu::noinline]] void hard_hog(const std::atomic<bool>& stop, hog_counter& done) {
+  bench::hog_state s;
+  std::int64_t units = 0;
+  {
+    stackless::this_tasklet::preemptible scope;
+    while (!stop.load(std::memory_order_relaxed)) {
+      bench::hog_unit(s);
+      done.units.store(++units, std::memory_order_relaxed);
+    }
+  }
+  keep(s);
+}
+
+std::int64_t hog_units(const std::vector<hog_counter>& done) {
+  std::int64_t sum = 0;
+  for (const auto& d : done) sum += d.units.load(std::memory_order_relaxed);
+  return sum;
+}
+
+/// run_preempt(): the root tasklet starts `hogs` hogs, waits (sleeping, so it does not hold a
+/// worker) until each has finished a unit, then is the periodic tasklet: run_sleep(n). Bounded:
+/// hogs that never start make the workload fail, not hang.
+outcome run_preempt(std::int64_t n, unsigned hogs, bool hard) {
+  std::atomic<bool> stop{false};
+  std::vector<hog_counter> done(hogs);
+  std::vector<stackless::tasklet<void>> kids;
+  kids.reserve(hogs);
+  for (unsigned i = 0; i < hogs; ++i) {
+    kids.push_back(stackless::spawn([&stop, &d = done[i], hard] {
+      if (hard)
+        hard_hog(stop, d);
+      else
+        soft_hog(stop, d);
+    }));
+  }
+  auto all_started = [&] {
+    for (const auto& d : done)
+      if (d.units.load(std::memory_order_relaxed) == 0) return false;
+    return true;
+  };
+  const auto wait0 = clock_type::now();
+  bool started = true;
+  while (!all_started()) {
+    if (clock_type::now() - wait0 > std::chrono::seconds(10)) {
+      started = false;
+      break;
+    }
+    stackless::this_tasklet::sleep_for(std::chrono::microseconds(200));
+  }
+  outcome r;
+  if (started) {
+    const std::int64_t units0 = hog_units(done);
+    r = run_sleep(n);
+    const std::int64_t units = hog_units(done) - units0;
+    if (units > 0) {
+      r.extra.emplace_back("hog_ns_per_unit",
+                           static_cast<std::int64_t>(r.ns * hogs / static_cast<double>(units)));
+    }
+  }
+  stop.store(true, std::memory_order_relaxed);
+  for (auto& k : kids) k.join();
+  if (!started) throw std::runtime_error("preempt: the hogs did not all start within 10 s");
+  return r;
+}
+
+/// run_hog(): `hogs` hogs do n units in total (n/hogs each, the first n % hogs one more), a
+/// checkpoint() after every unit — the same code whatever the quantum.
+outcome run_hog(std::int64_t n, unsigned hogs) {
+  std::vector<stackless::tasklet<std::int64_t>> kids;
+  kids.reserve(hogs);
+  auto t0 = clock_type::now();
+  for (unsigned i = 0; i < hogs; ++i) {
+    const std::int64_t mine = n / hogs + (static_cast<std::int64_t>(i) < n % hogs ? 1 : 0);
+    kids.push_back(stackless::spawn([mine] {
+      bench::hog_state s;
+      for (std::int64_t u = 0; u < mine; ++u) {
+        bench::hog_unit(s);
+        stackless::this_tasklet::checkpoint();
+      }
+      keep(s);
+      return mine;
+    }));
+  }
+  std::int64_t units = 0;
+  for (auto& k : kids) units += k.join();
+  double ns = since(t0);
+  return {ns, units, n};
+}
+
+/// add_preemptions() appends the preemption counters of the timed run (stats() after minus
+/// before) to r's RESULT line.
+void add_preemptions(outcome& r, const stackless::scheduler_stats& before,
+                     const stackless::scheduler_stats& after) {
+  auto delta = [](std::uint64_t a, std::uint64_t b) { return static_cast<std::int64_t>(a - b); };
+  r.extra.emplace_back("soft_preemptions", delta(after.soft_preemptions, before.soft_preemptions));
+  r.extra.emplace_back("hard_preemptions", delta(after.hard_preemptions, before.hard_preemptions));
+  r.extra.emplace_back("preempt_signals", delta(after.preempt_signals, before.preempt_signals));
+  const std::uint64_t refused_after = after.refused_disabled + after.refused_atomic +
+                                      after.refused_not_preemptible + after.refused_runtime_code +
+                                      after.refused_stack;
+  const std::uint64_t refused_before = before.refused_disabled + before.refused_atomic +
+                                       before.refused_not_preemptible +
+                                       before.refused_runtime_code + before.refused_stack;
+  r.extra.emplace_back("preempt_refused", delta(refused_after, refused_before));
+}
+
 // --- driver --------------------------------------------------------------------------------
 
-std::function<outcome(std::int64_t)> pick(const std::string& name) {
+std::function<outcome(std::int64_t)> pick(const std::string& name, unsigned workers) {
   if (name == "spawn") return run_spawn;
   if (name == "yield") return run_yield;
   if (name == "pingpong") return run_pingpong;
@@ -353,6 +523,11 @@ std::function<outcome(std::int64_t)> pick(const std::string& name) {
   if (name == "mutex") return [](std::int64_t n) { return run_mutex(n, stackless::mutex_policy::fair); };
   if (name == "mutex_tp") return [](std::int64_t n) { return run_mutex(n, stackless::mutex_policy::throughput); };
   if (name == "sleep") return run_sleep;
+  // One hog per worker: every worker is busy.
+  if (name == "preempt") return [workers](std::int64_t n) { return run_preempt(n, workers, false); };
+  if (name == "preempt_hard") return [workers](std::int64_t n) { return run_preempt(n, workers, true); };
+  // Two hogs per worker: with the quantum on they take turns, so the cost includes the switches.
+  if (name == "hog" || name == "hog_q0") return [workers](std::int64_t n) { return run_hog(n, 2 * workers); };
   if (std::size_t cap = bench::mpmc_capacity(name)) {
     return [cap](std::int64_t n) { return run_mpmc(cap, n); };
   }
@@ -364,13 +539,17 @@ std::function<outcome(std::int64_t)> pick(const std::string& name) {
 int main(int argc, char** argv) {
   bench::cli c;
   if (int rc = bench::parse(argc, argv, c)) return rc;
-  std::function<outcome(std::int64_t)> run = pick(c.name);
+  std::function<outcome(std::int64_t)> run = pick(c.name, static_cast<unsigned>(c.workers));
   outcome r;
   try {
     stackless::options opts;  // not options{.workers = ...}: -Wextra flags the omitted fields
     // yield measures the switch on one worker, whatever the command line asks for (and
     // pingpong_x runs on two: bench::parse() already set c.workers = 2).
     opts.workers = c.name == "yield" ? 1u : static_cast<unsigned>(c.workers);
+    // Preemption only where the workload is about it: elsewhere the monitor thread would be
+    // one more thing on the two CPUs.
+    const bool preempting = bench::preempt_workload(c.name);
+    if (preempting && c.name != "hog_q0") opts.quantum = preempt_quantum;
     stackless::scheduler s(opts);
     if (c.name == "pingpong_x") {
       // Driven from the main thread, which places the two sides itself.
@@ -378,7 +557,9 @@ int main(int argc, char** argv) {
       r = run_pingpong_x(s, c.n);
     } else {
       s.block_on([&] { (void)run(c.warm); });
+      const stackless::scheduler_stats before = s.stats();
       r = s.block_on([&] { return run(c.n); });
+      if (preempting) add_preemptions(r, before, s.stats());
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s failed: %s\n", argv[0], c.name.c_str(), e.what());

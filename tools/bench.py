@@ -10,9 +10,13 @@ exit code 2 means "this workload is not applicable here". For every workload and
 machine hit everyone alike), takes the median ns_per_op of each, and prints a table of ratios
 ours/peer measured in the same run (< 1: we are faster); for the workloads whose whole run is the
 figure of merit (chain) it also prints the median total ms, and for the lateness workloads
-(sleep: their RESULT lines carry p50_ns / p99_ns / max_ns) a table of the median p50 and p99
-lateness in µs with the ratio ours/peer of p99. It writes <out>/bench.json (every raw run
-and the medians), <out>/bench.md (the table) and <out>/bench.svg (ours / best peer, per workload).
+(sleep, preempt, preempt_hard: their RESULT lines carry p50_ns / p99_ns / max_ns) a table of the
+median p50 and p99 lateness in µs with the ratio ours/peer of p99. The preemption workloads add
+two tables: ours' preemption counters (optional RESULT fields soft_preemptions=,
+hard_preemptions=, ...) and the quantum's throughput cost, hog / hog_q0 (ours with quantum 1 ms
+and 0; the two run interleaved, and selecting one selects both). It writes <out>/bench.json
+(every raw run and the medians), <out>/bench.md (the tables) and <out>/bench.svg (ours / best
+peer, per workload).
 
 A run that fails (exit code other than 0 and 2, a timeout, or a wrong check value) is reported
 loudly, and the script exits non-zero at the end. A peer whose binary is missing shows as "–".
@@ -55,9 +59,27 @@ WORKLOADS = {
                  "sync.Mutex rules), the peers with the same mutex as in `mutex`"),
     "sleep": (2_000, 300, "NOT a time per op: the p99 lateness (ns) of one 1 ms sleep, one "
               "tasklet sleeping n times in a row on an otherwise idle scheduler"),
+    # The preemption group (issue 6) adds ~2 min to the full suite (5 reps): ~95 s for preempt
+    # and preempt_hard together, nearly all of it Go's (~20 ms a period: 200 periods + a
+    # 20-period warm-up = 4.4 s a run, x 2 T x 5 reps x 2 workloads; ours ~0.4 s a run), and
+    # ~30 s for hog + hog_q0 (~1.1 s a run at T=1). --quick: ~10 s in all.
+    "preempt": (200, 50, "NOT a time per op: the p99 lateness (ns) of one 1 ms sleep of a "
+                "periodic tasklet while T CPU hogs (one per worker) spin; ours: quantum 1 ms, the "
+                "hogs call checkpoint() every ~350 ns (soft preemption)"),
+    "preempt_hard": (200, 50, "as preempt, but ours' hogs spin inside this_tasklet::preemptible "
+                     "and never call the runtime (hard preemption, by signal); Go: the same "
+                     "program as preempt"),
+    "hog": (3_000_000, 600_000, "one unit (~350 ns of register arithmetic) of n, done by 2T hogs "
+            "(two per worker, taking turns), nothing else runs; ours: checkpoint() after each "
+            "unit, quantum 1 ms"),
+    "hog_q0": (3_000_000, 600_000, "as hog, ours with quantum 0 (no preemption, no monitor "
+               "thread): hog / hog_q0 is the quantum's cost; no peer"),
 }
 # Workloads that are defined on fixed workers only (the programs force it; the other T is not run).
 ONLY_WORKERS = {"pingpong_x": (2,)}
+# Workloads that are always run together, interleaved (per repetition and T, in alternating
+# order), because a ratio between them is the figure of merit: selecting one selects all.
+PAIRED = (("hog", "hog_q0"),)
 # Workloads whose total time is shown too (in ms), next to ns per op.
 SHOW_TOTAL_MS = ("chain",)
 # What differs between implementations, printed under the table when one of its workloads runs.
@@ -82,11 +104,32 @@ NOTES = {
                 "deadline; at T=1 it runs on round_robin (work_stealing(1) spins forever once "
                 "its ready queue is empty), which blocks on a condition variable. std::thread: "
                 "std::this_thread::sleep_for on the main thread.",
+    ("preempt", "preempt_hard"): "preempt, preempt_hard: ns_per_op is the p99 lateness of the "
+                "periodic tasklet's 1 ms sleep (as in sleep) while one CPU hog per worker spins; "
+                "the clock starts once every hog runs. Ours: options::quantum = 1 ms; preempt's "
+                "hogs call this_tasklet::checkpoint() every unit, preempt_hard's run inside "
+                "this_tasklet::preemptible with no call at all (only the signal can switch "
+                "them). Go: one program for both (GOMAXPROCS hogs, no checkpoint: sysmon "
+                "preempts a goroutine after 10 ms, by signal). Boost.Fiber, oneTBB, std::thread: "
+                "not applicable (no preemption in a user-level scheduler; std::thread is not "
+                "run). hog ns/unit in the preemption table: wall time x T / units the hogs did "
+                "meanwhile (~350 when every hog had a CPU to itself).",
+    ("hog", "hog_q0"): "hog: two hogs per worker, no other work, n units in total; ours' hogs "
+                "call checkpoint() after every unit in both hog (quantum 1 ms: the two hogs of a "
+                "worker take turns every quantum) and hog_q0 (quantum 0, no monitor thread: each "
+                "runs to its end), so hog / hog_q0 (the quantum-cost table: the median of the "
+                "per-repetition ratios) is what preemption costs, switches and all; target <= "
+                "1.02. Go: the same loop without checkpoint (its 10 ms preemption); no hog_q0.",
 }
 MPMC_PRODUCERS = 4
 # Optional fields of a RESULT line, kept in the run's record when present (the lateness
 # workloads print them; their ns_per_op is p99_ns).
 LATENESS_FIELDS = ("p50_ns", "p99_ns", "max_ns")
+# Optional counters of the preemption workloads (ours: the scheduler's stats() over the timed
+# run; hog_ns_per_unit from ours and Go), kept in the run's record when present.
+PREEMPT_FIELDS = ("soft_preemptions", "hard_preemptions", "preempt_signals", "preempt_refused",
+                  "hog_ns_per_unit")
+PREEMPT_WORKLOADS = ("preempt", "preempt_hard", "hog", "hog_q0")
 # Column order; ours first. impl -> executable name in the build directory.
 IMPLS = {"stackless": "stackless_bench", "go": "peer_go", "fiber": "peer_fiber",
          "tbb": "peer_tbb", "threads": "peer_threads"}
@@ -100,8 +143,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def expected_check(workload, n):
     """The check value a correct run prints (the programs verify it too)."""
-    if workload in ("spawn", "chain", "pingpong", "pingpong_x", "mutex", "mutex_tp", "sleep"):
-        return n  # mutex: the counter (n is a multiple of 8, the programs check); sleep: sleeps
+    if workload in ("spawn", "chain", "pingpong", "pingpong_x", "mutex", "mutex_tp", "sleep",
+                    "preempt", "preempt_hard", "hog", "hog_q0"):
+        # mutex: the counter (n is a multiple of 8, the programs check); sleep, preempt*: sleeps;
+        # hog*: units of work
+        return n
     if workload == "yield":
         return n // 2 * 2
     if workload == "fib":
@@ -174,7 +220,7 @@ def run_once(binary, impl, workload, workers, n):
     try:
         rec.update(total_ms=float(fields["total_ms"]), ns_per_op=float(fields["ns_per_op"]),
                    check=int(fields["check"]))
-        for key in LATENESS_FIELDS:
+        for key in LATENESS_FIELDS + PREEMPT_FIELDS:
             if key in fields:
                 rec[key] = float(fields[key])
     except (KeyError, ValueError):
@@ -276,9 +322,10 @@ def lateness_medians(runs, impls, workloads):
     return out
 
 
-def lateness_table(late, impls):
+def lateness_table(late, impls, not_applicable=frozenset()):
     """Header and rows of the lateness table (median p50 / p99 in µs per impl and T, then the
-    ratio ours/peer of p99), or None if no workload carried lateness fields."""
+    ratio ours/peer of p99), or None if no workload carried lateness fields. An impl that said
+    "not applicable" for a workload shows n/a."""
     if not late:
         return None
     shown = [i for i in impls if i == "stackless" or any(i in late[w] for w in late)]
@@ -295,11 +342,88 @@ def lateness_table(late, impls):
             row = [w, str(t)]
             for i in shown:
                 p50, p99 = get(w, i, t, "p50"), get(w, i, t, "p99")
-                row.append("–" if p50 is None and p99 is None else pair(us(p50), us(p99)))
+                if p50 is None and p99 is None:
+                    row.append("n/a" if (i, w) in not_applicable else "–")
+                else:
+                    row.append(pair(us(p50), us(p99)))
             ours = get(w, "stackless", t, "p99")
             row += [fmt_ratio(ratio(ours, get(w, p, t, "p99"))) for p in peers]
             rows.append(row)
     return header, rows
+
+
+def median_field(runs, workload, impl, t, key):
+    """The median of `key` over the ok runs of (workload, impl, T) that carry it, or None."""
+    vals = [r[key] for r in runs if (r["workload"], r["impl"], r["workers"]) == (workload, impl, t)
+            and r["status"] == "ok" and key in r]
+    return statistics.median(vals) if vals else None
+
+
+def preemption_table(runs, workloads):
+    """Header and rows of ours' preemption counters (medians per timed run) and the hogs' ns per
+    unit (ours / Go) for the preemption workloads that ran, or None."""
+    shown = [w for w in workloads if w in PREEMPT_WORKLOADS]
+    if not shown:
+        return None
+    def num(v):
+        return "–" if v is None else f"{v:,.0f}"
+    header = ["preemption (median per run)", "T", "ours soft", "ours hard", "ours signals",
+              "ours refused", "hog ns/unit ours / Go"]
+    rows = []
+    for w in shown:
+        for t in workers_of(w):
+            cells = [num(median_field(runs, w, "stackless", t, k)) for k in PREEMPT_FIELDS[:4]]
+            per_unit = [median_field(runs, w, i, t, "hog_ns_per_unit") for i in ("stackless", "go")]
+            rows.append([w, str(t)] + cells
+                        + ["–" if per_unit == [None, None] else pair(*map(num, per_unit))])
+    return header, rows
+
+
+def quantum_cost(runs, workloads):
+    """{T: {"hog": ns, "hog_q0": ns, "ratio": median of the per-repetition ratios hog/hog_q0,
+    "go": ns}} of ours, when both hog and hog_q0 ran; else {}. The two run interleaved in each
+    repetition, so their per-repetition ratio cancels the machine's slow drifts."""
+    if not {"hog", "hog_q0"} <= set(workloads):
+        return {}
+    out = {}
+    for t in WORKERS:
+        by_rep = {}
+        for r in runs:
+            if r["impl"] == "stackless" and r["workers"] == t and r["status"] == "ok" \
+                    and r["workload"] in ("hog", "hog_q0"):
+                by_rep.setdefault(r["rep"], {})[r["workload"]] = r["ns_per_op"]
+        ratios = [v["hog"] / v["hog_q0"] for v in by_rep.values() if len(v) == 2 and v["hog_q0"]]
+        out[t] = {"hog": median_field(runs, "hog", "stackless", t, "ns_per_op"),
+                  "hog_q0": median_field(runs, "hog_q0", "stackless", t, "ns_per_op"),
+                  "ratio": statistics.median(ratios) if ratios else None,
+                  "go": median_field(runs, "hog", "go", t, "ns_per_op")}
+    return out
+
+
+def quantum_cost_table(cost):
+    """Header and rows of the quantum-cost table, or None."""
+    if not cost:
+        return None
+    header = ["quantum cost (ns/unit)", "T", "ours q=1 ms", "ours q=0", "hog / hog_q0",
+              "target", "Go"]
+    rows = [["hog", str(t), fmt_ns(c["hog"]), fmt_ns(c["hog_q0"]),
+             "–" if c["ratio"] is None else f"{c['ratio']:.3f}", "<= 1.02", fmt_ns(c["go"])]
+            for t, c in cost.items()]
+    return header, rows
+
+
+def run_groups(workloads):
+    """The workloads as groups run together: a PAIRED group where its members were selected (at
+    the place of the first), every other workload alone."""
+    groups, seen = [], set()
+    for w in workloads:
+        if w in seen:
+            continue
+        group = next((g for g in PAIRED if w in g), (w,))
+        group = tuple(x for x in group if x in workloads)
+        seen.update(group)
+        groups.append(group)
+    return groups
 
 
 def legend(workloads, reps):
@@ -391,6 +515,11 @@ def main():
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
         ap.error(f"unknown workload(s) {unknown}; known: {list(WORKLOADS)}")
+    for group in PAIRED:  # a pair's ratio is the point: one selects the others, right after it
+        if set(group) & set(workloads):
+            first = min(workloads.index(w) for w in group if w in workloads)
+            rest = [w for w in workloads if w not in group]
+            workloads = rest[:first] + list(group) + rest[first:]
     reps = args.reps or (1 if args.quick else 5)
     ns = {w: WORKLOADS[w][1 if args.quick else 0] for w in workloads}
     out_dir = args.out or os.path.join(build_dir, "bench-report")
@@ -409,25 +538,27 @@ def main():
             print(f"note: {exe} not found, the {LABEL[impl]} column shows –", file=sys.stderr)
     impls = list(IMPLS)  # every column, present or not, so tables always have the same shape
 
-    # Run: repetitions outermost, so every program sees the same conditions on average.
+    # Run: repetitions outermost, so every program sees the same conditions on average; the
+    # members of a PAIRED group inside each repetition and T, in alternating order.
     runs, not_applicable = [], set()
-    for w in workloads:
+    for group in run_groups(workloads):
         for rep in range(reps):
-            for t in workers_of(w):
-                for impl in impls:
-                    if impl not in binaries or (impl, w) in not_applicable:
-                        continue
-                    rec = run_once(binaries[impl], impl, w, t, ns[w])
-                    rec["rep"] = rep
-                    runs.append(rec)
-                    if rec["status"] == "n/a":
-                        not_applicable.add((impl, w))
-                    elif rec["status"] == "failed":
-                        failures.append(f"{impl} {w} workers={t} n={ns[w]}: {rec['error']}")
-                        print(f"!!! FAILED: {failures[-1]}", file=sys.stderr)
-                    else:
-                        print(f"  {w:<10} rep {rep + 1}/{reps} T={t} {impl:<9} "
-                              f"{fmt_ns(rec['ns_per_op']):>9} ns/op", file=sys.stderr)
+            for t in workers_of(group[0]):
+                for w in (group if rep % 2 == 0 else group[::-1]):
+                    for impl in impls:
+                        if impl not in binaries or (impl, w) in not_applicable:
+                            continue
+                        rec = run_once(binaries[impl], impl, w, t, ns[w])
+                        rec["rep"] = rep
+                        runs.append(rec)
+                        if rec["status"] == "n/a":
+                            not_applicable.add((impl, w))
+                        elif rec["status"] == "failed":
+                            failures.append(f"{impl} {w} workers={t} n={ns[w]}: {rec['error']}")
+                            print(f"!!! FAILED: {failures[-1]}", file=sys.stderr)
+                        else:
+                            print(f"  {w:<12} rep {rep + 1}/{reps} T={t} {impl:<9} "
+                                  f"{fmt_ns(rec['ns_per_op']):>9} ns/op", file=sys.stderr)
 
     medians = {w: {i: {} for i in impls} for w in workloads}
     totals = {w: {i: {} for i in impls} for w in workloads}  # median total_ms
@@ -446,12 +577,19 @@ def main():
     notes = legend(workloads, reps)
     totals_tab = total_table(totals, impls, workloads, ns)
     late = lateness_medians(runs, impls, workloads)
-    late_tab = lateness_table(late, impls)
+    late_tab = lateness_table(late, impls, not_applicable)
+    preempt_tab = preemption_table(runs, workloads)
+    cost = quantum_cost(runs, workloads)
+    cost_tab = quantum_cost_table(cost)
     print(notes[0] + "\n\n" + text_table(header, rows) + "\n" + "\n".join(notes[1:]))
     if totals_tab:
         print("\n" + text_table(*totals_tab))
     if late_tab:
         print("\n" + text_table(*late_tab))
+    if preempt_tab:
+        print("\n" + text_table(*preempt_tab))
+    if cost_tab:
+        print("\n" + text_table(*cost_tab))
     os.makedirs(out_dir, exist_ok=True)
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
             "host": platform.node(), "machine": platform.platform(), "cpus": os.cpu_count(),
@@ -466,6 +604,7 @@ def main():
                                             for i, m in mi.items()} for w, mi in totals.items()},
                    "medians_lateness_us": {w: {i: {str(t): v for t, v in m.items()}
                                                for i, m in mi.items()} for w, mi in late.items()},
+                   "quantum_cost": {str(t): c for t, c in cost.items()},
                    "ours_over_best_peer": [{"label": l, "ratio": r, "peer": p} for l, r, p in bars],
                    "failures": failures}, f, indent=1)
     with open(os.path.join(out_dir, "bench.md"), "w") as f:
@@ -475,7 +614,12 @@ def main():
                 + ("\nMedian total time, ms:\n\n" + markdown_table(*totals_tab) + "\n"
                    if totals_tab else "")
                 + ("\nMedian lateness p50 / p99, µs (and ours/peer of p99):\n\n"
-                   + markdown_table(*late_tab) + "\n" if late_tab else ""))
+                   + markdown_table(*late_tab) + "\n" if late_tab else "")
+                + ("\nPreemptions of ours (median per timed run) and the hogs' ns per unit:\n\n"
+                   + markdown_table(*preempt_tab) + "\n" if preempt_tab else "")
+                + ("\nThe quantum's throughput cost (ours, hog / hog_q0: median of the "
+                   "per-repetition ratios):\n\n" + markdown_table(*cost_tab) + "\n"
+                   if cost_tab else ""))
     with open(os.path.join(out_dir, "bench.svg"), "w") as f:
         f.write(svg_chart(bars))
     print(f"\nwrote {out_dir}/bench.json, bench.md, bench.svg")

@@ -315,6 +315,10 @@ int main(int argc, char** argv) {
     run = [cap](std::int64_t n) { return run_mpmc(cap, n); };
   else if (c.name == "mutex" || c.name == "mutex_tp") run = run_mutex;  // one mutex kind
   else if (c.name == "sleep") run = run_sleep;
+  // preempt, preempt_hard: not applicable — fibers are never preempted, so a hog would hold
+  // its thread until the run ends and the periodic fiber would never wake. hog, hog_q0 measure
+  // the cost of a preemption quantum, which fibers do not have.
+  else if (bench::preempt_workload(c.name)) return 2;
 
   outcome r;
   if (c.name == "yield" || (c.name == "sleep" && c.workers == 1)) {

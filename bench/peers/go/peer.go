@@ -15,17 +15,25 @@
 // goroutine calls time.Sleep(time.Millisecond) n times; the RESULT line then reports the p99
 // lateness as ns_per_op and adds p50_ns, p99_ns and max_ns (see bench/common.hpp).
 //
+// preempt and preempt_hard are one program here: GOMAXPROCS goroutines spin on hogUnit() (the
+// loop of bench::hog_unit(), nothing else in it) until the main goroutine, the periodic one, has
+// slept 1 ms n times (runSleep); Go needs no checkpoint, its scheduler preempts a goroutine that
+// ran 10 ms (sysmon) asynchronously, by signal. hog: 2 x GOMAXPROCS goroutines do n units in total.
+// hog_q0 (ours with preemption off) has no Go equivalent: not applicable.
+//
 // Built by tools/bench.py, outside any module:
 //   GO111MODULE=off go build -o <builddir>/peer_go bench/peers/go/peer.go
 package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +46,10 @@ type outcome struct {
 // lateness holds the percentiles (ns) the lateness workloads (sleep) measured in their last run,
 // nil for the others. When set, ns_per_op is p99 and the RESULT line carries all three.
 var lateness *struct{ p50, p99, max float64 }
+
+// extra holds optional name=value fields the last run adds to the RESULT line (preempt:
+// hog_ns_per_unit).
+var extra []string
 
 // percentile is the nearest-rank pct-th percentile of sorted (ascending, not empty): the value
 // of rank ceil(pct*len/100), in integers (as bench::percentile()).
@@ -92,6 +104,115 @@ func runSleep(n int64) outcome {
 	lateness = &struct{ p50, p99, max float64 }{
 		percentile(late, 50), percentile(late, 99), late[len(late)-1]}
 	return r
+}
+
+// hogUnit is bench::hog_unit() (bench/common.hpp): hogUnitSteps steps of a 64-bit LCG and a
+// float mixing in its high bits. x and f are locals so that Go keeps them in registers (through
+// the pointer it would load and store them every step, 2.4x slower than the C++ loop); with
+// locals both take the same time.
+type hogState struct {
+	x uint64
+	f float64
+}
+
+const hogUnitSteps = 256
+
+func hogUnit(s *hogState) {
+	x, f := s.x, s.f
+	for i := 0; i < hogUnitSteps; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+		f = f*0.5 + float64(x>>11)*(1.0/(1<<53))
+	}
+	s.x, s.f = x, f
+}
+
+// hogSink keeps every hog's result alive.
+var hogSink uint64
+
+func keep(s *hogState) { atomic.AddUint64(&hogSink, s.x^math.Float64bits(s.f)) }
+
+// hogCounter is one hog's count of finished units, padded to its own cache line.
+type hogCounter struct {
+	units int64
+	_     [56]byte
+}
+
+// preempt / preempt_hard: GOMAXPROCS hogs spin until the main goroutine has slept 1 ms n times;
+// the clock starts once every hog has done a unit (as ours). Adds hog_ns_per_unit (wall time x
+// hogs / units the hogs did while the clock ran), as ours.
+func runPreempt(n int64) outcome {
+	hogs := runtime.GOMAXPROCS(0)
+	var stop int32
+	done := make([]hogCounter, hogs)
+	var wg sync.WaitGroup
+	wg.Add(hogs)
+	for i := 0; i < hogs; i++ {
+		go func(d *hogCounter) {
+			var s hogState = hogState{1, 0}
+			units := int64(0)
+			for atomic.LoadInt32(&stop) == 0 {
+				hogUnit(&s)
+				units++
+				atomic.StoreInt64(&d.units, units)
+			}
+			keep(&s)
+			wg.Done()
+		}(&done[i])
+	}
+	sum := func() (total int64, all bool) {
+		all = true
+		for i := range done {
+			u := atomic.LoadInt64(&done[i].units)
+			total += u
+			all = all && u > 0
+		}
+		return
+	}
+	for wait0 := time.Now(); ; time.Sleep(200 * time.Microsecond) {
+		if _, all := sum(); all {
+			break
+		}
+		if time.Since(wait0) > 10*time.Second {
+			fmt.Fprintln(os.Stderr, "preempt: the hogs did not all start within 10 s")
+			os.Exit(1)
+		}
+	}
+	units0, _ := sum()
+	r := runSleep(n)
+	units1, _ := sum()
+	atomic.StoreInt32(&stop, 1)
+	wg.Wait()
+	if units1 > units0 {
+		extra = append(extra, fmt.Sprintf("hog_ns_per_unit=%d",
+			int64(r.ns*float64(hogs)/float64(units1-units0))))
+	}
+	return r
+}
+
+// hog: GOMAXPROCS goroutines do n units in total (n/hogs each, the first n%hogs one more).
+func runHog(n int64) outcome {
+	hogs := 2 * int64(runtime.GOMAXPROCS(0)) // two per P, as ours: they take turns
+	var total int64
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	wg.Add(int(hogs))
+	for i := int64(0); i < hogs; i++ {
+		mine := n / hogs
+		if i < n%hogs {
+			mine++
+		}
+		go func(mine int64) {
+			s := hogState{1, 0}
+			for u := int64(0); u < mine; u++ {
+				hogUnit(&s)
+			}
+			keep(&s)
+			atomic.AddInt64(&total, mine)
+			wg.Done()
+		}(mine)
+	}
+	wg.Wait()
+	return outcome{float64(time.Since(t0).Nanoseconds()), atomic.LoadInt64(&total), n}
 }
 
 func runSpawn(n int64) outcome {
@@ -305,7 +426,7 @@ func powerOf10(n int64) bool {
 func main() {
 	if len(os.Args) != 4 {
 		fmt.Fprintf(os.Stderr, "usage: %s <spawn|yield|pingpong|pingpong_x|chain|fib|skynet|"+
-			"mpmc_c1|mpmc_c64|mpmc_c1024|mutex|sleep> <workers> <n>\n", os.Args[0])
+			"mpmc_c1|mpmc_c64|mpmc_c1024|mutex|sleep|preempt|preempt_hard|hog> <workers> <n>\n", os.Args[0])
 		os.Exit(64)
 	}
 	name := os.Args[1]
@@ -377,12 +498,23 @@ func main() {
 		if warm == 0 {
 			warm = 1
 		}
+	case "preempt", "preempt_hard":
+		run, want = runPreempt, n
+		if warm == 0 {
+			warm = 1
+		}
+	case "hog":
+		run, want = runHog, n
+		if warm == 0 {
+			warm = 1
+		}
 	default:
 		os.Exit(2) // not implemented here: "not applicable"
 	}
 
 	runtime.GOMAXPROCS(procs)
 	run(warm)
+	extra = nil // the timed run's only
 	r := run(n)
 
 	perOp := r.ns / float64(r.ops)
@@ -393,6 +525,9 @@ func main() {
 		name, workers, n, r.ns/1e6, perOp, r.check)
 	if lateness != nil {
 		fmt.Printf(" p50_ns=%.3f p99_ns=%.3f max_ns=%.3f", lateness.p50, lateness.p99, lateness.max)
+	}
+	for _, field := range extra {
+		fmt.Printf(" %s", field)
 	}
 	fmt.Println()
 	if r.check != want {

@@ -131,10 +131,14 @@ class scheduler {
   /// as Stackless run(): tasklets that are blocked may remain. Exceptions of detached tasklets go
   /// to on_error as usual.
   void run();
-  /// run_for() is pump mode: like run(), but a tasklet that ran longer than `slice` without
-  /// switching is taken out of the run queue (paused) when it next switches, and returned — as
-  /// Stackless run(timeout) did; the host decides whether to resume() or kill() it. Returns an
-  /// empty handle when the scheduler went idle first.
+  /// run_for() is pump mode: like run(), but a tasklet that runs longer than `slice` without
+  /// switching is stopped and returned, paused — as Stackless run(timeout) did; the host decides
+  /// whether to resume() or kill() it. The scheduler's monitor thread (started by the first
+  /// run_for(), even with quantum 0) watches the slice and asks the tasklet to stop: it does at
+  /// its next safe point (this_tasklet::checkpoint(), yield(), a blocking call), or, inside a
+  /// this_tasklet::preemptible scope, by signal half a slice later. A tasklet that never reaches
+  /// a safe point outside such a scope cannot be stopped. Returns an empty handle when the
+  /// scheduler went idle first.
   tasklet<void> run_for(std::chrono::nanoseconds slice);
   /// drain() waits until every tasklet has ended. From a plain thread only.
   void drain();
