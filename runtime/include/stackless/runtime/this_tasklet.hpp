@@ -94,7 +94,12 @@ bool in_atomic();
 /// interrupted code is in the runtime, libc or libstdc++, inside an atomic scope or a
 /// preempt_disable region, or on a stack with less than 16 KiB of headroom; stats() counts each
 /// refusal. Scopes nest; an atomic scope inside one wins. Throws usage_error outside a tasklet.
-/// On other platforms the scope is accepted and only soft preemption happens.
+/// On other platforms, and in ThreadSanitizer builds (TSan defers signals), the scope is
+/// accepted and only soft preemption happens.
+///
+/// A kill() or raise_exception() is delivered at a safe point, as always: a loop that should be
+/// killable calls checkpoint() now and then (it may, inside the scope). A system call made just
+/// as the scope ends may see EINTR from a signal sent a moment before (SA_RESTART covers most).
 class preemptible {
  public:
   preemptible();
