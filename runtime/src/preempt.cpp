@@ -501,7 +501,6 @@ class monitor {
     futex_wake(&word_);
   }
 
-  std::atomic<std::uint64_t> signals{0}, stalls{0};
   std::atomic<bool> realtime{false};
 
  private:
@@ -562,7 +561,7 @@ class monitor {
             b->hard_ok.load(std::memory_order_relaxed) &&
             b->signal_pending.exchange(1, std::memory_order_acq_rel) == 0) {
           ::syscall(SYS_tgkill, static_cast<int>(::getpid()), w.tid.load(std::memory_order_relaxed), SIGURG);
-          signals.fetch_add(1, std::memory_order_relaxed);
+          s_.preempt_signals.fetch_add(1, std::memory_order_relaxed);
         }
 #endif
       }
@@ -591,7 +590,7 @@ class monitor {
                  "it wait\n",
                  worker_index, static_cast<unsigned long long>(id), name.c_str(),
                  static_cast<long long>(ran / 1'000'000));
-    stalls.fetch_add(1, std::memory_order_relaxed);
+    s_.stalls_reported.fetch_add(1, std::memory_order_relaxed);
   }
 
   scheduler_impl& s_;
@@ -617,12 +616,12 @@ void scheduler_impl::stop_monitor() noexcept {
 }
 
 void monitor_counts(const scheduler_impl& s, scheduler_stats& out) {
+  out.preempt_signals = s.preempt_signals.load(std::memory_order_relaxed);
+  out.stalls_reported = s.stalls_reported.load(std::memory_order_relaxed);
   std::lock_guard g(s.mon_mu);
   if (s.mon) {
     out.monitor_running = true;
     out.monitor_realtime = s.mon->realtime.load(std::memory_order_relaxed);
-    out.preempt_signals = s.mon->signals.load(std::memory_order_relaxed);
-    out.stalls_reported = s.mon->stalls.load(std::memory_order_relaxed);
   }
 }
 

@@ -277,6 +277,8 @@ class scheduler_impl {
   };
   std::unique_ptr<monitor, monitor_deleter> mon;
   mutable std::mutex mon_mu;  // guards `mon` (start, stop, stats)
+  // The monitor's counts, kept here so that stats() still has them after shutdown().
+  std::atomic<std::uint64_t> preempt_signals{0}, stalls_reported{0};
   void start_monitor();
   void stop_monitor() noexcept;
 
@@ -329,7 +331,7 @@ void attach_thread(worker& w) noexcept;
 void detach_thread(worker& w) noexcept;
 /// scope_changed(): t (running here) entered or left its outermost atomic or preemptible scope.
 void scope_changed(tcb* t);
-/// monitor_counts(): fills the monitor's fields of `out` (left as they are without a monitor).
+/// monitor_counts(): fills the monitor's fields of `out`.
 void monitor_counts(const scheduler_impl& s, scheduler_stats& out);
 
 template <class F>
