@@ -22,14 +22,14 @@
 //  - Kill vs. park is a Dekker pair: kill() sets irq then reads the door; park() writes PARKING
 //    then reads irq (both seq_cst). At least one sees the other: either kill() wakes the park or
 //    park() refuses to sleep.
-#include "park.hpp"
+#include "stackless/runtime/internal/park.hpp"
 
 #include <time.h>
 
 #include <algorithm>
 #include <thread>
 
-#include "futex.hpp"
+#include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/timeout.hpp"
 #include "scheduler_impl.hpp"
 
@@ -42,12 +42,6 @@ inline std::uint64_t gen_of(std::uint64_t d) { return d >> 4; }
 inline std::uint64_t phase_of(std::uint64_t d) { return d & 3; }
 inline wake_reason reason_of(std::uint64_t d) { return static_cast<wake_reason>((d >> 2) & 3); }
 }  // namespace
-
-std::int64_t now_ns() noexcept {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 waiter* prepare_park(const char* what, std::uint64_t target) {
   tcb* t = current_tcb();
@@ -118,11 +112,11 @@ bool wake(waiter& w, wake_reason r, bool to_back) {
   }
 }
 
-bool wake_park(tcb* t, std::uint64_t gen, wake_reason r) {
-  waiter w;
+bool wake_park(tcb* t, std::uint64_t gen, wake_reason r, bool to_back) {
+  waiter w;  // a fresh record: (t, gen) is all a waker without a listed record knows
   w.t = t;
   w.gen = gen;
-  return wake(w, r);
+  return wake(w, r, to_back);
 }
 
 std::uint64_t current_park_gen() noexcept {
@@ -173,28 +167,3 @@ wake_reason thread_waiter::wait(std::int64_t deadline_ns) {
 
 }  // namespace stackless::detail
 
-// ---- timeout_scope ------------------------------------------------------------------------------
-
-namespace stackless::detail {
-
-timeout_scope*& scope_top() noexcept {
-  if (tcb* t = current_tcb()) return t->scope_top;
-  static thread_local timeout_scope* top = nullptr;  // a plain thread's scopes
-  return top;
-}
-
-std::int64_t steady_now_ns() noexcept { return now_ns(); }
-
-std::int64_t scoped_deadline(std::int64_t own) noexcept {
-  timeout_scope* s = scope_top();
-  if (!s) return own;
-  return std::min(own, s->effective_ns());
-}
-
-void scope_check(std::int64_t own) {
-  timeout_scope* s = scope_top();
-  if (!s || s->effective_ns() >= own) return;
-  if (now_ns() >= s->effective_ns()) throw timeout_error(s->effective_owner());
-}
-
-}  // namespace stackless::detail

@@ -101,8 +101,8 @@
 #endif
 
 #include "fence.hpp"
-#include "futex.hpp"
-#include "park.hpp"
+#include "stackless/runtime/internal/futex.hpp"
+#include "stackless/runtime/internal/park.hpp"
 #include "scheduler_impl.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
 

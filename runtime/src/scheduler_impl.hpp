@@ -32,9 +32,9 @@
 #include <vector>
 
 #include "deque.hpp"
-#include "futex.hpp"
+#include "stackless/runtime/internal/futex.hpp"
 #include "injection.hpp"
-#include "park.hpp"
+#include "stackless/runtime/internal/park.hpp"
 #include "stack.hpp"
 #include "timer_heap.hpp"
 #include "stackless/runtime/detail/preempt.hpp"

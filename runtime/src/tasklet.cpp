@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "futex.hpp"
+#include "stackless/runtime/internal/futex.hpp"
 #include "scheduler_impl.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
 

@@ -7,6 +7,12 @@
 #include "stackless/runtime/this_tasklet.hpp"
 #include "stackless/runtime/timeout.hpp"
 
+namespace stackless::detail {
+void yield_now() {
+  if (tcb* t = current_tcb()) switch_out(t, switch_why::yield);
+}
+}  // namespace stackless::detail
+
 namespace stackless::this_tasklet {
 
 using namespace stackless::detail;

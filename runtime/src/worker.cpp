@@ -502,7 +502,7 @@ tcb* scheduler_impl::search(worker& w, bool may_park) {
               stopping.load(std::memory_order_relaxed) || (round >= 3 && now_ns() > spin_until))
             break;
           for (int i = 0; i < 32; ++i) {  // between rounds, watch our own inbox: a tasklet
-            __builtin_ia32_pause();       // pinned here is waiting for exactly this worker
+            cpu_relax();       // pinned here is waiting for exactly this worker
             if ((i & 7) == 7 && w.inbox_nonempty.load(std::memory_order_relaxed)) break;
           }
         }

@@ -82,9 +82,9 @@
 #include <vector>
 
 #include "ebr.hpp"
-#include "futex.hpp"
-#include "park.hpp"
-#include "scheduler_impl.hpp"
+#include "stackless/runtime/internal/futex.hpp"
+#include "stackless/runtime/internal/park.hpp"
+#include "stackless/runtime/internal/scheduling.hpp"
 #include "stackless/sync/channel.hpp"
 
 namespace stackless::detail {
@@ -122,7 +122,7 @@ inline bool is_rec(state_t s) { return s >= C_MARKERS; }
 // cell yet, before it gives the cell up (POISONED). ~10 µs here.
 constexpr int poison_patience = 4096;
 
-void cpu_relax() { __builtin_ia32_pause(); }
+
 
 }  // namespace
 
@@ -879,7 +879,7 @@ void after_partner_woken(op_ctx& x) {
   // Stackless: the preferred side resumes first. A tasklet that woke a preferred partner (now
   // its worker's runnext) yields to it; it stays runnable. Nothing to do on a plain thread.
   if (x.yield_after) {
-    if (tcb* t = current_tcb()) switch_out(t, switch_why::yield);
+    yield_now();
   }
 }
 

@@ -5,7 +5,7 @@
 // the park door records the wake (phase PARKING → WOKEN) and park() returns at once.
 #include "stackless/sync/condition_variable.hpp"
 
-#include "park.hpp"
+#include "stackless/runtime/internal/park.hpp"
 
 namespace stackless {
 

@@ -13,8 +13,7 @@
 //    before the caller parks ends that park at once (door phase PARKING → WOKEN).
 #include <vector>
 
-#include "park.hpp"
-#include "scheduler_impl.hpp"
+#include "stackless/runtime/internal/park.hpp"
 #include "stackless/sync/future.hpp"
 
 namespace stackless::detail {

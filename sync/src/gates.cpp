@@ -9,7 +9,7 @@
 //    true without re-checking (an event set and cleared at once still released its waiters).
 #include <stdexcept>
 
-#include "park.hpp"
+#include "stackless/runtime/internal/park.hpp"
 #include "stackless/sync/event.hpp"
 #include "stackless/sync/semaphore.hpp"
 

@@ -22,7 +22,7 @@
 //    acq_rel CAS (a plain thread: the release store / acquire load of its futex word).
 #include "stackless/sync/mutex.hpp"
 
-#include "park.hpp"
+#include "stackless/runtime/internal/park.hpp"
 
 namespace stackless {
 
@@ -56,7 +56,7 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
                                                         std::memory_order_acquire, std::memory_order_relaxed))
           return true;
         if ((fair_ && (s & WAITERS)) || (s & HANDOFF)) break;  // queued waiters first: join them
-        __builtin_ia32_pause();
+        cpu_relax();
       }
     }
     lk_.lock();
@@ -73,10 +73,10 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
       }
       // Queue: announce it first, so that from now on unlock() takes the slow path (and lk_).
       std::uint32_t want = (s | WAITERS) & ~(woken ? WOKEN : 0);  // a woken waiter stops competing
-      if (!fair_ && waiting_since && detail::steady_now_ns() - waiting_since >= starve_ns) want |= HANDOFF;
+      if (!fair_ && waiting_since && detail::now_ns() - waiting_since >= starve_ns) want |= HANDOFF;
       if (want == s || state_.compare_exchange_weak(s, want, std::memory_order_relaxed)) queue = true;
     }
-    if (!waiting_since) waiting_since = detail::steady_now_ns();
+    if (!waiting_since) waiting_since = detail::now_ns();
     std::uintptr_t got = 0;
     detail::wake_reason r = detail::block(lk_, q_, "mutex", deadline, st, 0, nullptr, nullptr, &got, woken);
     switch (detail::settle(r, own)) {

@@ -15,8 +15,7 @@
 //    one on a door loses the generation check anyway).
 #include <optional>
 
-#include "park.hpp"
-#include "scheduler_impl.hpp"
+#include "stackless/runtime/internal/park.hpp"
 #include "stackless/runtime/timeout.hpp"
 #include "stackless/sync/detail/waitq.hpp"
 

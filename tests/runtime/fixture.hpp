@@ -39,7 +39,7 @@
 #include <utility>
 #include <vector>
 
-#include "park.hpp"
+#include "stackless/runtime/internal/park.hpp"
 #include "stackless/runtime.hpp"
 
 #if defined(STACKLESS_TSAN)

@@ -9,7 +9,7 @@
 
 #include <stackless/runtime.hpp>
 
-#include "park.hpp"
+#include "stackless/runtime/internal/park.hpp"
 #include "scheduler_impl.hpp"
 
 namespace {

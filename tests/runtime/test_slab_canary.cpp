@@ -10,7 +10,7 @@
 
 #include <stackless/runtime.hpp>
 
-#include "park.hpp"
+#include "stackless/runtime/internal/park.hpp"
 
 namespace {
 

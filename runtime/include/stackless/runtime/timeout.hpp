@@ -17,6 +17,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "stackless/runtime/detail/deadline.hpp"
+
 namespace stackless {
 
 class timeout_scope;
@@ -47,7 +49,6 @@ class operation_cancelled : public std::runtime_error {
 namespace detail {
 /// scope_top() is the innermost timeout_scope of the calling tasklet (or plain thread), or null.
 timeout_scope*& scope_top() noexcept;
-std::int64_t steady_now_ns() noexcept;
 }  // namespace detail
 
 /// timeout_scope is an RAII deadline (stacklesslib util.timeout): every blocking call made inside
@@ -60,7 +61,7 @@ class timeout_scope {
  public:
   template <class Rep, class P>
   explicit timeout_scope(std::chrono::duration<Rep, P> d)
-      : timeout_scope(from_ns(detail::steady_now_ns(), saturating_ns(d))) {}
+      : timeout_scope(detail::add_saturating(detail::now_ns(), detail::saturating_ns(d))) {}
   template <class D>
   explicit timeout_scope(std::chrono::time_point<std::chrono::steady_clock, D> tp)
       : timeout_scope(
@@ -74,7 +75,7 @@ class timeout_scope {
     return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns_));
   }
   /// expired() tells whether this scope's own deadline has passed.
-  bool expired() const noexcept { return detail::steady_now_ns() >= deadline_ns_; }
+  bool expired() const noexcept { return detail::now_ns() >= deadline_ns_; }
 
   // For the library: the effective deadline (the earliest of this and the enclosing scopes) and
   // the scope it belongs to.
@@ -82,20 +83,10 @@ class timeout_scope {
   const timeout_scope* effective_owner() const noexcept { return eff_owner_; }
 
  private:
-  // saturating_ns() is d in nanoseconds, rounded up; INT64_MAX for anything over 1e9 s (which
-  // ceil<nanoseconds> would overflow: hours::max() came out as a past deadline).
-  template <class Rep, class P>
-  static std::int64_t saturating_ns(std::chrono::duration<Rep, P> d) {
-    if (d <= d.zero()) return 0;
-    if (std::chrono::duration<double>(d).count() > 1e9) return INT64_MAX;
-    return std::chrono::ceil<std::chrono::nanoseconds>(d).count();
-  }
-  static std::int64_t from_ns(std::int64_t now, std::int64_t d) noexcept {
-    if (d <= 0) return now;
-    return d > INT64_MAX - now ? INT64_MAX - 1 : now + d;
-  }
+  // A scope's deadline is always a real one (no_deadline - 1 at most): "the scope passed" must
+  // never compare equal to a call's own no_deadline.
   timeout_scope(std::int64_t deadline_ns, int) : deadline_ns_(deadline_ns), prev_(detail::scope_top()) {
-    if (deadline_ns_ >= INT64_MAX) deadline_ns_ = INT64_MAX - 1;
+    if (deadline_ns_ >= detail::no_deadline) deadline_ns_ = detail::no_deadline - 1;
     eff_ns_ = deadline_ns_;
     eff_owner_ = this;
     if (prev_ && prev_->eff_ns_ <= eff_ns_) {  // an enclosing scope ends first (or together)

@@ -39,7 +39,7 @@ class condition_variable {
 
   template <class Lock>
   void wait(Lock& lock) {
-    wait_impl(lock, detail::wait_forever, nullptr);
+    wait_impl(lock, detail::no_deadline, nullptr);
   }
   template <class Lock, class Pred>
   void wait(Lock& lock, Pred pred) {
@@ -74,7 +74,7 @@ class condition_variable {
   bool wait(Lock& lock, std::stop_token st, Pred pred) {
     while (!st.stop_requested()) {
       if (pred()) return true;
-      wait_impl(lock, detail::wait_forever, &st);
+      wait_impl(lock, detail::no_deadline, &st);
     }
     return pred();
   }

@@ -32,8 +32,8 @@ class event {
   void set() noexcept;
   void clear() noexcept;
   bool is_set() const noexcept { return set_.load(std::memory_order_acquire); }  // pairs with set()
-  void wait() { wait_impl(detail::wait_forever, nullptr); }
-  void wait(std::stop_token st) { wait_impl(detail::wait_forever, &st); }
+  void wait() { wait_impl(detail::no_deadline, nullptr); }
+  void wait(std::stop_token st) { wait_impl(detail::no_deadline, &st); }
   template <class Rep, class P>
   bool wait_for(std::chrono::duration<Rep, P> d) {
     return wait_impl(detail::deadline_after(d), nullptr);
@@ -61,8 +61,8 @@ class latch {
   /// count_down(n) subtracts n (0 <= n <= the count, else usage_error); never waits.
   void count_down(std::ptrdiff_t n = 1);
   bool try_wait() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
-  void wait() const { const_cast<latch*>(this)->wait_impl(detail::wait_forever, nullptr); }
-  void wait(std::stop_token st) const { const_cast<latch*>(this)->wait_impl(detail::wait_forever, &st); }
+  void wait() const { const_cast<latch*>(this)->wait_impl(detail::no_deadline, nullptr); }
+  void wait(std::stop_token st) const { const_cast<latch*>(this)->wait_impl(detail::no_deadline, &st); }
   template <class Rep, class P>
   bool wait_for(std::chrono::duration<Rep, P> d) const {
     return const_cast<latch*>(this)->wait_impl(detail::deadline_after(d), nullptr);
@@ -95,8 +95,8 @@ class wait_group {
   void add(std::ptrdiff_t delta = 1);
   void done() { add(-1); }
   std::ptrdiff_t count() const noexcept { return count_.load(std::memory_order_acquire); }
-  void wait() { wait_impl(detail::wait_forever, nullptr); }
-  void wait(std::stop_token st) { wait_impl(detail::wait_forever, &st); }
+  void wait() { wait_impl(detail::no_deadline, nullptr); }
+  void wait(std::stop_token st) { wait_impl(detail::no_deadline, &st); }
   template <class Rep, class P>
   bool wait_for(std::chrono::duration<Rep, P> d) {
     return wait_impl(detail::deadline_after(d), nullptr);
@@ -130,7 +130,7 @@ class barrier {
   barrier& operator=(const barrier&) = delete;
 
   [[nodiscard]] arrival_token arrive(std::ptrdiff_t n = 1);
-  void wait(arrival_token t) const { const_cast<barrier*>(this)->wait_impl(t, detail::wait_forever, nullptr); }
+  void wait(arrival_token t) const { const_cast<barrier*>(this)->wait_impl(t, detail::no_deadline, nullptr); }
   template <class Rep, class P>
   bool wait_for(arrival_token t, std::chrono::duration<Rep, P> d) const {
     return const_cast<barrier*>(this)->wait_impl(t, detail::deadline_after(d), nullptr);

@@ -89,9 +89,9 @@ class future {
 
   bool valid() const noexcept { return s_ != nullptr; }
   bool is_ready() const { return need()->is_ready(); }
-  void wait() const { need()->wait(detail::wait_forever, nullptr); }
+  void wait() const { need()->wait(detail::no_deadline, nullptr); }
   /// wait(st): a stop request ends the wait with operation_cancelled.
-  void wait(std::stop_token st) const { need()->wait(detail::wait_forever, &st); }
+  void wait(std::stop_token st) const { need()->wait(detail::no_deadline, &st); }
   template <class Rep, class P>
   std::future_status wait_for(std::chrono::duration<Rep, P> d) const {
     return need()->wait(detail::deadline_after(d), nullptr) ? std::future_status::ready : std::future_status::timeout;
@@ -230,7 +230,7 @@ template <detail::when_waitable... W>
 std::size_t when_any(const W&... w) {
   static_assert(sizeof...(W) > 0, "when_any() needs something to wait for");
   std::array<detail::when_source, sizeof...(W)> s{detail::when_source_of(w)...};
-  return detail::when_wait(s.data(), s.size(), false, detail::wait_forever);
+  return detail::when_wait(s.data(), s.size(), false, detail::no_deadline);
 }
 /// when_any_for(d, a, b, …): as when_any; std::nullopt when nothing was done within d.
 template <class Rep, class P, detail::when_waitable... W>
@@ -245,14 +245,14 @@ template <class Range>
 auto when_any(const Range& r) -> decltype(std::begin(r), std::size_t{}) {
   auto s = detail::when_sources_of(r);
   if (s.empty()) throw usage_error("stackless: when_any() of an empty range");
-  return detail::when_wait(s.data(), s.size(), false, detail::wait_forever);
+  return detail::when_wait(s.data(), s.size(), false, detail::no_deadline);
 }
 
 /// when_all(a, b, …) waits until every future is ready and every tasklet has ended.
 template <detail::when_waitable... W>
 void when_all(const W&... w) {
   std::array<detail::when_source, sizeof...(W)> s{detail::when_source_of(w)...};
-  detail::when_wait(s.data(), s.size(), true, detail::wait_forever);
+  detail::when_wait(s.data(), s.size(), true, detail::no_deadline);
 }
 /// when_all_for(d, a, b, …): as when_all; false when not everything was done within d.
 template <class Rep, class P, detail::when_waitable... W>
@@ -265,7 +265,7 @@ template <class Range>
   requires(!detail::when_waitable<Range>)
 auto when_all(const Range& r) -> decltype(std::begin(r), void()) {
   auto s = detail::when_sources_of(r);
-  detail::when_wait(s.data(), s.size(), true, detail::wait_forever);
+  detail::when_wait(s.data(), s.size(), true, detail::no_deadline);
 }
 
 }  // namespace stackless

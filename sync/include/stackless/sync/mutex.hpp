@@ -93,7 +93,7 @@ class mutex {
     std::uint32_t z = 0;
     // Acquire: pairs with the release in unlock() (and with the hand-off's lock + wake).
     if (!state_.compare_exchange_strong(z, 1, std::memory_order_acquire, std::memory_order_relaxed))
-      lock_slow(detail::wait_forever, st);
+      lock_slow(detail::no_deadline, st);
     owner_.store(detail::self_token(), std::memory_order_relaxed);
   }
   bool timed_lock(std::int64_t deadline) {

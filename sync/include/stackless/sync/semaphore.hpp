@@ -24,9 +24,9 @@ class counting_semaphore {
   counting_semaphore(const counting_semaphore&) = delete;
   counting_semaphore& operator=(const counting_semaphore&) = delete;
 
-  void acquire() { acquire_impl(detail::wait_forever, nullptr); }
+  void acquire() { acquire_impl(detail::no_deadline, nullptr); }
   /// acquire(st): a stop request on `st` ends the wait with operation_cancelled.
-  void acquire(std::stop_token st) { acquire_impl(detail::wait_forever, &st); }
+  void acquire(std::stop_token st) { acquire_impl(detail::no_deadline, &st); }
   bool try_acquire() noexcept;
   template <class Rep, class P>
   bool try_acquire_for(std::chrono::duration<Rep, P> d) {

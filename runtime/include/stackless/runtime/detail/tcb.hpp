@@ -17,6 +17,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "stackless/runtime/detail/spinlock.hpp"
+
 namespace stackless {
 class timeout_scope;
 }
@@ -29,22 +31,6 @@ struct worker;
 struct stack;
 struct error_sink;
 class tcb;
-
-/// spinlock guards a few words for a few instructions (a tcb's joiners and pending exception).
-/// Never held across a park or a switch.
-class spinlock {
- public:
-  void lock() noexcept {
-    while (flag_.exchange(true, std::memory_order_acquire)) {  // pairs with the release in unlock()
-      while (flag_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
-    }
-  }
-  bool try_lock() noexcept { return !flag_.exchange(true, std::memory_order_acquire); }
-  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> flag_{false};
-};
 
 /// wake_reason is why a park ended. Exactly one waker wins a park (see park.cpp).
 /// cancelled: a std::stop_token's stop request (only calls that took a token can get it).

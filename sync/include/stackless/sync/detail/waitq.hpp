@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <stop_token>
 
+#include "stackless/runtime/detail/deadline.hpp"
 #include "stackless/runtime/detail/tcb.hpp"
 
 namespace stackless::detail {
@@ -45,28 +46,6 @@ struct wait_list {
     w->linked = false;
   }
 };
-
-inline constexpr std::int64_t wait_forever = INT64_MAX;
-
-/// deadline_after() is now + d on the steady clock, in ns, saturating.
-template <class Rep, class P>
-std::int64_t deadline_after(std::chrono::duration<Rep, P> d) {
-  auto now = std::chrono::steady_clock::now().time_since_epoch();
-  if (d <= d.zero()) return std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
-  if (d >= std::chrono::duration<Rep, P>::max() || std::chrono::duration<double>(d).count() > 1e9)
-    return wait_forever;
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(now + std::chrono::ceil<std::chrono::nanoseconds>(d))
-      .count();
-}
-/// deadline_at() is tp in steady-clock ns (other clocks: converted through their now()).
-template <class C, class D>
-std::int64_t deadline_at(std::chrono::time_point<C, D> tp) {
-  if constexpr (std::is_same_v<C, std::chrono::steady_clock>) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count();
-  } else {
-    return deadline_after(tp - C::now());
-  }
-}
 
 /// block() makes the caller wait at the back of q. Called with `lk` held; returns with it
 /// released and the caller's record off q in every case. `after_publish` (may be null) runs once

@@ -21,7 +21,11 @@
 #include <type_traits>
 #include <cstdint>
 
+#include "stackless/runtime/detail/deadline.hpp"
 #include "stackless/runtime/detail/tcb.hpp"
+#include "stackless/runtime/internal/assert.hpp"
+#include "stackless/runtime/internal/scheduling.hpp"
+#include "stackless/runtime/internal/spin.hpp"
 
 namespace stackless::detail {
 
@@ -40,10 +44,6 @@ class function_ref {
   void (*call_)(void*);
 };
 
-inline constexpr std::int64_t no_deadline = INT64_MAX;
-
-/// now_ns() is the steady clock in nanoseconds.
-std::int64_t now_ns() noexcept;
 
 /// prepare_park() starts a park of the calling tasklet: a new generation, phase PARKING, and
 /// returns its waiter record for the caller to publish. `what` (a string literal) and `target`
@@ -96,7 +96,7 @@ class irq_mask {
 
 /// wake_park() ends park `gen` of t with r, if that park is still on (a timer, a stop request:
 /// wakers that hold (t, gen) rather than a listed record). The caller keeps t alive.
-bool wake_park(tcb* t, std::uint64_t gen, wake_reason r);
+bool wake_park(tcb* t, std::uint64_t gen, wake_reason r, bool to_back = false);
 
 /// thread_waiter is a plain thread's waiter: a futex word on the thread's stack.
 struct thread_waiter {

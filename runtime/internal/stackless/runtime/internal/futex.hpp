@@ -1,4 +1,4 @@
-// runtime/src/futex.hpp — the two futex calls everything that sleeps is built on.
+// stackless/runtime/internal/futex.hpp — the two futex calls everything that sleeps is built on.
 #pragma once
 
 #include <linux/futex.h>

@@ -1,0 +1,17 @@
+// stackless/runtime/internal/scheduling.hpp — the two scheduling calls a primitive needs besides
+// the park door (park.hpp): giving the worker away for a moment, and making sure a plain thread
+// that is about to block will be served.
+#pragma once
+
+namespace stackless::detail {
+
+/// yield_now() puts the calling tasklet at the back of its worker's run queue and switches away
+/// (it stays runnable; no interrupt is delivered here). Outside a tasklet it does nothing.
+void yield_now();
+
+/// plain_thread_will_block() is called by a plain thread (not a tasklet) that is about to block
+/// on a futex: it starts the worker thread of every scheduler that nothing drives yet, since the
+/// waker the thread waits for may be a tasklet of any of them.
+void plain_thread_will_block();
+
+}  // namespace stackless::detail
