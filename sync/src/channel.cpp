@@ -82,6 +82,8 @@
 #include <vector>
 
 #include "ebr.hpp"
+#include "stackless/runtime/detail/preempt.hpp"
+#include "stackless/runtime/errors.hpp"
 #include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/internal/park.hpp"
 #include "stackless/runtime/internal/scheduling.hpp"
