@@ -27,7 +27,7 @@
 //    an interrupted send is not delivered. Every value sent successfully is received exactly once.
 //  - Every operation works from a plain OS thread too: the thread blocks on a futex.
 //
-// The engine is lock-free (Koval, Alistarh, Elizarov, PPoPP'23): see sync/src/channel.cpp.
+// The engine is lock-free (Koval, Alistarh, Elizarov, PPoPP'23): see sync/src/chan_engine.hpp.
 #pragma once
 
 #include <chrono>
@@ -40,6 +40,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "stackless/runtime/detail/deadline.hpp"
 #include "stackless/sync/detail/channel_core.hpp"
 
 namespace stackless {
@@ -55,17 +56,6 @@ class channel_closed : public std::runtime_error {
 enum class preference { receiver = -1, none = 0, sender = 1 };
 
 namespace detail {
-template <class Rep, class P>
-std::int64_t chan_deadline(std::chrono::duration<Rep, P> d) {
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-  if (ns <= 0) return chan_now_ns();
-  std::int64_t now = chan_now_ns();
-  return ns > INT64_MAX - now ? chan_no_deadline : now + ns;
-}
-template <class C, class D>
-std::int64_t chan_deadline_at(std::chrono::time_point<C, D> tp) {
-  return chan_deadline(tp - C::now());
-}
 [[noreturn]] inline void throw_closed(const char* what) { throw channel_closed(what); }
 
 /// raw_value is storage for one T that the engine constructs.
@@ -115,12 +105,12 @@ class channel {
 
   /// send() delivers v: it parks the calling tasklet (or blocks a plain thread) until a receiver
   /// takes it, or until there is room in the buffer. Throws channel_closed after close().
-  void send(T v) { send_impl(&v, false, true, detail::chan_no_deadline); }
+  void send(T v) { send_impl(&v, false, true, detail::no_deadline); }
   /// receive() takes the next value, parking until there is one. Throws channel_closed when the
   /// channel is closed and drained, or the exception a sender passed to send_exception().
   T receive() {
     detail::raw_value<T> r;
-    if (receive_impl(r.ptr(), true, detail::chan_no_deadline) != detail::op_status::ok)
+    if (receive_impl(r.ptr(), true, detail::no_deadline) != detail::op_status::ok)
       detail::throw_closed("stackless: receive() on a closed channel");
     return r.take();
   }
@@ -137,24 +127,24 @@ class channel {
   /// send_for() is send() that gives up after d: false, and v keeps its value.
   template <class Rep, class P>
   bool send_for(T& v, std::chrono::duration<Rep, P> d) {
-    return send_impl(&v, false, true, detail::chan_deadline(d));
+    return send_impl(&v, false, true, detail::deadline_after(d));
   }
   template <class C, class D>
   bool send_until(T& v, std::chrono::time_point<C, D> tp) {
-    return send_impl(&v, false, true, detail::chan_deadline_at(tp));
+    return send_impl(&v, false, true, detail::deadline_at(tp));
   }
   /// receive_for() is receive() that gives up after d: std::nullopt.
   template <class Rep, class P>
   std::optional<T> receive_for(std::chrono::duration<Rep, P> d) {
-    return receive_opt(true, detail::chan_deadline(d));
+    return receive_opt(true, detail::deadline_after(d));
   }
   template <class C, class D>
   std::optional<T> receive_until(std::chrono::time_point<C, D> tp) {
-    return receive_opt(true, detail::chan_deadline_at(tp));
+    return receive_opt(true, detail::deadline_at(tp));
   }
   /// send_exception() sends e like a value (parking the same way): the receiver gets it thrown
   /// from receive() (Stackless's send_exception).
-  void send_exception(std::exception_ptr e) { send_impl(&e, true, true, detail::chan_no_deadline); }
+  void send_exception(std::exception_ptr e) { send_impl(&e, true, true, detail::no_deadline); }
 
   /// close() stops the channel from growing (Stackless): see the top of this file.
   void close() { detail::chan_close(core_); }
@@ -197,7 +187,7 @@ class channel {
     void next() {
       cur_.reset();
       detail::raw_value<T> r;
-      if (ch_->receive_impl(r.ptr(), true, detail::chan_no_deadline) == detail::op_status::ok)
+      if (ch_->receive_impl(r.ptr(), true, detail::no_deadline) == detail::op_status::ok)
         cur_.emplace(r.take());
     }
     channel* ch_ = nullptr;
@@ -296,7 +286,7 @@ detail::send_case<T, F> on_send(channel<T>& ch, U&& v, F f) {
 /// after() is a select() case that happens when d has passed and no other case has.
 template <class Rep, class P, class F>
 detail::after_case<F> after(std::chrono::duration<Rep, P> d, F f) {
-  return {detail::chan_deadline(d), std::move(f)};
+  return {detail::deadline_after(d), std::move(f)};
 }
 /// default_case() makes select() poll: it happens when no other case is ready at once. Over
 /// several channels the check is atomic (select registers on every case and withdraws), so it

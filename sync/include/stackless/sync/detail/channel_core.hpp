@@ -1,10 +1,17 @@
-// stackless/sync/detail/channel_core.hpp — the type-erased channel engine (sync/src/channel.cpp)
-// that channel<T> and select() wrap. Internal: the names may change at any time.
+// stackless/sync/detail/channel_core.hpp — the type-erased channel engine (sync/src/chan_engine.hpp
+// describes it) that channel<T> and select() wrap. Internal: the names may change at any time.
+// Deadlines are points of the steady clock in nanoseconds, no_deadline for none
+// (stackless/runtime/detail/deadline.hpp).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "stackless/runtime/detail/deadline.hpp"
 
 namespace stackless::detail {
 
@@ -27,9 +34,6 @@ class chan_core;
 
 /// op_status is how a channel operation ended when it did not throw.
 enum class op_status : std::uint8_t { ok, would_block, timeout, closed };
-
-inline constexpr std::int64_t chan_no_deadline = INT64_MAX;
-std::int64_t chan_now_ns() noexcept;
 
 chan_core* chan_create(const elem_ops* ops, std::size_t capacity, bool unbounded);
 void chan_acquire(chan_core*) noexcept;
