@@ -82,14 +82,18 @@ struct alignas(64) record {
 namespace {
 
 record* acquire_record() {
+  // acquire: pairs with the release CAS below that published each record (its fields).
   for (record* r = g_records.load(std::memory_order_acquire); r; r = r->next) {
     bool f = false;
+    // The load is relaxed: a pre-check only; the CAS decides. The CAS (acquire) pairs with the
+    // release store of `owned` in ~thread_slot(): the previous owner's last writes are ours.
     if (!r->owned.load(std::memory_order_relaxed) &&
-        r->owned.compare_exchange_strong(f, true, std::memory_order_acquire))  // pairs with the
-      return r;                                                                // release below
+        r->owned.compare_exchange_strong(f, true, std::memory_order_acquire))
+      return r;
   }
   record* r = new record;
-  r->owned.store(true, std::memory_order_relaxed);
+  r->owned.store(true, std::memory_order_relaxed);  // relaxed: published by the CAS below
+  // relaxed: only the CAS's expected value; a stale one makes the CAS fail and reload.
   record* head = g_records.load(std::memory_order_relaxed);
   do {
     r->next = head;
@@ -103,7 +107,7 @@ void free_ready(std::vector<retired>& v, std::uint64_t e) {
   for (retired& x : v) {
     if (x.epoch + 2 <= e) {
       x.free_fn(x.p);
-      g_pending.fetch_sub(1, std::memory_order_relaxed);
+      g_pending.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a statistic (pending())
     } else {
       v[kept++] = x;
     }
@@ -115,11 +119,16 @@ bool try_advance() {
   // The heavy side of the asymmetric barrier: after it, every pin() announced before any other
   // thread's last read of a pointer is visible here.
   if (g_asymmetric) syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  // seq_cst: pairs with the CAS below in other threads and the epoch loads of pin().
   std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
+  // acquire: pairs with the release CAS in acquire_record() that published each record.
   for (record* r = g_records.load(std::memory_order_acquire); r; r = r->next) {
-    std::uint64_t l = r->local.load(std::memory_order_seq_cst);  // pairs with the fence in pin()
+    // seq_cst: pairs with pin()'s announcement (its exchange, or its relaxed store made visible
+    // by the membarrier above) and with the release store of unpin().
+    std::uint64_t l = r->local.load(std::memory_order_seq_cst);
     if ((l & 1) && (l >> 1) != e) return false;
   }
+  // seq_cst: pairs with the epoch loads of pin(), retire() and collect().
   return g_epoch.compare_exchange_strong(e, e + 1, std::memory_order_seq_cst);
 }
 
@@ -132,7 +141,7 @@ struct thread_slot {
       g_orphans.insert(g_orphans.end(), r->limbo.begin(), r->limbo.end());
       r->limbo.clear();
     }
-    r->local.store(0, std::memory_order_release);
+    r->local.store(0, std::memory_order_release);  // pairs with the seq_cst load in try_advance()
     r->owned.store(false, std::memory_order_release);  // pairs with the acquire in acquire_record()
   }
 };
@@ -149,12 +158,15 @@ struct thread_slot {
 
 record* pin() noexcept {
   record* r = my_record();
-  if (r->depth++ == 0) {  // pairs with the loads in try_advance()
+  if (r->depth++ == 0) {
+    // seq_cst: pairs with the epoch CAS in try_advance().
     std::uint64_t v = g_epoch.load(std::memory_order_seq_cst) << 1 | 1;
     if (g_asymmetric) {
+      // relaxed: the membarrier in try_advance() is this store's fence (pairs with its loads).
       r->local.store(v, std::memory_order_relaxed);
       std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler keeps it before the reads
     } else {
+      // seq_cst (a full barrier): pairs with the seq_cst loads of `local` in try_advance().
       r->local.exchange(v, std::memory_order_seq_cst);
     }
   }
@@ -162,13 +174,15 @@ record* pin() noexcept {
 }
 
 void unpin(record* r) noexcept {
-  if (--r->depth == 0) r->local.store(0, std::memory_order_release);  // ends the section's reads
+  // release: ends the section's reads; pairs with the seq_cst load of `local` in try_advance().
+  if (--r->depth == 0) r->local.store(0, std::memory_order_release);
 }
 
 void retire(void* p, void (*free_fn)(void*) noexcept) {
   record* r = my_record();
+  // seq_cst: pairs with the epoch CAS in try_advance() (the tag is an epoch p was unlinked by).
   r->limbo.push_back(retired{p, free_fn, g_epoch.load(std::memory_order_seq_cst)});
-  g_pending.fetch_add(1, std::memory_order_relaxed);
+  g_pending.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic (pending())
   if (++r->since_collect >= collect_every) {
     r->since_collect = 0;
     collect();
@@ -178,12 +192,13 @@ void retire(void* p, void (*free_fn)(void*) noexcept) {
 void collect() {
   record* r = my_record();
   try_advance();
-  std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);
+  std::uint64_t e = g_epoch.load(std::memory_order_seq_cst);  // pairs with try_advance()'s CAS
   free_ready(r->limbo, e);
   std::unique_lock<std::mutex> lk(g_orphan_mu, std::try_to_lock);
   if (lk.owns_lock() && !g_orphans.empty()) free_ready(g_orphans, e);
 }
 
+// relaxed: a statistic for tests; it orders nothing.
 std::uint64_t pending() noexcept { return g_pending.load(std::memory_order_relaxed); }
 
 }  // namespace stackless::detail::ebr
