@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "door.hpp"
 #include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/timeout.hpp"
 #include "scheduler_impl.hpp"
@@ -36,18 +37,76 @@
 namespace stackless::detail {
 
 namespace {
+// The encoding of tcb::door, known to this file only (door.hpp gives the rest of the runtime
+// named steps).
 constexpr std::uint64_t P_RUNNING = 0, P_PARKING = 1, P_PARKED = 2, P_WOKEN = 3;
+constexpr std::uint64_t phase_mask = 3, reason_shift = 2, gen_shift = 4;
+constexpr std::uint64_t low_mask = (std::uint64_t{1} << gen_shift) - 1;  // reason and phase
 
-inline std::uint64_t gen_of(std::uint64_t d) { return d >> 4; }
-inline std::uint64_t phase_of(std::uint64_t d) { return d & 3; }
-inline wake_reason reason_of(std::uint64_t d) { return static_cast<wake_reason>((d >> 2) & 3); }
+inline std::uint64_t gen_of(std::uint64_t d) { return d >> gen_shift; }
+inline std::uint64_t phase_of(std::uint64_t d) { return d & phase_mask; }
+inline wake_reason reason_of(std::uint64_t d) {
+  return static_cast<wake_reason>((d >> reason_shift) & 3);
+}
+inline std::uint64_t make(std::uint64_t gen, wake_reason r, std::uint64_t phase) {
+  return gen << gen_shift | std::uint64_t(r) << reason_shift | phase;
+}
+inline bool park_on(std::uint64_t d) {
+  return phase_of(d) == P_PARKING || phase_of(d) == P_PARKED;
+}
+
+/// check_door_transition() is the door's state machine: RUNNING → PARKING (prepare_park, a new
+/// generation), PARKING → RUNNING (cancel_park), PARKING → PARKED (the worker), PARKING/PARKED →
+/// WOKEN (one waker), WOKEN → PARKING (the next prepare_park). Nothing else.
+inline void check_door_transition(std::uint64_t from, std::uint64_t to) noexcept {
+  const std::uint64_t f = phase_of(from), t = phase_of(to);
+  STACKLESS_ASSERT_STATE((t == P_PARKING && (f == P_RUNNING || f == P_WOKEN) &&
+                          gen_of(to) == gen_of(from) + 1) ||
+                             (f == P_PARKING && t == P_RUNNING && gen_of(to) == gen_of(from)) ||
+                             (f == P_PARKING && t == P_PARKED && gen_of(to) == gen_of(from)) ||
+                             (park_on(from) && t == P_WOKEN && gen_of(to) == gen_of(from)),
+                         "park door: illegal transition", from << 32 | (to & 0xffffffff));
+}
 }  // namespace
+
+void check_door_transition_for_test(std::uint64_t from_gen, unsigned from_phase,
+                                    std::uint64_t to_gen, unsigned to_phase) noexcept {
+  check_door_transition(make(from_gen, wake_reason::notified, from_phase),
+                        make(to_gen, wake_reason::notified, to_phase));
+}
+
+bool door_finish_parking(tcb* t) noexcept {
+  std::uint64_t d = t->door.load(std::memory_order_relaxed);
+  if (phase_of(d) != P_PARKING) return false;  // a waker won while it was still on its stack
+  const std::uint64_t parked = (d & ~phase_mask) | P_PARKED;
+  check_door_transition(d, parked);
+  // acq_rel: pairs with the acquire load and the CAS in wake(), so a waker that sees PARKED also
+  // sees tcb::state == PARKED (stored before this, release) and may requeue the tasklet.
+  return t->door.compare_exchange_strong(d, parked, std::memory_order_acq_rel);
+}
+
+bool door_park_on(const tcb* t, std::uint64_t gen) noexcept {
+  // acquire: pairs with the CAS of the waker that ended the park (a timer that reads WOKEN
+  // drops its entry; one that reads an old PARKED only fires and loses).
+  const std::uint64_t d = t->door.load(std::memory_order_acquire);
+  return gen_of(d) == gen && park_on(d);
+}
+
+void door_interrupt(tcb* t) noexcept {
+  // seq_cst: the Dekker pair with park() — kill() stored irq (seq_cst) before this load; park()
+  // stores PARKING (seq_cst in prepare_park) before it reads irq. One of them sees the other.
+  const std::uint64_t d = t->door.load(std::memory_order_seq_cst);
+  if (park_on(d)) wake_park(t, gen_of(d), wake_reason::interrupted);
+}
 
 waiter* prepare_park(const char* what, std::uint64_t target) {
   tcb* t = current_tcb();
   if (!t) throw_usage("stackless: prepare_park() outside a tasklet");
-  std::uint64_t gen = gen_of(t->door.load(std::memory_order_relaxed)) + 1;
-  t->door.store(gen << 4 | P_PARKING, std::memory_order_seq_cst);  // Dekker with kill()
+  const std::uint64_t d = t->door.load(std::memory_order_relaxed);  // owner's own word
+  const std::uint64_t gen = gen_of(d) + 1;
+  check_door_transition(d, make(gen, wake_reason::notified, P_PARKING));
+  // seq_cst: the Dekker pair with kill() (door_interrupt()): this store, then park()'s irq load.
+  t->door.store(make(gen, wake_reason::notified, P_PARKING), std::memory_order_seq_cst);
   t->wait.t = t;
   t->wait.gen = gen;
   t->wait.word = nullptr;
@@ -60,8 +119,13 @@ void cancel_park() noexcept {
   tcb* t = current_tcb();
   if (!t) return;
   std::uint64_t d = t->door.load(std::memory_order_relaxed);
-  if (phase_of(d) == P_PARKING)
-    t->door.compare_exchange_strong(d, (d & ~std::uint64_t{15}) | P_RUNNING, std::memory_order_acq_rel);
+  if (phase_of(d) == P_PARKING) {
+    const std::uint64_t running = (d & ~low_mask) | P_RUNNING;
+    check_door_transition(d, running);
+    // acq_rel: against a waker's CAS on the same park (pairs with wake()); if the waker won, its
+    // interrupt stays pending in irq.
+    t->door.compare_exchange_strong(d, running, std::memory_order_acq_rel);
+  }
 }
 
 wake_reason park(function_ref unlock, std::int64_t deadline_ns) {
@@ -72,7 +136,9 @@ wake_reason park(function_ref unlock, std::int64_t deadline_ns) {
   if ((t->irq.load(std::memory_order_seq_cst) & (IRQ_KILLED | IRQ_EXC)) &&
       std::uncaught_exceptions() == 0 && t->irq_masked == 0) {
     unlock();
-    std::uint64_t woken = (d & ~std::uint64_t{15}) | std::uint64_t(wake_reason::interrupted) << 2 | P_WOKEN;
+    const std::uint64_t woken = make(gen_of(d), wake_reason::interrupted, P_WOKEN);
+    if (phase_of(d) == P_PARKING) check_door_transition(d, woken);
+    // acq_rel / acquire: pair with a waker's CAS on this park (wake()).
     if (phase_of(d) == P_PARKING && t->door.compare_exchange_strong(d, woken, std::memory_order_acq_rel))
       return wake_reason::interrupted;
     return reason_of(t->door.load(std::memory_order_acquire));  // a waker won first: honour it
@@ -104,7 +170,10 @@ bool wake(waiter& w, wake_reason r, bool to_back) {
     if (gen_of(d) != w.gen) return false;
     std::uint64_t ph = phase_of(d);
     if (ph != P_PARKING && ph != P_PARKED) return false;
-    std::uint64_t woken = w.gen << 4 | std::uint64_t(r) << 2 | P_WOKEN;
+    const std::uint64_t woken = make(w.gen, r, P_WOKEN);
+    check_door_transition(d, woken);
+    // acq_rel: pairs with the worker's PARKING → PARKED CAS (door_finish_parking()) and with the
+    // parked tasklet's acquire load in park(): what the waker wrote before is visible to it.
     if (t->door.compare_exchange_weak(d, woken, std::memory_order_acq_rel)) {
       if (ph == P_PARKED) t->sched->make_runnable(t, to_back);  // else the worker requeues it
       return true;
@@ -167,3 +236,30 @@ wake_reason thread_waiter::wait(std::int64_t deadline_ns) {
 
 }  // namespace stackless::detail
 
+
+namespace stackless::detail {
+
+wait_here::wait_here(const char* what, std::uint64_t target) : t_(current_tcb()) {
+  rec_ = t_ ? prepare_park(what, target) : &tw_.w;
+}
+
+wake_reason wait_here::wait(function_ref unlock, std::int64_t deadline, const std::stop_token* st) {
+  if (t_) {
+    // A stop already requested runs the callback right here: the park ends at once. The
+    // callback's destructor waits for a running callback, so none outlives this park.
+    std::optional<std::stop_callback<stop_waker>> cb;
+    if (st && st->stop_possible()) cb.emplace(*st, stop_waker{t_, rec_->gen, nullptr});
+    return park(unlock, deadline);
+  }
+  unlock();
+  std::optional<std::stop_callback<stop_waker>> cb;
+  if (st && st->stop_possible()) cb.emplace(*st, stop_waker{nullptr, 0, &tw_});
+  plain_thread_will_block();  // a single-worker scheduler nobody drives yet may hold the waker
+  return tw_.wait(deadline);
+}
+
+void wait_here::cancel() noexcept {
+  if (t_) cancel_park();
+}
+
+}  // namespace stackless::detail

@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "context.hpp"
+#include "door.hpp"
 #include "fence.hpp"
 #include "scheduler_impl.hpp"
 
@@ -308,11 +309,7 @@ void scheduler_impl::finish(worker& w, tcb* t) {
 
 namespace {
 // A timer entry is live while the park it belongs to has not ended.
-bool timer_live(const timer_entry& e) {
-  std::uint64_t d = e.t->door.load(std::memory_order_acquire);
-  std::uint64_t phase = d & 3;
-  return (d >> 4) == e.gen && (phase == 1 || phase == 2);
-}
+bool timer_live(const timer_entry& e) { return door_park_on(e.t, e.gen); }
 void publish_deadline(worker& v) {
   // Release: pairs with the acquire in next_deadline(); a reader that sees the new minimum also
   // sees the entry (it takes timer_lk before it touches the heap anyway).
@@ -386,10 +383,8 @@ bool scheduler_impl::fire_worker_timers(worker& v, std::int64_t now) {
       publish_deadline(v);
     }
     for (std::size_t i = 0; i < n; ++i) {
-      waiter w;
-      w.t = due[i].t;
-      w.gen = due[i].gen;
-      woke |= wake(w, wake_reason::timeout);  // a stale entry (the park ended) loses: gen differs
+      // A stale entry (the park ended) loses: its generation differs.
+      woke |= wake_park(due[i].t, due[i].gen, wake_reason::timeout);
       release(due[i].t);
     }
     if (n < 32) return woke;
@@ -419,6 +414,28 @@ bool scheduler_impl::quiescent() {
     if (w->runnext.load(std::memory_order_acquire)) return false;
   if (next_deadline() == INT64_MAX) return true;
   return live_timers() == 0;  // stale entries do not count
+}
+
+scheduler_impl::watch_end scheduler_impl::watch_deadlock(function_ref_until wait,
+                                                         std::int64_t deadline,
+                                                         const tcb* target, std::string* report) {
+  const std::int64_t grace = std::chrono::nanoseconds(opts.deadlock_grace).count();
+  std::uint64_t since = total_runs();
+  for (;;) {
+    std::int64_t until = deadline;
+    if (grace > 0) until = std::min(until, add_saturating(now_ns(), grace));
+    if (wait(until)) return watch_end::done;
+    if (deadline != no_deadline && now_ns() >= deadline) return watch_end::timed_out;
+    if (grace <= 0) continue;
+    bool notified = false;
+    std::string r = check_deadlock(since, target, &notified);
+    if (!r.empty() && !notified) {  // nobody (not the target) can even react: give up
+      if (report) *report = std::move(r);
+      return watch_end::deadlock;
+    }
+    // Not yet — or a tasklet (the target) got deadlock_error and will end with it.
+    since = total_runs();
+  }
 }
 
 std::string scheduler_impl::check_deadlock(std::uint64_t since, const tcb* target,
@@ -512,24 +529,21 @@ void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
 void scheduler_impl::drain() {
   if (current_worker()) throw usage_error("stackless: drain() called from a tasklet; it would wait for itself");
   ensure_started();
+  // seq_cst: pairs with the seq_cst load of drain_waiters in finish() (Dekker: we count
+  // ourselves, then read live(); the last tasklet to end stores live, then reads us).
   drain_waiters.fetch_add(1, std::memory_order_seq_cst);
-  std::uint64_t since = total_runs();
-  const std::int64_t grace = std::chrono::nanoseconds(opts.deadlock_grace).count();
-  for (;;) {
-    std::uint32_t seq = drain_word.load(std::memory_order_acquire);
-    if (live() == 0) break;
-    futex_wait(&drain_word, seq, grace > 0 ? now_ns() + grace : INT64_MAX);
-    if (grace > 0 && drain_word.load(std::memory_order_acquire) == seq && live() != 0) {
-      bool someone_notified = false;
-      std::string report = check_deadlock(since, nullptr, &someone_notified);
-      if (!report.empty() && !someone_notified) {  // nobody can even react: give up
-        drain_waiters.fetch_sub(1, std::memory_order_seq_cst);
-        throw deadlock_error(report);
-      }
-      since = total_runs();
-    }
-  }
-  drain_waiters.fetch_sub(1, std::memory_order_seq_cst);
+  std::string report;
+  const watch_end end = watch_deadlock(
+      [&](std::int64_t until) {
+        // acquire: pairs with the release increment of drain_word in finish().
+        const std::uint32_t seq = drain_word.load(std::memory_order_acquire);
+        if (live() == 0) return true;
+        futex_wait(&drain_word, seq, until);
+        return live() == 0;
+      },
+      no_deadline, nullptr, &report);
+  drain_waiters.fetch_sub(1, std::memory_order_seq_cst);  // pairs as the fetch_add above
+  if (end == watch_end::deadlock) throw deadlock_error(report);
 }
 
 void scheduler_impl::shutdown() {

@@ -78,6 +78,20 @@ struct timer_entry {
 
 class monitor;  // preempt.cpp
 
+/// function_ref_until is a non-owning reference to a callable bool(std::int64_t until).
+class function_ref_until {
+ public:
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, function_ref_until>>>
+  function_ref_until(F&& f) noexcept  // NOLINT: implicit, for lambdas at the call site
+      : obj_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* o, std::int64_t u) { return (*static_cast<std::remove_reference_t<F>*>(o))(u); }) {}
+  bool operator()(std::int64_t until) const { return call_(obj_, until); }
+
+ private:
+  void* obj_;
+  bool (*call_)(void*, std::int64_t);
+};
+
 /// pinned(): t must run on t->home only (an atomic scope, or hard-preempted).
 inline bool pinned(const tcb* t) noexcept { return t->atomic_depth > 0 || t->hard_pinned; }
 
@@ -220,6 +234,16 @@ class scheduler_impl {
   /// `target` was one of those tasklets (with no target: whether there were any).
   std::string check_deadlock(std::uint64_t since, const tcb* target = nullptr,
                              bool* target_notified = nullptr);
+  /// watch_end is how watch_deadlock() ended.
+  enum class watch_end : std::uint8_t { done, timed_out, deadlock };
+  /// watch_deadlock() is the wait of a plain thread that waits for this scheduler's tasklets (a
+  /// join, drain()): it calls wait(until) — which returns true once the caller's wait is over —
+  /// with `until` at most one deadlock grace period away, and between waits checks for a
+  /// deadlock. It ends `done`, `timed_out` (`deadline` passed), or `deadlock` (every tasklet is
+  /// parked and nothing can wake one, and no tasklet was told: with a target, `target` itself
+  /// was not; *report holds the report).
+  watch_end watch_deadlock(function_ref_until wait, std::int64_t deadline, const tcb* target,
+                           std::string* report);
 
   // Worker loop (worker.cpp).
   void worker_main(worker& w);

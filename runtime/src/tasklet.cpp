@@ -1,10 +1,11 @@
 // runtime/src/tasklet.cpp — what a tasklet<> handle does: join, kill, raise_exception,
-// pause/resume, the predicates. Each wait goes through the door (park.cpp); a plain thread waits
-// on a futex with thread_waiter.
+// pause/resume, the predicates. Each wait goes through wait_here (park.cpp): a tasklet parks, a
+// plain thread waits on a futex.
 #include <cstdio>
 #include <thread>
 
 #include "stackless/runtime/internal/futex.hpp"
+#include "door.hpp"
 #include "scheduler_impl.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
 
@@ -44,79 +45,50 @@ void link_joiner(tcb* t, waiter* w) {
 }
 
 // Waits for t to end, until `deadline`. A tasklet parks; a plain thread blocks, watching for a
-// deadlock when it waits for a tasklet of a threaded scheduler. Returns false on timeout.
+// deadlock of t's scheduler (scheduler_impl::watch_deadlock()). Returns false on timeout.
 bool wait_dead(tcb* t, std::int64_t own, const char* what) {
   preempt_point();  // a call that may wait is a safe point
   if (dead(t)) return true;
   const std::int64_t deadline = scoped_deadline(own);
   tcb* self = current_tcb();
   if (self == t) throw usage_error("stackless: a tasklet cannot join (or wait for) itself");
-  if (self) {
-    // A tasklet of another scheduler waits: like a plain thread, it needs t's scheduler running.
-    if (t->sched != self->sched) t->sched->ensure_started();
-    for (;;) {
-      t->lk.lock();
-      if (dead(t)) {
-        t->lk.unlock();
-        return true;
-      }
-      waiter* w = prepare_park(what, t->id);
-      link_joiner(t, w);
-      wake_reason r = park([t] { t->lk.unlock(); }, deadline);
-      if (r != wake_reason::notified) unlink_joiner(t, w);
-      if (r == wake_reason::interrupted) throw_if_interrupted();  // may return while unwinding
-      if (dead(t)) return true;
-      if (r == wake_reason::timeout) {
-        scope_check(own);  // a timeout_scope's deadline: timeout_error
-        return false;
-      }
-    }
-  }
-  // A plain thread.
-  scheduler_impl* s = t->sched;
-  s->ensure_started();
-  thread_waiter tw;
-  t->lk.lock();
-  if (dead(t)) {
-    t->lk.unlock();
-    return true;
-  }
-  link_joiner(t, &tw.w);
-  t->lk.unlock();
-  const std::int64_t grace = std::chrono::nanoseconds(s->opts.deadlock_grace).count();
-  std::uint64_t since = s->total_runs();
+  // A plain thread, or a tasklet of another scheduler, needs t's scheduler running.
+  if (!self || t->sched != self->sched) t->sched->ensure_started();
   for (;;) {
-    std::int64_t until = deadline;
-    if (grace > 0) until = std::min(until, now_ns() + grace);
-    if (tw.wait(until) == wake_reason::notified) return true;
-    bool timed_out = deadline != no_deadline && now_ns() >= deadline;
-    std::string report;
-    bool t_notified = false;
-    if (!timed_out && grace > 0) report = s->check_deadlock(since, t, &t_notified);
-    if (timed_out || (!report.empty() && !t_notified)) {
-      if (!unlink_joiner(t, &tw.w)) return true;  // woken meanwhile: t ended
-      if (timed_out) {
-        scope_check(own);
-        return false;
-      }
-      throw deadlock_error(report);
+    t->lk.lock();
+    if (dead(t)) {
+      t->lk.unlock();
+      return true;
     }
-    // Not yet — or t itself got deadlock_error in its own join: it ends with it, and this join
-    // rethrows it.
-    since = s->total_runs();
+    wait_here wh(what, t->id);
+    link_joiner(t, wh.record());
+    wake_reason r;
+    std::string report;  // a deadlock that t was not told of (plain thread)
+    if (self) {
+      r = wh.wait([t] { t->lk.unlock(); }, deadline);
+    } else {
+      t->lk.unlock();
+      // t as the target: a deadlock in which t itself got deadlock_error ends t, and this join
+      // rethrows it.
+      const auto end = t->sched->watch_deadlock(
+          [&](std::int64_t until) { return wh.wait([] {}, until) == wake_reason::notified; },
+          deadline, t, &report);
+      r = end == scheduler_impl::watch_end::done ? wake_reason::notified : wake_reason::timeout;
+    }
+    if (r != wake_reason::notified) r = wh.unlinked(r, unlink_joiner(t, wh.record()));
+    if (r == wake_reason::interrupted) throw_if_interrupted();  // may return while unwinding
+    if (dead(t) || (!self && r == wake_reason::notified)) return true;
+    if (!report.empty()) throw deadlock_error(report);
+    if (r == wake_reason::timeout) {
+      scope_check(own);  // a timeout_scope's deadline: timeout_error
+      return false;
+    }
   }
 }
 
 // Ends t's park with `interrupted`, or resumes it if paused (kill/raise delivery).
 void interrupt(tcb* t) {
-  std::uint64_t d = t->door.load(std::memory_order_seq_cst);  // Dekker with park()
-  std::uint64_t ph = d & 3;
-  if (ph == 1 || ph == 2) {
-    waiter w;
-    w.t = t;
-    w.gen = d >> 4;
-    wake(w, wake_reason::interrupted);  // we hold a reference on t (the caller's handle)
-  }
+  door_interrupt(t);  // we hold a reference on t (the caller's handle)
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   if (s == S_PAUSED || s == S_PAUSED_QUEUED) resume(t);
 }

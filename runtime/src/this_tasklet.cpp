@@ -45,23 +45,11 @@ void detail_::sleep_ns(std::int64_t own, const std::stop_token* st) {
   // A sleep whose own time has already come has nothing to wait for: like any call that need
   // not wait, it completes inside an expired timeout_scope (timeout.hpp).
   const bool must_wait = now_ns() < own;
-  tcb* t = current_tcb();
-  if (!t) {
-    thread_waiter tw;  // on no list: only the deadline or cancel() ends its wait
-    std::optional<std::stop_callback<stop_waker>> cb;
-    if (st && st->stop_possible()) cb.emplace(*st, stop_waker{nullptr, 0, &tw});
-    while (now_ns() < deadline) {
-      if (tw.wait(deadline) == wake_reason::cancelled) throw operation_cancelled();
-    }
-    if (must_wait) scope_check(own);
-    return;
-  }
   throw_if_interrupted();
   while (now_ns() < deadline) {
-    prepare_park("sleep");
-    std::optional<std::stop_callback<stop_waker>> cb;
-    if (st && st->stop_possible()) cb.emplace(*st, stop_waker{t, current_park_gen(), nullptr});
-    wake_reason r = park([] {}, deadline);
+    // On no list: only the deadline, a stop request or an interrupt ends the wait.
+    wait_here wh("sleep");
+    const wake_reason r = wh.wait([] {}, deadline, st);
     if (r == wake_reason::interrupted) throw_if_interrupted();
     if (r == wake_reason::cancelled) throw operation_cancelled();
   }

@@ -42,6 +42,7 @@
 #include <cstdlib>
 
 #include "context.hpp"
+#include "door.hpp"
 #include "fence.hpp"
 #include "scheduler_impl.hpp"
 
@@ -319,12 +320,7 @@ void scheduler_impl::after_switch(worker& w) {
       (*w.unlock)();  // now that the tasklet is off its stack, wakers may find it
       // PARKED first, then the door: a waker that sees the door PARKED stores RUNNABLE after us.
       t->state.store(S_PARKED, std::memory_order_release);  // pairs with the acquire in is_blocked()
-      std::uint64_t d = t->door.load(std::memory_order_relaxed);
-      if ((d & 3) == 1 /*PARKING*/ &&
-          t->door.compare_exchange_strong(d, (d & ~std::uint64_t{3}) | 2 /*PARKED*/,
-                                          std::memory_order_acq_rel)) {
-        return;  // pairs with the acquire in wake()
-      }
+      if (door_finish_parking(t)) return;  // parked; a waker will requeue it
       // Woken before it finished parking: it runs again next (a pinned one from the inbox,
       // where no thief looks) — unless pause() asked meanwhile.
       if (take_pause(t)) return;

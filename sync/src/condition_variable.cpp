@@ -13,7 +13,9 @@ namespace detail {
 wake_reason cv_wait(spinlock& lk, wait_list& q, std::int64_t own, const std::stop_token* st,
                     void (*unlock)(void*), void* arg) {
   lk.lock();
-  return block(lk, q, "condition_variable", scoped_deadline(own), st, 0, unlock, arg);
+  return block(lk, q,
+               {.what = "condition_variable", .deadline = scoped_deadline(own), .st = st,
+                .after_publish = unlock, .arg = arg});
 }
 }  // namespace detail
 

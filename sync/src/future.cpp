@@ -46,9 +46,7 @@ struct when_group {
   std::size_t first = SIZE_MAX;  // any: the first source done
   std::size_t left = 0;          // all: sources not done yet
   bool signalled = false;
-  tcb* t = nullptr;              // the caller: a tasklet's park…
-  std::uint64_t gen = 0;
-  thread_waiter* tw = nullptr;   // …or a plain thread's futex word
+  waiter* caller = nullptr;      // the caller's record (wait_here): woken once
 
   bool satisfied() const noexcept { return all ? left == 0 : first != SIZE_MAX; }
   // done(i): source i is done. Called under the source's lock (or by the caller itself).
@@ -60,8 +58,9 @@ struct when_group {
     if (wake_now) signalled = true;
     lk.unlock();
     if (!wake_now) return;
-    if (tw) wake(tw->w);
-    else wake_park(t, gen, wake_reason::notified);
+    // Under the source's lock; the caller unsubscribes (under that lock) before its record can
+    // belong to a later wait.
+    wake(*caller);
   }
 };
 
@@ -110,20 +109,13 @@ void unsubscribe(const when_source& s, proxy* p) {
 
 std::size_t when_wait(const when_source* srcs, std::size_t n, bool all, std::int64_t own) {
   const std::int64_t deadline = scoped_deadline(own);
-  tcb* self = current_tcb();
   for (;;) {
     when_group g;
     g.all = all;
     g.left = n;
     std::vector<proxy> px(n);
-    thread_waiter tw;
-    if (self) {
-      prepare_park(all ? "when_all" : "when_any");
-      g.t = self;
-      g.gen = current_park_gen();
-    } else {
-      g.tw = &tw;
-    }
+    wait_here wh(all ? "when_all" : "when_any");  // before any proxy is published
+    g.caller = wh.record();
     for (std::size_t i = 0; i < n; ++i) {
       px[i].notify = proxy_notify;
       px[i].g = &g;
@@ -140,13 +132,8 @@ std::size_t when_wait(const when_source* srcs, std::size_t n, bool all, std::int
     g.lk.lock();
     bool sat = g.satisfied();
     g.lk.unlock();
-    if (self) {
-      if (sat) cancel_park();
-      else r = park([] {}, deadline);
-    } else if (!sat) {
-      plain_thread_will_block();
-      r = tw.wait(deadline);
-    }
+    if (sat) wh.cancel();
+    else r = wh.wait([] {}, deadline);
     for (std::size_t i = 0; i < n; ++i) unsubscribe(srcs[i], &px[i]);
     // Every proxy is off its list: g is final.
     if (g.satisfied()) return all ? 0 : g.first;

@@ -40,7 +40,7 @@ bool counting_semaphore::acquire_impl(std::int64_t own, const std::stop_token* s
       lk_.unlock();
       return true;
     }
-    switch (detail::settle(detail::block(lk_, q_, "semaphore", deadline, st), own)) {
+    switch (detail::settle(detail::block(lk_, q_, {.what = "semaphore", .deadline = deadline, .st = st}), own)) {
       case detail::settled::done:
         return true;  // release() handed us a permit
       case detail::settled::timed_out:

@@ -56,7 +56,7 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
                                                         std::memory_order_acquire, std::memory_order_relaxed))
           return true;
         if ((fair_ && (s & WAITERS)) || (s & HANDOFF)) break;  // queued waiters first: join them
-        cpu_relax();
+        detail::cpu_relax();
       }
     }
     lk_.lock();
@@ -78,7 +78,9 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
     }
     if (!waiting_since) waiting_since = detail::now_ns();
     std::uintptr_t got = 0;
-    detail::wake_reason r = detail::block(lk_, q_, "mutex", deadline, st, 0, nullptr, nullptr, &got, woken);
+    // A woken waiter (throughput policy) that lost the race queues at the front again.
+    detail::wake_reason r = detail::block(
+        lk_, q_, {.what = "mutex", .deadline = deadline, .st = st, .front = woken, .data_out = &got});
     switch (detail::settle(r, own)) {
       case detail::settled::done:
         if (fair_ || got == HANDED) return true;  // handed over

@@ -13,77 +13,37 @@
 //  - The stop_callback is destroyed before block() returns; its destructor waits for a callback
 //    that is running, so the callback never touches a record or door of a later wait (and a late
 //    one on a door loses the generation check anyway).
-#include <optional>
-
 #include "stackless/runtime/internal/park.hpp"
 #include "stackless/runtime/timeout.hpp"
 #include "stackless/sync/detail/waitq.hpp"
 
 namespace stackless::detail {
 
-wake_reason block(spinlock& lk, wait_list& q, const char* what, std::int64_t deadline,
-                  const std::stop_token* st, std::uintptr_t data, void (*after_publish)(void*),
-                  void* arg, std::uintptr_t* data_out, bool front) {
-  if (tcb* t = current_tcb()) {
-    waiter* w = prepare_park(what);
-    w->data = data;
-    w->notify = nullptr;
-    if (front) q.push_front(w); else q.push_back(w);
-    lk.unlock();
-    if (after_publish) {
-      try {
-        after_publish(arg);
-      } catch (...) {  // e.g. unlocking a lock the caller does not hold: leave, no wait
-        lk.lock();
-        if (w->linked) q.erase(w);
-        lk.unlock();
-        cancel_park();
-        throw;
-      }
-    }
-    wake_reason r;
-    {
-      // A stop already requested runs the callback right here: the door ends at once.
-      std::optional<std::stop_callback<stop_waker>> cb;
-      if (st && st->stop_possible()) cb.emplace(*st, stop_waker{t, current_park_gen(), nullptr});
-      r = park([] {}, deadline);
-    }
-    if (r != wake_reason::notified) {
-      lk.lock();
-      if (w->linked) q.erase(w);
-      lk.unlock();
-    }
-    if (data_out && r == wake_reason::notified) *data_out = w->data;  // written before the wake
-    return r;
-  }
-  thread_waiter tw;
-  tw.w.data = data;
-  if (front) q.push_front(&tw.w); else q.push_back(&tw.w);
+wake_reason block(spinlock& lk, wait_list& q, const block_options& o) {
+  wait_here wh(o.what);
+  waiter* w = wh.record();
+  w->data = o.data;
+  w->notify = nullptr;
+  if (o.front) q.push_front(w); else q.push_back(w);
   lk.unlock();
-  if (after_publish) {
+  if (o.after_publish) {
     try {
-      after_publish(arg);
-    } catch (...) {
+      o.after_publish(o.arg);
+    } catch (...) {  // e.g. unlocking a lock the caller does not hold: leave, no wait
       lk.lock();
-      if (tw.w.linked) q.erase(&tw.w);
+      q.erase_if_linked(w);
       lk.unlock();
+      wh.cancel();
       throw;
     }
   }
-  wake_reason r;
-  {
-    std::optional<std::stop_callback<stop_waker>> cb;
-    if (st && st->stop_possible()) cb.emplace(*st, stop_waker{nullptr, 0, &tw});
-    plain_thread_will_block();  // a single-worker scheduler nobody drives yet may hold the waker
-    r = tw.wait(deadline);
-  }
+  wake_reason r = wh.wait([] {}, o.deadline, o.st);
   if (r != wake_reason::notified) {
     lk.lock();
-    if (tw.w.linked) q.erase(&tw.w);
-    else r = wake_reason::notified;  // a waker took it first and signalled under the lock
+    r = wh.unlinked(r, q.erase_if_linked(w));
     lk.unlock();
   }
-  if (data_out && r == wake_reason::notified) *data_out = tw.w.data;
+  if (o.data_out && r == wake_reason::notified) *o.data_out = w->data;  // written before the wake
   return r;
 }
 
@@ -109,7 +69,7 @@ bool gate::wait(const char* what, bool (*open)(const void*), const void* self, s
       lk.unlock();
       return true;
     }
-    switch (settle(block(lk, q, what, deadline, st), own)) {
+    switch (settle(block(lk, q, {.what = what, .deadline = deadline, .st = st}), own)) {
       case settled::done:
         return true;
       case settled::timed_out:

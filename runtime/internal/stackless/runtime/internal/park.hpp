@@ -1,23 +1,22 @@
 // runtime/src/park.hpp — the park/wake door: the one way a tasklet (or a plain thread) waits.
 //
-// Usage, from the code of any blocking primitive:
+// Usage: a blocking primitive waits through wait_here (below), which hides the tasklet-versus-
+// plain-thread split; the lower-level steps (prepare_park, park, cancel_park, thread_waiter) are
+// for the few waits that need them directly (the channel's select, join's deadlock watch).
 //
-//   lock_.lock();
-//   if (ready()) { lock_.unlock(); return; }
-//   waiter* w = prepare_park("mutex");      // new park generation; phase PARKING
-//   list_.push_back(w);                     // publish the waiter record (lives in the tcb)
-//   wake_reason r = park([&] { lock_.unlock(); }, deadline);  // unlock runs after the switch
-//   if (r != wake_reason::notified) { lock_.lock(); list_.erase_if_linked(w); lock_.unlock(); }
-//   throw_if_interrupted();                 // tasklet_exit / raised exception / deadlock_error
+// A waker pops a record from its list and calls wake(*record) under the list's lock.
 //
-// and the waker:   lock_.lock(); w = list_.pop_front(); wake(*w); lock_.unlock();
-//
-// A plain thread does the same with a waiter on its own stack: thread_waiter tw; …
-// tw.wait(deadline) blocks on a futex. See park.cpp for the protocol and its invariants.
+// Why the channel has a second arbitration word (sync/src/chan_*.cpp, chan_waiter::sel): a
+// select parks once for several cases on several lock-free channels, and a plain thread's
+// channel call has no door; neither has a list lock under which "who won" could be decided, so
+// the partners race on that word (one CAS) and the winner then wakes the door (or the thread's
+// futex) — the door itself still admits exactly one wake.
 // Rule: a waker calls wake() while holding the lock of the list the waiter was on.
 #pragma once
 
 #include <atomic>
+#include <optional>
+#include <stop_token>
 #include <type_traits>
 #include <cstdint>
 
@@ -140,5 +139,59 @@ struct stop_waker {
 /// current_park_gen() is the generation of the calling tasklet's current park (after
 /// prepare_park()).
 std::uint64_t current_park_gen() noexcept;
+
+/// wait_here is the one wait of a primitive, for a tasklet and a plain thread alike: it hides
+/// the tasklet-versus-thread split, the deadline and the stop_token callback.
+///
+///   lk.lock();
+///   if (ready()) { lk.unlock(); return; }
+///   wait_here wh("event");                  // tasklet: prepare_park(); thread: a futex word
+///   list.push_back(wh.record());            // publish the record (under lk)
+///   wake_reason r = wh.wait([&] { lk.unlock(); }, deadline, st);
+///   if (r != wake_reason::notified) {       // timeout, cancelled, interrupted
+///     lk.lock();
+///     r = wh.unlinked(r, list.erase_if_linked(wh.record()));
+///     lk.unlock();
+///   }
+///
+/// A tasklet's record lives in its control block, a plain thread's in this object (on the
+/// thread's stack: the object must outlive every list the record is on). The waker pops the
+/// record and calls wake(*record) under the list's lock, as for any waiter.
+class wait_here {
+ public:
+  explicit wait_here(const char* what, std::uint64_t target = 0);
+  wait_here(const wait_here&) = delete;
+  wait_here& operator=(const wait_here&) = delete;
+
+  /// record() is the waiter record to publish.
+  waiter* record() noexcept { return rec_; }
+  /// tasklet() is the waiting tasklet, or null for a plain thread.
+  tcb* tasklet() const noexcept { return t_; }
+
+  /// wait() waits until the record is woken, `deadline` (steady ns, already shortened by any
+  /// timeout_scope) passes, or *st (if given) is asked to stop. `unlock` runs once the caller is
+  /// committed to waiting: for a tasklet after it left its stack (park()), for a plain thread
+  /// before it blocks. A tasklet returns `interrupted` for kill / raise_exception (the caller
+  /// calls throw_if_interrupted()); a plain thread never does.
+  wake_reason wait(function_ref unlock, std::int64_t deadline, const std::stop_token* st = nullptr);
+
+  /// cancel() ends a wait that turned out not to be needed (the record was never published, or
+  /// was taken back before wait()).
+  void cancel() noexcept;
+
+  /// unlinked() is the outcome of a wait that did not end `notified`, once the caller has taken
+  /// the list's lock and removed the record if it was still linked (`was_linked`). A plain
+  /// thread whose record was no longer linked was taken by a waker that — waking under that lock
+  /// — has signalled it: the wait counts as notified, and what the waker handed over is the
+  /// caller's. A tasklet's door already decided: its outcome stands.
+  wake_reason unlinked(wake_reason r, bool was_linked) const noexcept {
+    return (!t_ && !was_linked) ? wake_reason::notified : r;
+  }
+
+ private:
+  tcb* t_;
+  waiter* rec_;
+  thread_waiter tw_;
+};
 
 }  // namespace stackless::detail

@@ -39,6 +39,12 @@ struct wait_list {
     if (w) erase(w);
     return w;
   }
+  /// erase_if_linked() removes w if it is on the list; false if a waker took it already.
+  bool erase_if_linked(waiter* w) noexcept {
+    if (!w->linked) return false;
+    erase(w);
+    return true;
+  }
   void erase(waiter* w) noexcept {
     if (w->prev) w->prev->next = w->next; else head = w->next;
     if (w->next) w->next->prev = w->prev; else tail = w->prev;
@@ -47,23 +53,29 @@ struct wait_list {
   }
 };
 
-/// block() makes the caller wait at the back of q. Called with `lk` held; returns with it
-/// released and the caller's record off q in every case. `after_publish` (may be null) runs once
-/// the record is published and lk released, before the wait (a condition variable releases the
-/// user's mutex there). The outcome:
+/// block_options says how block() waits.
+struct block_options {
+  const char* what = "wait";                 // what the caller waits on (deadlock reports)
+  std::int64_t deadline = no_deadline;       // already shortened by timeout_scope
+  const std::stop_token* st = nullptr;       // a stop request ends the wait with `cancelled`
+  bool front = false;                        // queue at the front instead of the back
+  std::uintptr_t data = 0;                   // stored in the record (waiter::data) for the waker
+  std::uintptr_t* data_out = nullptr;        // after a notified wait: the record's data (a waker
+                                             //   may write it back before it wakes)
+  void (*after_publish)(void*) = nullptr;    // runs once the record is published and lk released,
+  void* arg = nullptr;                       //   before the wait (a condition variable releases
+                                             //   the user's mutex there); may throw: no wait then
+};
+
+/// block() makes the caller wait on q. Called with `lk` held; returns with it released and the
+/// caller's record off q in every case. The outcome:
 ///   notified   a waker took the record off q and woke it: whatever it handed over is the caller's
-///   timeout    `deadline` (already shortened by timeout_scope) passed
-///   cancelled  *st (if given) was asked to stop
+///   timeout    o.deadline passed
+///   cancelled  *o.st was asked to stop
 ///   interrupted  kill() / raise_exception() (the caller calls settle(), which throws)
 /// Nothing is handed over on any outcome but notified: a waker whose wake() fails (the waiter
 /// timed out first) moves on to the next record.
-/// `data` is stored in the record (waiter::data) for the waker to read; a waker may write it
-/// back before it wakes, and *data_out (if given) receives it after a notified wait. `front`
-/// queues at the front instead of the back.
-wake_reason block(spinlock& lk, wait_list& q, const char* what, std::int64_t deadline,
-                  const std::stop_token* st, std::uintptr_t data = 0,
-                  void (*after_publish)(void*) = nullptr, void* arg = nullptr,
-                  std::uintptr_t* data_out = nullptr, bool front = false);
+wake_reason block(spinlock& lk, wait_list& q, const block_options& o);
 
 /// wake_first() pops records off q and wakes them until one wake succeeds; returns it (or null
 /// when q ran out). Called with the owner's lock held.
