@@ -23,4 +23,9 @@ bool door_park_on(const tcb* t, std::uint64_t gen) noexcept;
 /// caller has already set t->irq (seq_cst). The caller holds a reference on t.
 void door_interrupt(tcb* t) noexcept;
 
+/// check_door_transition_for_test() runs the door's transition check (STACKLESS_ASSERT) on the
+/// given generations and phases (0 running, 1 parking, 2 parked, 3 woken): for the death tests.
+void check_door_transition_for_test(std::uint64_t from_gen, unsigned from_phase,
+                                    std::uint64_t to_gen, unsigned to_phase) noexcept;
+
 }  // namespace stackless::detail
