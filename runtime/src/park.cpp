@@ -131,8 +131,9 @@ void cancel_park() noexcept {
 wake_reason park(function_ref unlock, std::int64_t deadline_ns) {
   tcb* t = current_tcb();
   if (!t) throw_usage("stackless: park() outside a tasklet");
-  std::uint64_t d = t->door.load(std::memory_order_relaxed);
+  std::uint64_t d = t->door.load(std::memory_order_relaxed);  // owner's own word
   // An interrupt already pending: do not sleep (unless unwinding: see throw_if_interrupted()).
+  // seq_cst: the second half of the Dekker pair with kill() (prepare_park stored PARKING, seq_cst).
   if ((t->irq.load(std::memory_order_seq_cst) & (IRQ_KILLED | IRQ_EXC)) &&
       std::uncaught_exceptions() == 0 && t->irq_masked == 0) {
     unlock();
@@ -160,12 +161,12 @@ bool wake(waiter& w, wake_reason r, bool to_back) {
     // A plain thread: only the waker that took w from its list gets here. The store lets the
     // thread return and reuse its stack, so after it we touch neither w nor the word's memory
     // (futex_wake only uses the address as a key).
-    word->store(1 + static_cast<std::uint32_t>(r), std::memory_order_release);
+    word->store(1 + static_cast<std::uint32_t>(r), std::memory_order_release);  // pairs with the acquire in thread_waiter::wait()
     futex_wake(word);
     return true;
   }
   tcb* t = w.t;
-  std::uint64_t d = t->door.load(std::memory_order_acquire);
+  std::uint64_t d = t->door.load(std::memory_order_acquire);  // pairs with the CASes below / door_finish_parking()
   for (;;) {
     if (gen_of(d) != w.gen) return false;
     std::uint64_t ph = phase_of(d);
@@ -190,13 +191,13 @@ bool wake_park(tcb* t, std::uint64_t gen, wake_reason r, bool to_back) {
 
 std::uint64_t current_park_gen() noexcept {
   tcb* t = current_tcb();
-  return t ? gen_of(t->door.load(std::memory_order_relaxed)) : 0;
+  return t ? gen_of(t->door.load(std::memory_order_relaxed)) : 0;  // owner's own word
 }
 
 void throw_if_interrupted() {
   tcb* t = current_tcb();
   if (!t) return;
-  std::uint32_t f = t->irq.load(std::memory_order_acquire);
+  std::uint32_t f = t->irq.load(std::memory_order_acquire);  // pairs with kill()/raise()'s fetch_or
   if (!f) return;
   // Never throw while unwinding: a destructor that waits (for a child, a lock) would turn the
   // throw into std::terminate. The interrupt stays pending for the next suspension point.
@@ -210,7 +211,7 @@ void throw_if_interrupted() {
     t->lk.lock();
     std::exception_ptr e = std::move(t->pending);
     t->pending = nullptr;
-    t->irq.fetch_and(~IRQ_EXC, std::memory_order_relaxed);
+    t->irq.fetch_and(~IRQ_EXC, std::memory_order_relaxed);  // relaxed: `pending` is guarded by t->lk
     t->lk.unlock();
     if (e) std::rethrow_exception(e);
   }
@@ -220,6 +221,7 @@ void thread_waiter::cancel() noexcept {
   std::uint32_t z = 0;
   // Only if no waker has signalled: a wake stores into a 0 word under the list's lock; whichever
   // comes first stands (the waiter then unlinks itself, or finds itself unlinked: notified).
+  // acq_rel: pairs with wait()'s acquire load (and against a waker's release store).
   if (word.compare_exchange_strong(z, 1 + static_cast<std::uint32_t>(wake_reason::cancelled),
                                    std::memory_order_acq_rel))
     futex_wake(&word);

@@ -19,6 +19,7 @@ tcb::~tcb() {
 
 namespace {
 
+// acquire: pairs with the release store of DEAD in finish(): the outcome (error, value) is seen.
 bool dead(const tcb* t) noexcept { return t->state.load(std::memory_order_acquire) == S_DEAD; }
 
 // Unlinks w from t's joiner list if it is still there; false if a waker already took it.
@@ -89,6 +90,7 @@ bool wait_dead(tcb* t, std::int64_t own, const char* what) {
 // Ends t's park with `interrupted`, or resumes it if paused (kill/raise delivery).
 void interrupt(tcb* t) {
   door_interrupt(t);  // we hold a reference on t (the caller's handle)
+  // acquire: pairs with the release store of PAUSED in take_pause() / the CAS in pause().
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   if (s == S_PAUSED || s == S_PAUSED_QUEUED) resume(t);
 }
@@ -96,15 +98,19 @@ void interrupt(tcb* t) {
 }  // namespace
 
 void handle_acquire(tcb* t) noexcept {
+  // relaxed: the caller already holds a reference, so the count cannot reach zero meanwhile
+  // (the standard shared_ptr argument); the release decrements order the last use.
   t->handles.fetch_add(1, std::memory_order_relaxed);
   t->refs.fetch_add(1, std::memory_order_relaxed);
 }
 
 void handle_release(tcb* t) noexcept {
+  // seq_cst, with the seq_cst load of state below: a Dekker pair with finish(), which stores DEAD
+  // (seq_cst) and then reads handles — at least one side sees the other and reports.
   if (t->handles.fetch_sub(1, std::memory_order_seq_cst) == 1) {
-    // Detached. If it already died with an error nobody joined, report it now (Dekker with
-    // finish(): it stores DEAD then reads handles).
+    // Detached. If it already died with an error nobody joined, report it now.
     if (t->state.load(std::memory_order_seq_cst) == S_DEAD && t->error && t->sink &&
+        // acq_rel: pairs with the same exchange in finish(): exactly one side reports.
         !t->error_reported.exchange(true, std::memory_order_acq_rel)) {
       error_report r{t->id, t->name, t->error, {}};
       try {
@@ -131,12 +137,13 @@ bool joiner_unlink(tcb* t, waiter* w) { return unlink_joiner(t, w); }
 void join_wait(tcb* t) { wait_dead(t, no_deadline, "join"); }
 
 bool join_wait_for(tcb* t, std::chrono::nanoseconds d) {
-  return wait_dead(t, d.count() <= 0 ? now_ns() : now_ns() + d.count(), "join");
+  return wait_dead(t, add_saturating(now_ns(), d.count()), "join");
 }
 
 void join_rethrow(tcb* t, bool has_value) {
   if (!dead(t)) throw usage_error("stackless: join(): the tasklet has not ended");  // join_for misuse
   if (t->error) {
+    // relaxed: a hint to handle_release()'s exchange; a joiner that rethrows owns the error now.
     t->error_reported.store(true, std::memory_order_relaxed);  // observed: nothing to report
     std::rethrow_exception(t->error);
   }
@@ -146,10 +153,12 @@ void join_rethrow(tcb* t, bool has_value) {
 void kill(tcb* t, bool pending) {
   if (dead(t)) return;
   if (t == current_tcb()) {
-    t->irq.fetch_or(IRQ_KILLED, std::memory_order_seq_cst);
+    t->irq.fetch_or(IRQ_KILLED, std::memory_order_seq_cst);  // our own word: order irrelevant
     t->exit_thrown = true;
     throw tasklet_exit{};
   }
+  // seq_cst: the Dekker pair with park() (which stores PARKING, then reads irq, both seq_cst):
+  // this store, then door_interrupt()'s seq_cst load of the door.
   t->irq.fetch_or(IRQ_KILLED, std::memory_order_seq_cst);
   interrupt(t);
   if (!pending) wait_dead(t, no_deadline, "kill");
@@ -161,7 +170,7 @@ void raise(tcb* t, std::exception_ptr e, bool pending) {
   if (t == current_tcb()) std::rethrow_exception(e);
   t->lk.lock();
   t->pending = std::move(e);
-  t->irq.fetch_or(IRQ_EXC, std::memory_order_seq_cst);
+  t->irq.fetch_or(IRQ_EXC, std::memory_order_seq_cst);  // the same Dekker pair as kill()'s
   t->lk.unlock();
   interrupt(t);
   if (!pending && current_tcb()) {
@@ -174,11 +183,15 @@ void raise(tcb* t, std::exception_ptr e, bool pending) {
 void pause(tcb* t) {
   if (t == current_tcb()) throw usage_error("stackless: pause(): a tasklet cannot pause itself");
   bool asked = false;  // we set IRQ_PAUSE on a running tasklet and wait for it to take effect
+  // acquire (here and below): pairs with the release stores / acq_rel CASes of tcb::state by the
+  // workers (pop, park, take_pause()).
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   for (;;) {
     switch (s) {
       case S_RUNNABLE:
+        // acq_rel: against the worker's pop CAS (RUNNABLE → RUNNING): one of them wins.
         if (t->state.compare_exchange_weak(s, S_PAUSED_QUEUED, std::memory_order_acq_rel)) {
+          // acq_rel: pairs with the fetch_and in take_pause(): our request is withdrawn or taken.
           if (asked) t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel);
           return;
         }
@@ -190,6 +203,7 @@ void pause(tcb* t) {
         // Running on another worker: ask, and wait for its next switch (a yield, or a park and
         // the wake after it), where take_pause() turns it into PAUSED.
         if (!asked) {
+          // seq_cst: read by take_pause() (acquire) at the tasklet's next switch.
           t->irq.fetch_or(IRQ_PAUSE, std::memory_order_seq_cst);
           asked = true;
         }
@@ -203,6 +217,7 @@ void pause(tcb* t) {
       case S_PARKED:
         // Blocked (Stackless remove() refuses too) — unless our request was already taken by
         // the wake that is making it PAUSED right now.
+        // acq_rel: pairs with take_pause()'s fetch_and — exactly one of us clears the request.
         if (!asked || (t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel) & IRQ_PAUSE))
           throw usage_error("stackless: pause(): the tasklet is blocked (Stackless remove() refuses too)");
         std::this_thread::yield();
@@ -217,20 +232,24 @@ void pause(tcb* t) {
 }
 
 bool take_pause(tcb* t) noexcept {
-  std::uint32_t f = t->irq.load(std::memory_order_acquire);
+  std::uint32_t f = t->irq.load(std::memory_order_acquire);  // pairs with pause()'s fetch_or
   if (!(f & IRQ_PAUSE)) return false;
+  // acq_rel: pairs with the fetch_and in pause() / resume(): the request is taken exactly once.
   f = t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel);
   if (!(f & IRQ_PAUSE) || (f & IRQ_KILLED)) return false;  // withdrawn, or killed meanwhile
+  // release: pairs with the acquire loads in pause() / resume() / interrupt().
   t->state.store(S_PAUSED, std::memory_order_release);
   return true;
 }
 
 void resume(tcb* t) {
-  t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel);  // withdraw a pause not yet taken
-  std::uint32_t s = t->state.load(std::memory_order_acquire);
+  // acq_rel: pairs with take_pause()'s fetch_and — withdraw a pause not yet taken.
+  t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel);
+  std::uint32_t s = t->state.load(std::memory_order_acquire);  // pairs with take_pause()'s store
   for (;;) {
     switch (s) {
       case S_PAUSED_QUEUED:  // still in its queue: it just may run again
+        // acq_rel: against the worker that pops it (PAUSED_QUEUED → PAUSED): one wins.
         if (t->state.compare_exchange_weak(s, S_RUNNABLE, std::memory_order_acq_rel)) return;
         continue;
       case S_PAUSED:
@@ -248,6 +267,7 @@ void resume(tcb* t) {
 }
 
 bool is_alive(const tcb* t) noexcept { return !dead(t); }
+// The predicates' acquire loads pair with the release stores / CASes of tcb::state.
 bool is_blocked(const tcb* t) noexcept { return t->state.load(std::memory_order_acquire) == S_PARKED; }
 bool is_scheduled(const tcb* t) noexcept {
   std::uint32_t s = t->state.load(std::memory_order_acquire);
