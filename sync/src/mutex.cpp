@@ -54,7 +54,7 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
         std::uint32_t s = state_.load(std::memory_order_relaxed);
         if (may_take(s) && state_.compare_exchange_weak(s, (s | LOCKED) & ~(woken ? WOKEN : 0),
                                                         std::memory_order_acquire, std::memory_order_relaxed))
-          return true;
+          return true;  // acquire: pairs with the release in unlock() / unlock_slow()
         if ((fair_ && (s & WAITERS)) || (s & HANDOFF)) break;  // queued waiters first: join them
         detail::cpu_relax();
       }
@@ -64,6 +64,7 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
     bool queue = false;
     while (!queue) {
       if (may_take(s)) {
+        // acquire: pairs with the release in unlock() / unlock_slow().
         if (state_.compare_exchange_weak(s, (s | LOCKED) & ~(woken ? WOKEN : 0), std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
           lk_.unlock();
@@ -74,6 +75,8 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
       // Queue: announce it first, so that from now on unlock() takes the slow path (and lk_).
       std::uint32_t want = (s | WAITERS) & ~(woken ? WOKEN : 0);  // a woken waiter stops competing
       if (!fair_ && waiting_since && detail::now_ns() - waiting_since >= starve_ns) want |= HANDOFF;
+      // relaxed: we hold lk_, and unlock_slow() reads WAITERS under lk_; the fast unlock's CAS
+      // (LOCKED → 0) fails once WAITERS is set, whatever the order.
       if (want == s || state_.compare_exchange_weak(s, want, std::memory_order_relaxed)) queue = true;
     }
     if (!waiting_since) waiting_since = detail::now_ns();
@@ -96,6 +99,8 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
 
 void mutex::unlock_slow() noexcept {
   lk_.lock();
+  // relaxed (and the relaxed RMWs below): with LOCKED set, only lk_ holders change state_; lk_
+  // orders them. What the next holder must see is published by the release stores.
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   if (fair_ || (s & HANDOFF)) {
     while (!q_.empty()) {

@@ -108,7 +108,9 @@ class mutex {
   // Bits (mutex.cpp): 1 LOCKED, 2 WAITERS (queued waiters possible: unlock takes the slow path),
   // 4 HANDOFF (throughput policy: FIFO hand-off mode, no barging).
   std::atomic<std::uint32_t> state_{0};
-  std::atomic<const void*> owner_{nullptr};  // written by the holder; read by unlock()'s check
+  // written by the holder; read by unlock()'s check and lock()'s self-deadlock check: relaxed, since
+  // a caller only compares it with its own token (only the caller itself can have stored that).
+  std::atomic<const void*> owner_{nullptr};
   detail::spinlock lk_;                      // guards q_, and setting WAITERS / HANDOFF
   detail::wait_list q_;
   bool fair_ = true;
