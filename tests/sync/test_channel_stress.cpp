@@ -71,114 +71,133 @@ struct stress_run {
   std::uint64_t seed = 0;
 };
 
-void run_stress(sl::scheduler& s, const stress_run& cfg) {
-  const int P = cfg.producers, C = cfg.consumers;
-  const std::uint32_t per = cfg.per;
-  const std::size_t total = static_cast<std::size_t>(P) * per;
-  channel<item> ch = cfg.unbounded ? channel<item>::unbounded() : channel<item>(cfg.cap);
+// run_stress() runs one randomized stress run in steps: the producers (stress_produce()), the
+// consumers (stress_consume()), the kills and the close while traffic flows (stress_disrupt()),
+// and the exactly-once / in-order accounting (stress_check()). They share a stress_state.
+
+/// stress_state is what the steps of one run_stress() share.
+struct stress_state {
+  explicit stress_state(const stress_run& c)
+      : cfg(c),
+        P(c.producers),
+        C(c.consumers),
+        per(c.per),
+        total(static_cast<std::size_t>(P) * per),
+        status(total),
+        recv(total) {}
+  const stress_run& cfg;
+  const int P, C;
+  const std::uint32_t per;
+  const std::size_t total;
   // status: 0 never attempted (or in flight when the producer stopped), 1 sent, 2 failed.
-  std::vector<std::atomic<std::uint8_t>> status(total);
-  std::vector<std::atomic<int>> recv(total);
+  std::vector<std::atomic<std::uint8_t>> status;
+  std::vector<std::atomic<int>> recv;
   std::atomic<long> attempts{0}, received{0}, order_violations{0}, bad_values{0};
-  auto idx = [per](const item& v) { return static_cast<std::size_t>(v.p) * per + v.seq; };
+  std::size_t idx(const item& v) const { return static_cast<std::size_t>(v.p) * per + v.seq; }
+};
 
-  auto producer = [&, ch](int p) mutable {
-    std::mt19937_64 rng(cfg.seed * 1000 + static_cast<std::uint64_t>(p));
-    for (std::uint32_t q = 0; q < per; ++q) {
-      const item v{static_cast<std::uint32_t>(p), q};
-      auto& st = status[idx(v)];
-      attempts.fetch_add(1, std::memory_order_relaxed);
-      bool ok = false;
-      try {
-        item w = v;
-        switch (rng() % 6) {
-          case 0:
-          case 1:
-            ch.send(w);
-            ok = true;
-            break;
-          case 2:
-            ok = ch.try_send(w);
-            break;
-          case 3:
-            ok = ch.send_for(w, std::chrono::microseconds(rng() % 40));
-            break;
-          case 4:
-            ok = ch.send_for(w, std::chrono::nanoseconds(0));
-            break;
-          default:
-            select(on_send(ch, w, [&] { ok = true; }), after(std::chrono::microseconds(rng() % 40), [] {}));
-            break;
-        }
-      } catch (const channel_closed&) {
-        st.store(2);
-        return;
-      } catch (const tasklet_exit&) {
-        st.store(2);  // interrupted: its value must not be delivered
-        throw;
-      }
-      st.store(ok ? 1 : 2);
-      if (rng() % 8 == 0) this_tasklet::yield();
-    }
-  };
-
-  auto consumer = [&, ch](int c) mutable {
-    std::mt19937_64 rng(cfg.seed * 1000 + 500 + static_cast<std::uint64_t>(c));
-    std::vector<std::int64_t> last(static_cast<std::size_t>(P), -1);
-    auto take = [&](const item& v) {
-      if (v.p >= static_cast<std::uint32_t>(P) || v.seq >= per) {
-        bad_values.fetch_add(1);
-        return;
-      }
-      recv[idx(v)].fetch_add(1);
-      auto& l = last[v.p];
-      if (static_cast<std::int64_t>(v.seq) <= l) order_violations.fetch_add(1);
-      l = v.seq;
-      received.fetch_add(1, std::memory_order_relaxed);
-    };
+/// stress_produce() is producer p: it sends its values by a random one of send / try_send /
+/// send_for with a tiny or zero timeout / select with after(), and records each one's status.
+void stress_produce(stress_state& x, channel<item>& ch, int p) {
+  std::mt19937_64 rng(x.cfg.seed * 1000 + static_cast<std::uint64_t>(p));
+  for (std::uint32_t q = 0; q < x.per; ++q) {
+    const item v{static_cast<std::uint32_t>(p), q};
+    auto& st = x.status[x.idx(v)];
+    x.attempts.fetch_add(1, std::memory_order_relaxed);
+    bool ok = false;
     try {
-      for (;;) {
-        if (rng() % 16 == 0) {  // fall behind now and then: senders time out, buffers fill
-          for (int y = static_cast<int>(rng() % 6); y > 0; --y) this_tasklet::yield();
-        }
-        switch (rng() % 5) {
-          case 0:
-            take(ch.receive());
-            break;
-          case 1:
-            if (auto r = ch.receive_for(std::chrono::microseconds(rng() % 40))) take(*r);
-            break;
-          case 2:
-            if (auto r = ch.try_receive()) {
-              take(*r);
-            } else {
-              this_tasklet::yield();
-            }
-            break;
-          default:
-            select(on_receive(ch, [&](item v) { take(v); }), after(std::chrono::microseconds(rng() % 40), [] {}));
-            break;
-        }
+      item w = v;
+      switch (rng() % 6) {
+        case 0:
+        case 1:
+          ch.send(w);
+          ok = true;
+          break;
+        case 2:
+          ok = ch.try_send(w);
+          break;
+        case 3:
+          ok = ch.send_for(w, std::chrono::microseconds(rng() % 40));
+          break;
+        case 4:
+          ok = ch.send_for(w, std::chrono::nanoseconds(0));
+          break;
+        default:
+          select(on_send(ch, w, [&] { ok = true; }), after(std::chrono::microseconds(rng() % 40), [] {}));
+          break;
       }
     } catch (const channel_closed&) {
+      st.store(2);
+      return;
+    } catch (const tasklet_exit&) {
+      st.store(2);  // interrupted: its value must not be delivered
+      throw;
     }
+    st.store(ok ? 1 : 2);
+    if (rng() % 8 == 0) this_tasklet::yield();
+  }
+}
+
+/// stress_consume() is consumer c: it receives by a random one of receive / receive_for /
+/// try_receive / select with after() until the channel is closed, counting what it takes and
+/// checking each producer's values come in increasing order.
+void stress_consume(stress_state& x, channel<item>& ch, int c) {
+  std::mt19937_64 rng(x.cfg.seed * 1000 + 500 + static_cast<std::uint64_t>(c));
+  std::vector<std::int64_t> last(static_cast<std::size_t>(x.P), -1);
+  auto take = [&](const item& v) {
+    if (v.p >= static_cast<std::uint32_t>(x.P) || v.seq >= x.per) {
+      x.bad_values.fetch_add(1);
+      return;
+    }
+    x.recv[x.idx(v)].fetch_add(1);
+    auto& l = last[v.p];
+    if (static_cast<std::int64_t>(v.seq) <= l) x.order_violations.fetch_add(1);
+    l = v.seq;
+    x.received.fetch_add(1, std::memory_order_relaxed);
   };
+  try {
+    for (;;) {
+      if (rng() % 16 == 0) {  // fall behind now and then: senders time out, buffers fill
+        for (int y = static_cast<int>(rng() % 6); y > 0; --y) this_tasklet::yield();
+      }
+      switch (rng() % 5) {
+        case 0:
+          take(ch.receive());
+          break;
+        case 1:
+          if (auto r = ch.receive_for(std::chrono::microseconds(rng() % 40))) take(*r);
+          break;
+        case 2:
+          if (auto r = ch.try_receive()) {
+            take(*r);
+          } else {
+            this_tasklet::yield();
+          }
+          break;
+        default:
+          select(on_receive(ch, [&](item v) { take(v); }), after(std::chrono::microseconds(rng() % 40), [] {}));
+          break;
+      }
+    }
+  } catch (const channel_closed&) {
+  }
+}
 
-  std::vector<tasklet<void>> ps, cs;
-  for (int c = 0; c < C; ++c) cs.push_back(s.spawn(consumer, c));
-  for (int p = 0; p < P; ++p) ps.push_back(s.spawn(producer, p));
-
-  std::mt19937_64 rng(cfg.seed);
+/// stress_disrupt() kills one producer and one consumer, and closes the channel, each at a random
+/// moment while traffic flows.
+void stress_disrupt(sl::scheduler& s, stress_state& x, channel<item>& ch, std::vector<tasklet<void>>& ps,
+                    std::vector<tasklet<void>>& cs) {
+  std::mt19937_64 rng(x.cfg.seed);
   auto progress = [&](double f) {
     return wait_until([&] {
-      return attempts.load() >= static_cast<long>(static_cast<double>(total) * f) || finished(ps);
+      return x.attempts.load() >= static_cast<long>(static_cast<double>(x.total) * f) || finished(ps);
     });
   };
   // Kill one producer and one consumer (never consumer 0: someone must drain) at random moments.
   EXPECT_TRUE(progress(0.1 + 0.3 * static_cast<double>(rng() % 100) / 100.0));
-  ps[rng() % static_cast<std::size_t>(P)].kill();
+  ps[rng() % static_cast<std::size_t>(x.P)].kill();
   EXPECT_TRUE(progress(0.4 + 0.2 * static_cast<double>(rng() % 100) / 100.0));
-  cs[1 + rng() % static_cast<std::size_t>(C - 1)].kill();
+  cs[1 + rng() % static_cast<std::size_t>(x.C - 1)].kill();
   // Close while traffic still flows (from a tasklet or from this thread).
   EXPECT_TRUE(progress(0.6 + 0.3 * static_cast<double>(rng() % 100) / 100.0));
   if (rng() % 2) {
@@ -186,31 +205,47 @@ void run_stress(sl::scheduler& s, const stress_run& cfg) {
   } else {
     ch.close();
   }
-  for (auto& t : ps) t.join();
-  for (auto& t : cs) t.join();
+}
 
+/// stress_check(): every value whose send succeeded was received exactly once, nothing else was,
+/// and in order.
+void stress_check(const stress_state& x, const channel<item>& ch) {
   EXPECT_TRUE(ch.closed());
-  EXPECT_EQ(bad_values.load(), 0) << "a value that no producer made was received";
-  EXPECT_EQ(order_violations.load(), 0) << "a consumer saw a producer's values out of order";
+  EXPECT_EQ(x.bad_values.load(), 0) << "a value that no producer made was received";
+  EXPECT_EQ(x.order_violations.load(), 0) << "a consumer saw a producer's values out of order";
   long sent = 0, lost = 0, dup = 0, ghost = 0;
   std::ostringstream first;
-  for (std::size_t i = 0; i < total; ++i) {
-    const int r = recv[i].load();
-    const int st = status[i].load();
+  for (std::size_t i = 0; i < x.total; ++i) {
+    const int r = x.recv[i].load();
+    const int st = x.status[i].load();
     sent += st == 1;
     if (r > 1) ++dup;
     if (st == 1 && r == 0) ++lost;
     if (st != 1 && r != 0) ++ghost;
     if (((st == 1) != (r == 1)) && first.tellp() < 400)
-      first << " (p" << i / per << " #" << i % per << ": status " << st << ", received " << r << ")";
+      first << " (p" << i / x.per << " #" << i % x.per << ": status " << st << ", received " << r << ")";
   }
   EXPECT_EQ(dup, 0) << "values received more than once:" << first.str();
   EXPECT_EQ(lost, 0) << "values sent successfully but never received:" << first.str();
   EXPECT_EQ(ghost, 0) << "values whose send failed (or never ran) were received:" << first.str();
-  EXPECT_EQ(received.load(), sent);
-  const std::string tag = cfg.unbounded ? std::string("unbounded") : "cap" + std::to_string(cfg.cap);
-  ::testing::Test::RecordProperty("attempts_" + tag, static_cast<int>(attempts.load()));
+  EXPECT_EQ(x.received.load(), sent);
+  const std::string tag = x.cfg.unbounded ? std::string("unbounded") : "cap" + std::to_string(x.cfg.cap);
+  ::testing::Test::RecordProperty("attempts_" + tag, static_cast<int>(x.attempts.load()));
   ::testing::Test::RecordProperty("sent_" + tag, static_cast<int>(sent));
+}
+
+void run_stress(sl::scheduler& s, const stress_run& cfg) {
+  stress_state x(cfg);
+  channel<item> ch = cfg.unbounded ? channel<item>::unbounded() : channel<item>(cfg.cap);
+  auto producer = [&x, ch](int p) mutable { stress_produce(x, ch, p); };
+  auto consumer = [&x, ch](int c) mutable { stress_consume(x, ch, c); };
+  std::vector<tasklet<void>> ps, cs;
+  for (int c = 0; c < x.C; ++c) cs.push_back(s.spawn(consumer, c));
+  for (int p = 0; p < x.P; ++p) ps.push_back(s.spawn(producer, p));
+  stress_disrupt(s, x, ch, ps, cs);
+  for (auto& t : ps) t.join();
+  for (auto& t : cs) t.join();
+  stress_check(x, ch);
 }
 
 TEST_P(ChannelStress, RandomizedExactlyOnceDelivery) {

@@ -355,116 +355,137 @@ TEST_P(CondVar, WaitReleasesTheLockForOthers) {
 // No notify is lost while a waiter was queued, none wakes two. A and B are long-lived (A a
 // tasklet or a plain thread, B a tasklet: it is raised into); the round handshakes are
 // buffered channels, so only the driver polls — for A to be in its wait and B to be queued.
-void timeout_vs_notify(sl::scheduler& s, bool driver_thread, bool a_thread, int rounds, int tag) {
+// timeout_vs_notify() runs it in steps: a_body() (A), b_body() (B), and the driver's rounds
+// (drive_round(): start A and B, the notify, then which of them woke).
+
+/// notify_race is what A, B and the driver of one timeout_vs_notify() share.
+struct notify_race {
   sl::mutex m;
   sl::condition_variable cv;
-  channel<int> a_go(1), a_done(1), b_go(1), b_done(1);  // A: round or -1 / 1 no_timeout, 2 timeout
-                                                         // B: round or -1 / 1 notified, 2 poked
+  channel<int> a_go = channel<int>(1), a_done = channel<int>(1);  // A: round or -1 / 1 no_timeout, 2 timeout
+  channel<int> b_go = channel<int>(1), b_done = channel<int>(1);  // B: round or -1 / 1 notified, 2 poked
   // Written under m just before each wait (so whoever reads them under m knows the waiter is
   // queued, or already woken); a_left: A's wait has returned (it then sends on a_done).
   std::atomic<int> a_in{0}, b_in{0}, a_left{0};
   std::atomic<int> not_owner{0}, a_woken{0}, b_woken{0};
-  auto a_body = [&, a_go, a_done]() mutable {
-    std::minstd_rand rng(5);
-    for (;;) {
-      const int r = a_go.receive();
-      if (r < 0) return;
-      const auto tiny = std::chrono::microseconds(rng() % 60);
-      int res = 0;
-      {
-        lock_t lk(m);
-        a_in.store(r);
-        res = cv.wait_for(lk, tiny) == std::cv_status::no_timeout ? 1 : 2;
-        if (!lk.owns_lock() || !m.owned_by_caller()) not_owner.fetch_add(1);
-        a_left.store(r);
-      }
-      a_done.send(res);
+};
+
+/// a_body() is A: each round, one wait_for(tiny); it reports no_timeout (1) or timeout (2).
+void a_body(notify_race& x) {
+  std::minstd_rand rng(5);
+  for (;;) {
+    const int r = x.a_go.receive();
+    if (r < 0) return;
+    const auto tiny = std::chrono::microseconds(rng() % 60);
+    int res = 0;
+    {
+      lock_t lk(x.m);
+      x.a_in.store(r);
+      res = x.cv.wait_for(lk, tiny) == std::cv_status::no_timeout ? 1 : 2;
+      if (!lk.owns_lock() || !x.m.owned_by_caller()) x.not_owner.fetch_add(1);
+      x.a_left.store(r);
     }
-  };
-  auto b_body = [&, b_go, b_done]() mutable {
-    for (;;) {
-      int r = 0;
+    x.a_done.send(res);
+  }
+}
+
+/// b_body() is B: each round, one wait() without a timeout; it reports notified (1) or poked (2).
+void b_body(notify_race& x) {
+  for (;;) {
+    int r = 0;
+    try {
+      r = x.b_go.receive();
+    } catch (const poke& p) {
+      ADD_FAILURE() << "round " << p.n << ": B was poked outside its wait (it had been woken too)";
+      return;
+    }
+    if (r < 0) return;
+    int res = 0;
+    {
+      lock_t lk(x.m);
+      x.b_in.store(r);
       try {
-        r = b_go.receive();
-      } catch (const poke& p) {
-        ADD_FAILURE() << "round " << p.n << ": B was poked outside its wait (it had been woken too)";
-        return;
+        x.cv.wait(lk);
+        res = 1;
+      } catch (const poke&) {
+        res = 2;
       }
-      if (r < 0) return;
-      int res = 0;
-      {
-        lock_t lk(m);
-        b_in.store(r);
-        try {
-          cv.wait(lk);
-          res = 1;
-        } catch (const poke&) {
-          res = 2;
-        }
-        if (!lk.owns_lock() || !m.owned_by_caller()) not_owner.fetch_add(1);
-      }
-      b_done.send(res);
+      if (!lk.owns_lock() || !x.m.owned_by_caller()) x.not_owner.fetch_add(1);
     }
-  };
+    x.b_done.send(res);
+  }
+}
+
+/// drive_round() is the driver's round r: A enters its wait, B queues behind it, the notify;
+/// then exactly one of them must have been woken by it (btk is B). False: a failure was reported
+/// and the race is over.
+bool drive_round(notify_race& x, tasklet<void>& btk, std::minstd_rand& rng, int r) {
+  x.a_go.send(r);
+  if (!spin_until([&] { return x.a_in.load() == r || x.a_left.load() == r; })) {
+    ADD_FAILURE() << "round " << r << ": A never started";
+    return false;
+  }
+  x.b_go.send(r);
+  if (!spin_until([&] { return under(x.m, [&] { return x.b_in.load() == r; }); })) {
+    ADD_FAILURE() << "round " << r << ": B never queued";
+    return false;
+  }
+  // B is queued. A tiny random moment, then the notify (with or without the lock).
+  const unsigned pick = rng() % 4;
+  if (pick == 1) relax();
+  if (pick == 2) spin_for(rng() % 40);
+  if (rng() % 2) {
+    std::lock_guard<sl::mutex> g(x.m);
+    x.cv.notify_one();
+  } else {
+    x.cv.notify_one();
+  }
+  if (x.a_done.receive() == 1) {
+    x.a_woken.fetch_add(1);
+    btk.raise_exception(std::make_exception_ptr(poke{r}));
+    if (x.b_done.receive() != 2) {
+      ADD_FAILURE() << "round " << r << ": one notify_one() woke both A and B";
+      return false;
+    }
+  } else {
+    const auto b = x.b_done.receive_for(60s);
+    if (!b) {
+      ADD_FAILURE() << "round " << r << ": A timed out and the notify was lost although B was queued";
+      btk.raise_exception(std::make_exception_ptr(poke{r}));  // let it end
+      x.b_done.receive();
+      return false;
+    }
+    if (*b != 1) {
+      ADD_FAILURE() << "round " << r << ": B ended its wait without the notify";
+      return false;
+    }
+    x.b_woken.fetch_add(1);
+  }
+  return true;
+}
+
+void timeout_vs_notify(sl::scheduler& s, bool driver_thread, bool a_thread, int rounds, int tag) {
+  notify_race x;
+  auto a = [&x] { a_body(x); };
   std::thread at;
   tasklet<void> atk;
-  if (a_thread) at = std::thread(a_body); else atk = s.spawn(a_body);
-  tasklet<void> btk = s.spawn(b_body);
-  auto driver = [&, a_go, a_done, b_go, b_done]() mutable {
+  if (a_thread) at = std::thread(a); else atk = s.spawn(a);
+  tasklet<void> btk = s.spawn([&x] { b_body(x); });
+  auto driver = [&] {
     std::minstd_rand rng(9);
     for (int r = 1; r <= rounds; ++r) {
-      a_go.send(r);
-      if (!spin_until([&] { return a_in.load() == r || a_left.load() == r; })) {
-        ADD_FAILURE() << "round " << r << ": A never started";
-        break;
-      }
-      b_go.send(r);
-      if (!spin_until([&] { return under(m, [&] { return b_in.load() == r; }); })) {
-        ADD_FAILURE() << "round " << r << ": B never queued";
-        break;
-      }
-      // B is queued. A tiny random moment, then the notify (with or without the lock).
-      const unsigned pick = rng() % 4;
-      if (pick == 1) relax();
-      if (pick == 2) spin_for(rng() % 40);
-      if (rng() % 2) {
-        std::lock_guard<sl::mutex> g(m);
-        cv.notify_one();
-      } else {
-        cv.notify_one();
-      }
-      if (a_done.receive() == 1) {
-        a_woken.fetch_add(1);
-        btk.raise_exception(std::make_exception_ptr(poke{r}));
-        if (b_done.receive() != 2) {
-          ADD_FAILURE() << "round " << r << ": one notify_one() woke both A and B";
-          break;
-        }
-      } else {
-        const auto b = b_done.receive_for(60s);
-        if (!b) {
-          ADD_FAILURE() << "round " << r << ": A timed out and the notify was lost although B was queued";
-          btk.raise_exception(std::make_exception_ptr(poke{r}));  // let it end
-          b_done.receive();
-          break;
-        }
-        if (*b != 1) {
-          ADD_FAILURE() << "round " << r << ": B ended its wait without the notify";
-          break;
-        }
-        b_woken.fetch_add(1);
-      }
+      if (!drive_round(x, btk, rng, r)) break;
     }
-    a_go.send(-1);
-    b_go.send(-1);
+    x.a_go.send(-1);
+    x.b_go.send(-1);
   };
   if (driver_thread) driver(); else s.block_on(driver);
   if (at.joinable()) at.join(); else atk.join();
   EXPECT_TRUE(btk.join_for(60s));
-  EXPECT_EQ(not_owner.load(), 0) << "a wait returned without the lock";
-  EXPECT_EQ(a_woken.load() + b_woken.load(), rounds) << "a_woken=" << a_woken.load() << " b_woken=" << b_woken.load();
-  ::testing::Test::RecordProperty("a_woken_" + std::to_string(tag), a_woken.load());
-  ::testing::Test::RecordProperty("b_woken_" + std::to_string(tag), b_woken.load());
+  EXPECT_EQ(x.not_owner.load(), 0) << "a wait returned without the lock";
+  EXPECT_EQ(x.a_woken.load() + x.b_woken.load(), rounds) << "a_woken=" << x.a_woken.load() << " b_woken=" << x.b_woken.load();
+  ::testing::Test::RecordProperty("a_woken_" + std::to_string(tag), x.a_woken.load());
+  ::testing::Test::RecordProperty("b_woken_" + std::to_string(tag), x.b_woken.load());
 }
 
 TEST_P(CondVar, TimeoutVersusNotifyRace) {
