@@ -59,7 +59,7 @@ inline bool park_on(std::uint64_t d) {
 /// generation), PARKING → RUNNING (cancel_park), PARKING → PARKED (the worker), PARKING/PARKED →
 /// WOKEN (one waker), WOKEN → PARKING (the next prepare_park). Nothing else.
 inline void check_door_transition(std::uint64_t from, std::uint64_t to) noexcept {
-  const std::uint64_t f = phase_of(from), t = phase_of(to);
+  [[maybe_unused]] const std::uint64_t f = phase_of(from), t = phase_of(to);
   STACKLESS_ASSERT_STATE((t == P_PARKING && (f == P_RUNNING || f == P_WOKEN) &&
                           gen_of(to) == gen_of(from) + 1) ||
                              (f == P_PARKING && t == P_RUNNING && gen_of(to) == gen_of(from)) ||
