@@ -392,9 +392,12 @@ void resolve(chan_core* c, case_rec* rec);
 /// or the plain thread's.
 chan_ext* my_ext();
 
-/// thread_wait() blocks the plain thread until its record is resumed or the deadline passes;
-/// true if resumed.
-bool thread_wait(chan_waiter* o, std::int64_t deadline);
+/// chan_wait() is the one wait of a channel call (a send, a receive, a select round): a tasklet
+/// parks on its door (which a partner's try_resume() ends), a plain thread blocks on o's futex
+/// word until a partner wins `sel` or the deadline passes (then it cancels `sel`, or — if a
+/// partner won meanwhile — waits for that partner's wake). notified: a partner completed the
+/// call; otherwise timeout (or, for a tasklet, interrupted).
+wake_reason chan_wait(chan_waiter* o, bool tasklet, std::int64_t deadline);
 
 /// chan_ref keeps a channel alive while a call of it is parked.
 struct chan_ref {

@@ -60,6 +60,7 @@ chan_ext* my_ext() {
   return &ext;
 }
 
+namespace {
 bool thread_wait(chan_waiter* o, std::int64_t deadline) {
   for (;;) {
     if (o->word.load(std::memory_order_acquire)) return true;  // pairs with wake_owner()'s store
@@ -74,6 +75,13 @@ bool thread_wait(chan_waiter* o, std::int64_t deadline) {
     }
     futex_wait(&o->word, 0, deadline);
   }
+}
+}  // namespace
+
+wake_reason chan_wait(chan_waiter* o, bool tasklet, std::int64_t deadline) {
+  if (tasklet) return park([] {}, deadline);
+  plain_thread_will_block();  // a single-worker scheduler nobody drives yet may hold the partner
+  return thread_wait(o, deadline) ? wake_reason::notified : wake_reason::timeout;
 }
 
 namespace {
@@ -96,16 +104,6 @@ case_rec* single_call(chan_ext* ext, tcb* t, bool is_send, void* buf) {
   return rec;
 }
 
-/// wait_single() parks (or blocks) until rec's call is decided; true if a partner completed it.
-bool wait_single(chan_ext* ext, tcb* t, std::int64_t deadline, wake_reason& why) {
-  why = wake_reason::notified;
-  if (t) {
-    why = park([] {}, deadline);
-    return why == wake_reason::notified;
-  }
-  plain_thread_will_block();
-  return thread_wait(&ext->w, deadline);
-}
 
 // blocking_call() runs one send or receive (op: send_op or recv_op) as a call that may park.
 // An interrupt (kill, raise_exception) ends a parked call with the exception; a tasklet that is
@@ -132,8 +130,8 @@ op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::
       return r == step::closed ? op_status::closed : op_status::would_block;
     }
     chan_ref keep(c);
-    wake_reason why;
-    if (wait_single(ext, t, deadline, why)) {
+    const wake_reason why = chan_wait(&ext->w, t != nullptr, deadline);
+    if (why == wake_reason::notified) {
       if (finish_won(c, rec, buf, exc)) return op_status::closed;
       if (exc) std::rethrow_exception(exc);
       return op_status::ok;

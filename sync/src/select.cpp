@@ -265,11 +265,8 @@ wake_reason select_call::park_round(std::int64_t wake_at, bool poll_only) {
   wake_reason why = wake_reason::notified;
   if (poll_only) {
     if (t_) cancel_park();  // withdraw in clean_up() instead of waiting
-  } else if (t_) {
-    why = park([] {}, wake_at);
   } else {
-    plain_thread_will_block();
-    if (!thread_wait(o_, wake_at)) why = wake_reason::timeout;
+    why = chan_wait(o_, t_ != nullptr, wake_at);
   }
   return why;
 }
