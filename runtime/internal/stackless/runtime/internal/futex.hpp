@@ -9,14 +9,16 @@
 #include <atomic>
 #include <cstdint>
 
+#include "stackless/runtime/detail/deadline.hpp"
+
 namespace stackless::detail {
 
 /// futex_wait() sleeps while *word == expected, until futex_wake() or the absolute steady-clock
-/// deadline (INT64_MAX: none). Spurious returns happen; callers re-check.
+/// deadline (no_deadline: none). Spurious returns happen; callers re-check.
 inline void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
-                       std::int64_t deadline_ns = INT64_MAX) noexcept {
+                       std::int64_t deadline_ns = no_deadline) noexcept {
   static_assert(sizeof(std::atomic<std::uint32_t>) == 4);
-  if (deadline_ns == INT64_MAX) {
+  if (deadline_ns == no_deadline) {
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
             nullptr, nullptr, 0);
     return;
