@@ -50,7 +50,7 @@ std::uint64_t select_rand() {
 }
 
 bool is_channel_case(const select_case& sc) {
-  return sc.kind == select_case::recv || sc.kind == select_case::send;
+  return sc.kind == select_case::kind_t::recv || sc.kind == select_case::kind_t::send;
 }
 
 /// select_cases is what chan_select() learns from its cases before the first round.
@@ -66,11 +66,11 @@ select_cases read_cases(const select_case* cs, std::size_t n) {
   if (n >= SEL_DONE) throw usage_error("stackless: select() with too many cases");
   select_cases p;
   for (std::size_t i = 0; i < n; ++i) {
-    if (cs[i].kind == select_case::after && cs[i].deadline < p.deadline) {
+    if (cs[i].kind == select_case::kind_t::after && cs[i].deadline < p.deadline) {
       p.deadline = cs[i].deadline;
       p.after_i = i;
     }
-    if (cs[i].kind == select_case::fallback) {
+    if (cs[i].kind == select_case::kind_t::fallback) {
       if (p.def_i != none) throw usage_error("stackless: select() with two default cases");
       p.def_i = i;
     }
@@ -123,7 +123,7 @@ std::size_t select_call::poll() {
   for (std::size_t k = 0; k < n_; ++k) {
     const std::size_t i = at(k);
     select_case& sc = cs_[i];
-    if (sc.kind == select_case::recv && !would_block_recv(sc.ch)) {
+    if (sc.kind == select_case::kind_t::recv && !would_block_recv(sc.ch)) {
       op_ctx x{sc.ch, nullptr};
       std::exception_ptr exc;
       step r = recv_op(x, sc.buf, exc);
@@ -136,7 +136,7 @@ std::size_t select_call::poll() {
         sc.closed = true;
         return i;
       }
-    } else if (sc.kind == select_case::send && !would_block_send(sc.ch)) {
+    } else if (sc.kind == select_case::kind_t::send && !would_block_send(sc.ch)) {
       op_ctx x{sc.ch, nullptr};
       step r = send_op(x, sc.buf, sc.is_exc);
       if (r == step::done) {
@@ -171,7 +171,7 @@ void select_call::begin_registration() {
     rec.index = static_cast<std::uint32_t>(i);
     rec.installed = false;
     rec.deferred = false;
-    rec.is_send = cs_[i].kind == select_case::send;
+    rec.is_send = cs_[i].kind == select_case::kind_t::send;
     rec.buf = cs_[i].buf;
   }
   winner_ = none;
@@ -187,10 +187,10 @@ bool select_call::register_case(std::size_t i) {
   rec->deferred = false;
   op_ctx x{sc.ch, rec};
   x.self = o_;
-  step r = sc.kind == select_case::recv ? recv_op(x, sc.buf, exc_) : send_op(x, sc.buf, sc.is_exc);
+  step r = sc.kind == select_case::kind_t::recv ? recv_op(x, sc.buf, exc_) : send_op(x, sc.buf, sc.is_exc);
   if (r == step::wait) return false;
   if (r == step::closed) {
-    if (sc.kind == select_case::send) send_closed_ = true;
+    if (sc.kind == select_case::kind_t::send) send_closed_ = true;
     else sc.closed = true;
   }
   winner_ = i;

@@ -233,7 +233,7 @@ struct recv_case {
   channel<T>* ch;
   F f;
   raw_value<T> r;
-  void fill(select_case& c) { c = select_case{select_case::recv, ch->core(), r.ptr()}; }
+  void fill(select_case& c) { c = select_case{select_case::kind_t::recv, ch->core(), r.ptr()}; }
   void run(select_case& c) {
     if constexpr (std::is_invocable_v<F&, std::optional<T>>) {
       if (c.closed) f(std::optional<T>());
@@ -249,7 +249,7 @@ struct send_case {
   channel<T>* ch;
   T v;
   F f;
-  void fill(select_case& c) { c = select_case{select_case::send, ch->core(), &v}; }
+  void fill(select_case& c) { c = select_case{select_case::kind_t::send, ch->core(), &v}; }
   void run(select_case&) { f(); }
 };
 template <class F>
@@ -257,7 +257,7 @@ struct after_case {
   std::int64_t deadline;
   F f;
   void fill(select_case& c) {
-    c = select_case{select_case::after};
+    c = select_case{select_case::kind_t::after};
     c.deadline = deadline;
   }
   void run(select_case&) { f(); }
@@ -265,7 +265,7 @@ struct after_case {
 template <class F>
 struct default_case_t {
   F f;
-  void fill(select_case& c) { c = select_case{select_case::fallback}; }
+  void fill(select_case& c) { c = select_case{select_case::kind_t::fallback}; }
   void run(select_case&) { f(); }
 };
 }  // namespace detail

@@ -58,7 +58,8 @@ std::size_t chan_capacity(const chan_core*) noexcept;
 
 /// select_case is one case of select(): an operation on a channel, a deadline, or the default.
 struct select_case {
-  enum kind_t : std::uint8_t { recv, send, after, fallback } kind;
+  enum class kind_t : std::uint8_t { recv, send, after, fallback };
+  kind_t kind;
   chan_core* ch = nullptr;          // recv / send
   void* buf = nullptr;              // send: the T to move from; recv: raw storage for a T
   bool is_exc = false;              // send: buf is a std::exception_ptr
