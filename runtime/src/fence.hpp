@@ -17,6 +17,7 @@ inline std::atomic<int> tsan_fence_word{0};
 /// fence_seq_cst() is a StoreLoad barrier.
 inline void fence_seq_cst() noexcept {
 #ifdef STACKLESS_TSAN
+  // seq_cst RMW: pairs with every other thread's fence_seq_cst(), the same word's RMW.
   tsan_fence_word.fetch_add(0, std::memory_order_seq_cst);
 #else
   std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -50,6 +50,9 @@ class injection_queue {
   mutable std::mutex mu_;
   std::deque<T> q_;
 #else
+  // The count's release increments pair with the acquire loads in try_dequeue_bulk() and
+  // size_approx(): who sees the count sees the element in (moodycamel synchronises the element
+  // itself).
   void enqueue(T x) {
     q_.enqueue(x);
     size_.fetch_add(1, std::memory_order_release);
@@ -60,15 +63,17 @@ class injection_queue {
   }
   bool try_dequeue(T& out) { return try_dequeue_bulk(&out, 1) == 1; }
   std::size_t try_dequeue_bulk(T* out, std::size_t max) {
+    // acquire: pairs with the release increments in enqueue()/enqueue_bulk().
     if (size_.load(std::memory_order_acquire) <= 0) return 0;  // the common case: one load
     std::size_t n = q_.try_dequeue_bulk(out, max);
+    // relaxed: the count is a hint; the elements were handed over by moodycamel itself.
     if (n) size_.fetch_sub(static_cast<std::int64_t>(n), std::memory_order_relaxed);
     return n;
   }
   /// size_approx(): may lag behind a concurrent enqueue by a moment (the count is bumped after
   /// the element is in); callers that must not miss work re-check after their StoreLoad fence.
   std::size_t size_approx() const {
-    std::int64_t n = size_.load(std::memory_order_acquire);
+    std::int64_t n = size_.load(std::memory_order_acquire);  // pairs with the enqueues' release
     return n > 0 ? static_cast<std::size_t>(n) : 0;
   }
 

@@ -42,6 +42,7 @@ local_table*& table_slot() noexcept {
 }
 }  // namespace
 
+// relaxed: only the uniqueness of the key matters (the RMW gives it); no data rides on it.
 std::uint64_t local_new_key() noexcept { return next_key.fetch_add(1, std::memory_order_relaxed); }
 
 void* local_find(std::uint64_t key) noexcept {

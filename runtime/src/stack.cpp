@@ -24,6 +24,9 @@ constexpr std::size_t pool_keep_guarded = 1024;  // guarded stacks kept in the p
 
 // The mapping budget is a property of the process (the kernel counts mappings per process), so
 // it is the one process-wide counter of the runtime: guarded stacks alive in all schedulers.
+// Every access is relaxed: a budget heuristic (schedulers may overshoot it by a few stacks
+// between their reads); no data is published through it. The made_ counters below are counts
+// for stats(), relaxed as well.
 std::atomic<long> g_guarded_live{0};
 
 long guard_budget() {
@@ -66,7 +69,7 @@ stack_pool::~stack_pool() {
   for (stack* s : guarded_all_) {
     context_fiber_free(s->fiber);
     munmap(s->lo - page_, size_ + page_);
-    g_guarded_live.fetch_sub(1, std::memory_order_relaxed);
+    g_guarded_live.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a budget count
   }
   for (char* slab : slabs_) {
     for (std::size_t i = 0; i < slab_stacks; ++i)
@@ -82,14 +85,14 @@ stack* stack_pool::get() {
     free_.pop_back();
     return s;
   }
-  if (g_guarded_live.load(std::memory_order_relaxed) < guard_budget()) {
+  if (g_guarded_live.load(std::memory_order_relaxed) < guard_budget()) {  // relaxed: a budget count
     g.unlock();
     stack* s = map_guarded();
     g.lock();
     if (s) {
       s->all_index = guarded_all_.size();
       guarded_all_.push_back(s);
-      guarded_made_.fetch_add(1, std::memory_order_relaxed);
+      guarded_made_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count (under mu_)
       return s;
     }
   }
@@ -104,7 +107,7 @@ stack* stack_pool::map_guarded() {
     munmap(m, size_ + page_);
     return nullptr;
   }
-  g_guarded_live.fetch_add(1, std::memory_order_relaxed);
+  g_guarded_live.fetch_add(1, std::memory_order_relaxed);  // relaxed: a budget count
   return describe(static_cast<char*>(m) + page_, size_, true);
 }
 
@@ -120,7 +123,7 @@ stack* stack_pool::carve_slab() {
   }
   stack* s = slab_free_.back();
   slab_free_.pop_back();
-  unguarded_made_.fetch_add(1, std::memory_order_relaxed);
+  unguarded_made_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count (under mu_)
   return s;
 }
 
@@ -144,7 +147,7 @@ void stack_pool::put(stack* const* s, std::size_t n) {
       guarded_all_.pop_back();
       context_fiber_free(st->fiber);
       munmap(st->lo - page_, size_ + page_);
-      g_guarded_live.fetch_sub(1, std::memory_order_relaxed);
+      g_guarded_live.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a budget count
       continue;
     }
     free_.push_back(st);

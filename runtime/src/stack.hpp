@@ -67,6 +67,7 @@ class stack_pool {
 
   std::size_t usable_size() const noexcept { return size_; }
   std::uint64_t pooled() const;
+  // relaxed: counts for stats() (see the members).
   std::uint64_t guarded_made() const noexcept { return guarded_made_.load(std::memory_order_relaxed); }
   std::uint64_t unguarded_made() const noexcept { return unguarded_made_.load(std::memory_order_relaxed); }
 
@@ -82,7 +83,8 @@ class stack_pool {
   std::vector<char*> slabs_;         // guarded by mu_
   std::vector<stack*> slab_free_;    // carved, never used; guarded by mu_
   std::vector<stack*> guarded_all_;  // every live guarded mapping, for the destructor; mu_
-  std::atomic<std::uint64_t> guarded_made_{0}, unguarded_made_{0};  // written under mu_
+  // Written under mu_; read without it (relaxed) by stats(): counts, nothing rides on them.
+  std::atomic<std::uint64_t> guarded_made_{0}, unguarded_made_{0};
 };
 
 /// install_overflow_handler() installs (once per process) the SIGSEGV handler that names the
