@@ -26,7 +26,7 @@
 //   one: thread_altstack). It clears the pending bit, saves and restores errno, and refuses —
 //   leaving the request for the next safe point, and counting the reason — when:
 //     * preempt_disable > 0: the runtime is switching stacks on this thread (switch_out() to the
-//       landing side: worker::prev/why, the queues, w->current already naming the next
+//       landing side: worker_owned::prev/why, the queues, w->current already naming the next
 //       tasklet); switching away from there would leave a half-done transition. The counter is
 //       thread_block::disable, one `addl` on memory (a signal cannot split it), with a compiler
 //       signal fence on each side; the scheduler side of a worker lives at 1;
@@ -73,11 +73,15 @@
 // - thread_block::hard_ok: relaxed (a stale value costs one refused or one unsent signal).
 // - thread_block::signal_pending: the monitor's acq_rel exchange pairs with the handler's
 //   acq_rel exchange; only the 0 → 1 transition sends a signal.
-// - worker::block_pub: release by the worker thread after it set up its block (attach_thread),
-//   acquire by the monitor before it touches the block or sends a signal to `tid`.
-// - worker::runs / running_id / has_yielders: relaxed stores by the owner, relaxed loads by the
-//   monitor (hints compared across ticks).
+// - worker_shared::block_pub: release by the worker thread after it set up its block
+//   (attach_thread), acquire by the monitor before it touches the block or sends a signal to
+//   `tid`.
+// - worker_counters::runs, worker_shared::running_id / has_yielders / slice_pub: relaxed stores
+//   by the owner, relaxed loads by the monitor (hints compared across ticks).
 // - The counters are relaxed; stats() reads them at any time.
+//
+// Due timers are fired through scheduler_impl::fire_due_timers() (timers.cpp), the routine the
+// worker loop uses too.
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
@@ -130,11 +134,6 @@ thread_block* this_thread_block() noexcept { return &tl_block; }
 
 namespace {
 
-template <class A>
-void bump(A& counter) noexcept {  // owner-only counter: a plain add, published relaxed
-  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
-
 constexpr std::uint32_t irq_deliver = IRQ_KILLED | IRQ_EXC;
 
 }  // namespace
@@ -143,15 +142,11 @@ constexpr std::uint32_t irq_deliver = IRQ_KILLED | IRQ_EXC;
 
 void soft_preempt(worker* w, tcb* t) {
   thread_block* b = w->block;
-  b->preempt.store(0, std::memory_order_relaxed);
+  b->preempt.store(0, std::memory_order_relaxed);  // relaxed: a hint (see Memory orders above)
   // In an atomic scope (or inside the runtime) the request waits: the monitor asks again at its
   // next tick if the tasklet is still running by then.
   if (t->atomic_depth > 0 || b->disable > 0) return;
-  scheduler_impl* s = w->sched;
-  if (s->next_deadline() != INT64_MAX) {
-    const std::int64_t now = now_ns();
-    if (s->next_deadline() <= now) s->fire_timers(now);
-  }
+  w->sched->fire_due_timers();
   bump(w->soft_preempts);
   switch_out(t, switch_why::yield);  // to the back of the queue (or to the host: run_for)
 }
@@ -160,8 +155,10 @@ void checkpoint_slow() {
   worker* w = current_worker();
   tcb* t = w ? w->current : nullptr;
   if (!t) return;
+  // acquire (every irq load here): pairs with the seq_cst fetch_or of kill(), raise() and
+  // pause() (tasklet.cpp); what they wrote before (the pending exception) is then visible.
   if (t->irq.load(std::memory_order_acquire) & irq_deliver) throw_if_interrupted();
-  if (w->block->preempt.load(std::memory_order_relaxed)) {
+  if (w->block->preempt.load(std::memory_order_relaxed)) {  // relaxed: the monitor's hint
     soft_preempt(w, t);
   } else if (t->irq.load(std::memory_order_acquire) & IRQ_PAUSE) {
     switch_out(t, switch_why::yield);  // pause() is waiting for it to switch
@@ -260,12 +257,8 @@ extern "C" void stackless_hard_preempted() {
   const int saved_errno = errno;
   worker* w = current_worker();
   tcb* t = w->current;
-  w->block->preempt.store(0, std::memory_order_relaxed);
-  scheduler_impl* s = w->sched;
-  if (s->next_deadline() != INT64_MAX) {
-    const std::int64_t now = now_ns();
-    if (s->next_deadline() <= now) s->fire_timers(now);
-  }
+  w->block->preempt.store(0, std::memory_order_relaxed);  // relaxed: a hint
+  w->sched->fire_due_timers();
   bump(w->hard_preempts);
   switch_out(t, switch_why::yield, /*pin=*/true);
   errno = saved_errno;  // same thread: it was pinned
@@ -356,7 +349,9 @@ void chain_old(int sig, siginfo_t* si, void* uc) {
 __attribute__((no_sanitize("address"))) void on_preempt_signal(int sig, siginfo_t* si, void* ucv) {
   const int saved_errno = errno;
   thread_block* b = &tl_block;  // the handler runs on the interrupted thread, no switch inside
-  if (b->signal_pending.exchange(0, std::memory_order_acq_rel) == 0) {  // pairs with the monitor
+  // acq_rel: pairs with the monitor's acq_rel exchange 0 → 1 in tick(); only that transition
+  // sends a signal, so a 0 here means the signal was not ours.
+  if (b->signal_pending.exchange(0, std::memory_order_acq_rel) == 0) {
     chain_old(sig, si, ucv);  // not ours
     errno = saved_errno;
     return;
@@ -370,6 +365,7 @@ __attribute__((no_sanitize("address"))) void on_preempt_signal(int sig, siginfo_
   tcb* t = w->current;
   const auto pc = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
   const auto sp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
+  // The refusal counters: relaxed, counts for stats() (worker_counters).
   if (b->disable > 0) {
     w->refused_disabled.fetch_add(1, std::memory_order_relaxed);
   } else if (!t || t->preemptible_depth == 0) {
@@ -433,6 +429,7 @@ namespace {
 void publish_hard_ok(tcb* t) {
 #if defined(STACKLESS_HARD_PREEMPT)
   if (worker* w = current_worker()) {
+    // relaxed: a hint for the monitor (a stale value costs one refused or one unsent signal).
     w->block->hard_ok.store(t->preemptible_depth > 0 && t->atomic_depth == 0 && g_hard_supported,
                             std::memory_order_relaxed);
   }
@@ -448,17 +445,21 @@ void scope_changed(tcb* t) { publish_hard_ok(t); }
 
 void attach_thread(worker& w) noexcept {
   thread_block* b = &tl_block;  // no switch between here and the stores below
+  // relaxed (preempt, hard_ok, tid): published by the release store of block_pub below.
   b->preempt.store(0, std::memory_order_relaxed);
   b->disable = 1;  // the scheduler side
   b->irq = &zero_irq;
   b->hard_ok.store(0, std::memory_order_relaxed);
   w.block = b;
   w.tid.store(static_cast<int>(::syscall(SYS_gettid)), std::memory_order_relaxed);
-  w.block_pub.store(b, std::memory_order_release);  // pairs with the monitor's acquire
+  w.block_pub.store(b, std::memory_order_release);  // pairs with the monitor's acquire in tick()
 }
 
 void detach_thread(worker& w) noexcept {
+  // release: pairs with the monitor's acquire in tick(), which then leaves this block alone.
   w.block_pub.store(nullptr, std::memory_order_release);
+  // relaxed (running_id, preempt, hard_ok): hints the monitor compares across ticks; a stale one
+  // costs at most one spurious request.
   w.running_id.store(0, std::memory_order_relaxed);
   thread_block* b = &tl_block;
   b->preempt.store(0, std::memory_order_relaxed);
@@ -492,12 +493,13 @@ class monitor {
     });
   }
   ~monitor() {
+    // relaxed: poke()'s release increment publishes it to the monitor's acquire of word_.
     stop_.store(true, std::memory_order_relaxed);
     poke();
     thread_.join();
   }
   void poke() noexcept {
-    word_.fetch_add(1, std::memory_order_release);
+    word_.fetch_add(1, std::memory_order_release);  // pairs with the acquire in loop()
     futex_wake(&word_);
   }
 
@@ -511,10 +513,13 @@ class monitor {
   };
 
   void loop() {
+    // relaxed (stop_): the futex word carries it — the destructor stores it before its release
+    // increment of word_, which wakes (or pre-empts) the wait below.
     while (!stop_.load(std::memory_order_relaxed)) {
-      std::uint32_t w0 = word_.load(std::memory_order_acquire);
+      std::uint32_t w0 = word_.load(std::memory_order_acquire);  // pairs with poke()'s release
       std::int64_t period = q_ns_ > 0 ? q_ns_ / 2 : INT64_MAX;
       for (auto& w : s_.workers) {
+        // relaxed: a hint for the period; run_pumped() pokes after it stores a slice.
         std::int64_t slice = w->slice_pub.load(std::memory_order_relaxed);
         if (slice > 0) period = std::min(period, std::max<std::int64_t>(slice / 2, 20'000));
       }
@@ -526,6 +531,7 @@ class monitor {
 
   bool work_waiting(std::int64_t now) const {
     if (s_.injection.size_approx() != 0) return true;
+    // relaxed: hints compared once per tick; a stale one delays a request by a tick.
     for (auto& v : s_.workers) {
       if (!v->deque.empty() || v->runnext.load(std::memory_order_relaxed) ||
           v->inbox_nonempty.load(std::memory_order_relaxed) ||
@@ -539,7 +545,9 @@ class monitor {
     for (unsigned i = 0; i < s_.nworkers; ++i) {
       worker& w = *s_.workers[i];
       seen& st = seen_[i];
-      thread_block* b = w.block_pub.load(std::memory_order_acquire);  // pairs with attach_thread
+      // acquire: pairs with the release stores in attach_thread() / detach_thread().
+      thread_block* b = w.block_pub.load(std::memory_order_acquire);
+      // relaxed (running_id, runs, slice_pub): hints compared across ticks (Memory orders above).
       const std::uint64_t id = w.running_id.load(std::memory_order_relaxed);
       const std::uint64_t runs = w.runs.load(std::memory_order_relaxed);
       if (!b || id == 0 || runs != st.runs || id != st.id) {
@@ -550,18 +558,20 @@ class monitor {
       const std::int64_t slice = w.slice_pub.load(std::memory_order_relaxed);
       const std::int64_t limit = slice > 0 ? slice : q_ns_;
       if (limit > 0 && ran >= limit && (slice > 0 || work_waiting(now))) {
-        b->preempt.store(1, std::memory_order_relaxed);
+        b->preempt.store(1, std::memory_order_relaxed);  // relaxed: a hint read at safe points
         if (!st.requested) {
           st.requested = true;
           st.requested_at = now;
         }
 #if defined(STACKLESS_HARD_PREEMPT)
         const std::int64_t grace = slice > 0 ? slice / 2 : q_ns_ / 2;
+        // hard_ok: relaxed, a hint. signal_pending: acq_rel, pairs with the handler's exchange
+        // (on_preempt_signal()). tid: relaxed, published with block_pub (acquired above).
         if (g_hard_supported && now - st.requested_at >= grace &&
             b->hard_ok.load(std::memory_order_relaxed) &&
             b->signal_pending.exchange(1, std::memory_order_acq_rel) == 0) {
           ::syscall(SYS_tgkill, static_cast<int>(::getpid()), w.tid.load(std::memory_order_relaxed), SIGURG);
-          s_.preempt_signals.fetch_add(1, std::memory_order_relaxed);
+          s_.preempt_signals.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count
         }
 #endif
       }
@@ -590,7 +600,7 @@ class monitor {
                  "it wait\n",
                  worker_index, static_cast<unsigned long long>(id), name.c_str(),
                  static_cast<long long>(ran / 1'000'000));
-    s_.stalls_reported.fetch_add(1, std::memory_order_relaxed);
+    s_.stalls_reported.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for stats()
   }
 
   scheduler_impl& s_;
@@ -616,6 +626,8 @@ void scheduler_impl::stop_monitor() noexcept {
 }
 
 void monitor_counts(const scheduler_impl& s, scheduler_stats& out) {
+  // relaxed: counts for stats(), and `realtime`, a flag the monitor's thread sets once at its
+  // start (mon_mu keeps the monitor alive while we read it).
   out.preempt_signals = s.preempt_signals.load(std::memory_order_relaxed);
   out.stalls_reported = s.stalls_reported.load(std::memory_order_relaxed);
   std::lock_guard g(s.mon_mu);

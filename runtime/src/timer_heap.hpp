@@ -1,6 +1,7 @@
 // runtime/src/timer_heap.hpp — a 4-ary min-heap of timer entries, ordered by deadline.
 //
-// Each worker owns one (worker::timers); its lock is the worker's timer lock.
+// Each worker owns one (worker_shared::timers, worker.hpp; used by timers.cpp); its lock is the
+// worker's timer lock.
 //
 // Why a heap and not a hierarchical timing wheel (Varghese & Lauck, SOSP'87; tokio, Kafka, the
 // Linux kernel): bench/timer_structures.cpp measured both (and std::priority_queue) on a

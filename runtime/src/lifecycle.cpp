@@ -1,0 +1,269 @@
+// runtime/src/lifecycle.cpp — a scheduler's life: construction, starting the worker threads (at
+// once, or lazily for a single worker), run()/run_for() pumping worker 0 on the caller's thread,
+// drain(), shutdown and destruction; and the process-wide list of live schedulers.
+//
+// Who drives the workers (scheduler_impl::mode):
+//   M_UNOWNED   no worker thread yet (workers == 1 only): run()/run_for() may pump worker 0 on
+//               the calling thread; a plain thread about to wait starts the thread instead
+//               (ensure_started(), plain_thread_will_block()).
+//   M_PUMPED    a run()/run_for() is pumping worker 0 right now.
+//   M_THREADED  the worker threads run (for good: run() then refuses).
+// M_UNOWNED → M_PUMPED and M_UNOWNED → M_THREADED are CASes, so a pump and a lazy start never
+// both take worker 0; M_PUMPED → M_UNOWNED is the pump's release store when it returns.
+//
+// Shutdown protocol (shutdown()):
+//   1. `closed` is set: from now on a spawn from a plain thread throws usage_error, and a spawn
+//      from a tasklet (a destructor running during the kill) returns a tasklet born killed.
+//   2. Every live tasklet is killed with pending = true: parked ones are woken through the door,
+//      paused ones resumed, never-started ones will end without running their function.
+//   3. Someone runs them to their end: the worker threads, or — when none was started — the
+//      calling thread, as in run(). Then `stopping` is set, every worker is unparked, and the
+//      threads are joined.
+//   4. Stacks go back to the pool, which unmaps them when the scheduler is destroyed.
+#include <pthread.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "context.hpp"
+#include "scheduler_impl.hpp"
+
+namespace stackless::detail {
+
+namespace {
+unsigned resolve_workers(unsigned w) {
+  if (w) return w;
+  unsigned h = std::thread::hardware_concurrency();
+  return h ? h : 1;
+}
+
+void default_on_error(const error_report& r) {
+  std::string what = r.what;
+  if (r.error) {
+    try {
+      std::rethrow_exception(r.error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "(an exception not derived from std::exception)";
+    }
+  }
+  std::fprintf(stderr, "stackless: tasklet #%llu '%s': %s\n", static_cast<unsigned long long>(r.id),
+               r.name.c_str(), what.c_str());
+}
+}  // namespace
+
+scheduler_impl::scheduler_impl(options o)
+    : opts(std::move(o)), stacks(opts.stack_size), sink(new error_sink) {
+  nworkers = resolve_workers(opts.workers);
+  std::size_t cap = opts.local_queue_capacity;
+  if (cap < 4 || (cap & (cap - 1)) != 0)
+    throw std::invalid_argument("stackless: options::local_queue_capacity must be a power of two >= 4");
+  sink->fn = opts.on_error ? opts.on_error : default_on_error;
+  shards.reset(new registry_shard[nworkers + 1]);
+  for (unsigned i = 0; i < nworkers; ++i) {
+    workers.push_back(std::make_unique<worker>(this, i, cap));
+    workers.back()->rng = 0x9e3779b97f4a7c15ULL * (i + 1) ^ reinterpret_cast<std::uintptr_t>(this);
+  }
+  install_overflow_handler();
+  if (nworkers > 1) start_threads();
+  // Last: a plain thread blocking on a channel may call ensure_started() on it from now on.
+  std::lock_guard g(live_schedulers_mu());
+  live_schedulers().push_back(this);
+}
+
+scheduler_impl::~scheduler_impl() {
+  {
+    std::lock_guard g(live_schedulers_mu());
+    auto& v = live_schedulers();
+    v.erase(std::find(v.begin(), v.end(), this));
+  }
+  shutdown();
+  for (auto& w : workers) {
+    stacks.put(w->stack_cache.data(), w->stack_cache.size());
+    free_tcb_cache(*w);
+  }
+  tcb* t;
+  while (injection.try_dequeue(t)) release(t);  // cannot happen after shutdown; belt and braces
+  for (auto& w : workers) {  // stale entries of ended parks
+    w->timers.for_each([](const timer_entry& e) { release(e.t); });
+    w->timers.clear();
+  }
+  sink->release();
+}
+
+void scheduler_impl::start_threads() {
+  // release: pairs with the acquire loads of mode (ensure_started(), quiescent(), shutdown()):
+  // who sees M_THREADED also sees the scheduler as constructed.
+  mode.store(M_THREADED, std::memory_order_release);
+  if (opts.quantum.count() > 0) start_monitor();
+  for (auto& w : workers) {
+    worker* wp = w.get();
+    wp->thread = std::thread([this, wp] {
+      std::string n = opts.name + "-" + std::to_string(wp->index);
+      pthread_setname_np(pthread_self(), n.substr(0, 15).c_str());
+      worker_main(*wp);
+    });
+  }
+}
+
+std::mutex& live_schedulers_mu() {
+  static std::mutex mu;
+  return mu;
+}
+std::vector<scheduler_impl*>& live_schedulers() {
+  static std::vector<scheduler_impl*> v;
+  return v;
+}
+
+void plain_thread_will_block() {
+  // A plain thread is about to block on something a tasklet may have to end (a channel, a
+  // lock): every single-worker scheduler that nothing drives yet gets its thread now.
+  std::lock_guard g(live_schedulers_mu());
+  for (scheduler_impl* s : live_schedulers()) s->ensure_started();
+}
+
+void scheduler_impl::ensure_started() {
+  // acquire: pairs with the release stores of mode (start_threads(), the end of run_pumped()).
+  // A stale M_UNOWNED only costs the trip through the lock and the CAS below.
+  if (mode.load(std::memory_order_acquire) != M_UNOWNED) return;
+  std::lock_guard g(lifecycle_mu);
+  if (stopping.load()) return;
+  int m = M_UNOWNED;  // a CAS: run()/run_for() may be taking worker 0 for a pump right now
+  // acq_rel: pairs with run_pumped()'s CAS on the same word — exactly one of them takes worker 0.
+  if (mode.compare_exchange_strong(m, M_THREADED, std::memory_order_acq_rel)) start_threads();
+}
+
+// ---- run() / run_for(): pumping worker 0 on the calling thread -------------------------------
+
+namespace {
+// take_pump() is run_pumped()'s entry check: the caller may pump worker 0 now (mode becomes
+// M_PUMPED), or learns why not.
+void take_pump(scheduler_impl& s) {
+  if (current_worker()) throw usage_error("stackless: run()/run_for() called from inside a tasklet or worker");
+  if (s.nworkers != 1)
+    throw usage_error("stackless: run()/run_for() need options::workers == 1; with worker threads use drain()");
+  int m = scheduler_impl::M_UNOWNED;
+  // acq_rel: pairs with ensure_started()'s CAS and with the release store that ended the last
+  // pump — this pump sees everything the previous driver of worker 0 wrote.
+  if (!s.mode.compare_exchange_strong(m, scheduler_impl::M_PUMPED, std::memory_order_acq_rel))
+    throw usage_error(m == scheduler_impl::M_PUMPED
+                          ? "stackless: run() is already running on another thread"
+                          : "stackless: run(): the worker thread was started (by a join, "
+                            "block_on or drain from a plain thread); use drain()");
+}
+}  // namespace
+
+void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
+  take_pump(*this);
+  worker& w = *workers[0];
+  set_current_worker(&w);
+  thread_altstack alt;
+  context_init_thread(w.sched_ctx);
+  w.slice_ns = slice_ns;
+  // relaxed: published by attach_thread()'s release store of block_pub, which the monitor acquires.
+  w.slice_pub.store(slice_ns, std::memory_order_relaxed);
+  w.overran = nullptr;
+  if (slice_ns > 0 || opts.quantum.count() > 0) start_monitor();  // it watches the slice
+  attach_thread(w);
+  while (tcb* t = find_runnable(w, false)) {
+    run_tasklet(w, t);
+    if (w.overran) break;
+  }
+  detach_thread(w);
+  // relaxed: a hint for the monitor's period; detach_thread() has already withdrawn the block.
+  w.slice_pub.store(0, std::memory_order_relaxed);
+  if (overran) *overran = w.overran;
+  w.overran = nullptr;
+  w.slice_ns = 0;
+  set_current_worker(nullptr);
+  // release: pairs with the acquire CAS of the next pump or of ensure_started(), which then sees
+  // worker 0 as this pump left it.
+  mode.store(M_UNOWNED, std::memory_order_release);
+}
+
+// ---- drain() and shutdown() ------------------------------------------------------------------
+
+void scheduler_impl::drain() {
+  if (current_worker()) throw usage_error("stackless: drain() called from a tasklet; it would wait for itself");
+  ensure_started();
+  // seq_cst: pairs with the seq_cst load of drain_waiters in finish() (Dekker: we count
+  // ourselves, then read live(); the last tasklet to end stores live, then reads us).
+  drain_waiters.fetch_add(1, std::memory_order_seq_cst);
+  std::string report;
+  const watch_end end = watch_deadlock(
+      [&](std::int64_t until) {
+        // acquire: pairs with the release increment of drain_word in finish().
+        const std::uint32_t seq = drain_word.load(std::memory_order_acquire);
+        if (live() == 0) return true;
+        futex_wait(&drain_word, seq, until);
+        return live() == 0;
+      },
+      no_deadline, nullptr, &report);
+  drain_waiters.fetch_sub(1, std::memory_order_seq_cst);  // pairs as the fetch_add above
+  if (end == watch_end::deadlock) throw deadlock_error(report);
+}
+
+void scheduler_impl::shutdown() {
+  if (tcb* self = current_tcb(); self && self->sched == this)
+    throw usage_error("stackless: shutdown() called from a tasklet of the same scheduler");
+  std::lock_guard g(lifecycle_mu);
+  if (shut_down) return;
+  // Step 1. seq_cst: pairs with the acquire load of closed in submit(). A spawn that read false
+  // registers its tasklet (under a shard lock), and this round or the next of the loop below
+  // kills it: the loop ends only when live() is 0.
+  closed.store(true, std::memory_order_seq_cst);
+  for (;;) {  // steps 2 and 3
+    for_each_live([](tcb* t) { kill(t, true); });
+    // acquire: pairs with the release stores of mode (start_threads(), run_pumped()).
+    if (mode.load(std::memory_order_acquire) == M_THREADED) {
+      // The Dekker pair with finish(), as in drain().
+      drain_waiters.fetch_add(1, std::memory_order_seq_cst);
+      // acquire: pairs with the release increment of drain_word in finish().
+      std::uint32_t seq = drain_word.load(std::memory_order_acquire);
+      if (live() != 0) futex_wait(&drain_word, seq, now_ns() + 100'000'000);
+      drain_waiters.fetch_sub(1, std::memory_order_seq_cst);
+    } else {
+      // No worker thread: run the dying tasklets here, as run() would.
+      while (mode.load(std::memory_order_acquire) == M_PUMPED) std::this_thread::yield();
+      run_pumped(0, nullptr);
+    }
+    if (live() == 0) break;
+  }
+  stop_monitor();  // before the worker threads go: it signals them by tid
+  // seq_cst: pairs with the acquire load in search() and park_worker()'s re-check (after its
+  // StoreLoad fence): a worker going to sleep either sees `stopping` or gets the unpark below.
+  stopping.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers) unpark(*w);
+  for (auto& w : workers)
+    if (w->thread.joinable()) w->thread.join();
+  shut_down = true;  // step 4 is the destructor's
+}
+
+scheduler_impl* make_scheduler(options o) { return new scheduler_impl(std::move(o)); }
+void destroy_scheduler(scheduler_impl* s) noexcept { delete s; }
+
+}  // namespace stackless::detail
+
+namespace stackless {
+
+void scheduler::run() { impl_->run_pumped(0, nullptr); }
+
+tasklet<void> scheduler::run_for(std::chrono::nanoseconds slice) {
+  if (slice.count() <= 0) throw std::invalid_argument("stackless: run_for() needs a positive slice");
+  detail::tcb* t = nullptr;
+  impl_->run_pumped(slice.count(), &t);
+  if (!t) return {};
+  detail::handle_acquire(t);
+  detail::release(t);  // the reference run_tasklet() took for us
+  return tasklet<void>(t, tasklet<void>::adopt_t{});
+}
+
+void scheduler::drain() { impl_->drain(); }
+void scheduler::shutdown() { impl_->shutdown(); }
+unsigned scheduler::workers() const noexcept { return impl_->nworkers; }
+
+}  // namespace stackless
