@@ -20,8 +20,9 @@ struct free_block {
 
 }  // namespace
 
-void* tcb::operator new(std::size_t size) {
-  std::size_t c = (size + class_bytes - 1) / class_bytes;
+// block_alloc() / block_free(): `bytes` from the calling worker's cache, or malloc.
+static void* block_alloc(std::size_t bytes) {
+  std::size_t c = (bytes + class_bytes - 1) / class_bytes;
   if (worker* w = current_worker(); w && c < worker::alloc_classes) {
     auto& fl = w->tcb_free[c];
     if (fl.head) {
@@ -36,8 +37,8 @@ void* tcb::operator new(std::size_t size) {
   return p;
 }
 
-void tcb::operator delete(void* p, std::size_t size) noexcept {
-  std::size_t c = (size + class_bytes - 1) / class_bytes;
+static void block_free(void* p, std::size_t bytes) noexcept {
+  std::size_t c = (bytes + class_bytes - 1) / class_bytes;
   if (worker* w = current_worker(); w && c < worker::alloc_classes) {
     auto& fl = w->tcb_free[c];
     if (fl.count < worker::alloc_cache_max) {
@@ -49,6 +50,26 @@ void tcb::operator delete(void* p, std::size_t size) noexcept {
   }
   std::free(p);
 }
+
+// A control block is [private tcb | public part]: operator new constructs the private part in
+// front of the object the spawn template is about to construct, operator delete (after the
+// public part's destructor ran) destroys it.
+void* tcb_base::operator new(std::size_t size) {
+  char* p = static_cast<char*>(block_alloc(tcb_prefix + size));
+  ::new (p) tcb();
+  return p + tcb_prefix;
+}
+
+void tcb_base::operator delete(void* p, std::size_t size) noexcept {
+  tcb* t = tcb_of(static_cast<tcb_base*>(p));
+  t->~tcb();
+  block_free(t, tcb_prefix + size);
+}
+
+tcb_base::~tcb_base() = default;
+
+tcb_base* base_of(tcb* t) noexcept { return t->base(); }
+std::uint64_t tasklet_id(const tcb* t) noexcept { return t->id; }
 
 void free_tcb_cache(worker& w) noexcept {
   for (auto& fl : w.tcb_free) {

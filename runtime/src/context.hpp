@@ -4,7 +4,7 @@
 
 #include <cstddef>
 
-#include "stackless/runtime/detail/tcb.hpp"
+#include "stackless/runtime/internal/tcb.hpp"
 
 namespace stackless::detail {
 

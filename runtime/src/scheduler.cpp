@@ -31,7 +31,7 @@ std::uint64_t plain_next_id() { return g_next_id_block.fetch_add(1, std::memory_
 void release(tcb* t) noexcept {
   // acq_rel: every holder's release orders its uses of t before its decrement; the last one's
   // acquire pairs with them all, so the delete comes after every use (acquire() is relaxed).
-  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
+  if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t->base();
 }
 
 // ---- the registry ----------------------------------------------------------------------------
@@ -70,7 +70,14 @@ std::uint64_t scheduler_impl::live() const {
 
 // ---- submitting and waking -------------------------------------------------------------------
 
-void submit(scheduler_impl* s, tcb* t) { s->submit(t); }
+tcb* submit(scheduler_impl* s, tcb_base* b) {
+  tcb* t = tcb_of(b);
+  // relaxed: nobody else can see t yet; submit() publishes it (its queues release).
+  t->handles.store(1, std::memory_order_relaxed);
+  t->refs.store(2, std::memory_order_relaxed);  // the handle + the scheduler's
+  s->submit(t);
+  return t;
+}
 
 void scheduler_impl::submit(tcb* t) {
   t->sched = this;

@@ -413,14 +413,14 @@ void tasklet_entry(void* arg) {
     t->ended_by_kill = true;  // killed before it ever ran: its function never runs
   } else {
     try {
-      t->body();
+      t->base()->body();
     } catch (const tasklet_exit&) {
       t->ended_by_kill = true;
     } catch (...) {
       t->error = std::current_exception();
     }
   }
-  t->discard();  // destructors of the captures run here, as part of the tasklet
+  t->base()->discard();  // destructors of the captures run here, as part of the tasklet
   if (t->locals) destroy_locals(t);  // its tasklet_local values, on its own stack
   w = current_worker();
   ++w->block->disable;

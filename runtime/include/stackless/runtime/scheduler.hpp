@@ -112,11 +112,9 @@ class scheduler {
   template <class F, class... A>
   auto spawn(F&& f, A&&... a) {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
-    auto* t = new detail::tcb_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
+    auto* b = new detail::tcb_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
                                                                          std::forward<A>(a)...);
-    t->handles.store(1, std::memory_order_relaxed);
-    t->refs.store(2, std::memory_order_relaxed);  // the handle + the scheduler's
-    detail::submit(impl_, t);
+    detail::tcb* t = detail::submit(impl_, b);
     return tasklet<R>(t, typename tasklet<R>::adopt_t{});
   }
 
@@ -162,11 +160,9 @@ auto spawn(F&& f, A&&... a) {
   using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
   detail::scheduler_impl* s = detail::current_scheduler();
   if (!s) detail::throw_usage("stackless::spawn() called outside a tasklet; use scheduler::spawn()");
-  auto* t = new detail::tcb_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
+  auto* b = new detail::tcb_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
                                                                        std::forward<A>(a)...);
-  t->handles.store(1, std::memory_order_relaxed);
-  t->refs.store(2, std::memory_order_relaxed);
-  detail::submit(s, t);
+  detail::tcb* t = detail::submit(s, b);
   return tasklet<R>(t, typename tasklet<R>::adopt_t{});
 }
 

@@ -92,7 +92,7 @@ class tasklet {
   /// paused(): alive, but neither scheduled nor blocked.
   bool paused() const noexcept { return t_ && detail::is_paused(t_); }
   /// id(): unique within the process, never 0.
-  std::uint64_t id() const { return need()->id; }
+  std::uint64_t id() const { return detail::tasklet_id(need()); }
   std::string name() const { return detail::get_name(need()); }
   void set_name(std::string n) { detail::set_name(need(), std::move(n)); }
   explicit operator bool() const noexcept { return t_ != nullptr; }
@@ -112,7 +112,7 @@ class tasklet {
     if constexpr (std::is_void_v<R>) {
       detail::join_rethrow(t_, true);
     } else {
-      auto* r = static_cast<detail::tcb_result<R>*>(t_);
+      auto* r = static_cast<detail::tcb_result<R>*>(detail::base_of(t_));
       detail::join_rethrow(t_, r->value.has_value());
       if constexpr (std::is_copy_constructible_v<R>) {
         return *r->value;

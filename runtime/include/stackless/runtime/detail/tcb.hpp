@@ -1,9 +1,13 @@
-// stackless/runtime/detail/tcb.hpp — the tasklet control block, as much of it as the header
-// templates need. Everything here is internal: the names may change at any time.
+// stackless/runtime/detail/tcb.hpp — the public part of a tasklet's control block: what the
+// header templates (spawn, tasklet<R>::join) need, and nothing else. Everything here is internal:
+// the names may change at any time.
 //
-// A tcb is reference counted: one reference for the scheduler while the tasklet is alive, one per
-// tasklet<> handle, one per timer or registry walk that holds it for a moment. `handles` counts the
-// user-visible handles only: when it drops to zero the tasklet is detached.
+// A control block is one allocation in two parts: the runtime's private `tcb` (state, park door,
+// context, queues, registry links: stackless/runtime/internal/tcb.hpp, not installed) and, right
+// after it, the `tcb_base` that the spawn templates derive from (the callable, its arguments,
+// the result). tcb_base::operator new makes room for the private part and constructs it; the
+// runtime converts between the two with tcb_of() / base_of(). Public handles hold a `tcb*`,
+// which they never dereference.
 #pragma once
 
 #include <atomic>
@@ -19,18 +23,10 @@
 
 #include "stackless/runtime/detail/spinlock.hpp"
 
-namespace stackless {
-class timeout_scope;
-}
-
 namespace stackless::detail {
 
 class scheduler_impl;
-struct local_table;
-struct worker;
-struct stack;
-struct error_sink;
-class tcb;
+class tcb;  // the runtime's private part (stackless/runtime/internal/tcb.hpp)
 
 /// wake_reason is why a park ended. Exactly one waker wins a park (see park.cpp).
 /// cancelled: a std::stop_token's stop request (only calls that took a token can get it).
@@ -52,26 +48,13 @@ struct waiter {
   bool linked = false;                     // guarded by the lock of the list it is on
 };
 
-/// context is a suspended execution: the fcontext pointer plus the sanitizer bookkeeping.
-struct context {
-  void* fctx = nullptr;
-  const void* stack_lo = nullptr;  // lowest usable address (ASan)
-  std::size_t stack_size = 0;
-  void* tsan_fiber = nullptr;
-  void* asan_fake = nullptr;
-  void (*entry)(void*) = nullptr;  // set until the first switch into a new context
-  void* xfer_arg = nullptr;        // what a switch away from this context hands the other side
-  void (*xfer_entry)(void*) = nullptr;
-  void* eh_caught = nullptr;       // the C++ runtime's per-thread exception state, kept per
-  unsigned eh_uncaught = 0;        //   context (a tasklet may park inside a catch block)
-};
-
-class tcb {
+/// tcb_base is what a spawn template allocates and derives from (tcb_impl below).
+class tcb_base {
  public:
-  tcb() noexcept = default;
-  tcb(const tcb&) = delete;
-  tcb& operator=(const tcb&) = delete;
-  virtual ~tcb();
+  tcb_base() noexcept = default;
+  tcb_base(const tcb_base&) = delete;
+  tcb_base& operator=(const tcb_base&) = delete;
+  virtual ~tcb_base();
 
   /// body() runs the tasklet's function and stores its result. It may throw.
   virtual void body() = 0;
@@ -81,70 +64,21 @@ class tcb {
   /// chain of recursive destructors.
   virtual void discard() noexcept = 0;
 
-  // Control blocks come from a per-worker cache of blocks by size class (alloc.cpp): spawn and
-  // the end of a tasklet are the hottest paths, and glibc's tcache holds only 7 per size.
+  // The allocation holds the runtime's private tcb in front of this object (alloc.cpp): spawn
+  // and the end of a tasklet are the hottest paths, so blocks come from a per-worker cache.
   static void* operator new(std::size_t size);
   static void operator delete(void* p, std::size_t size) noexcept;
 
-  // Lifecycle (see scheduler.cpp for the state machine). Written with CAS by the scheduler.
-  std::atomic<std::uint32_t> state{0};
-  // The park/wake door: gen << 4 | reason << 2 | phase (see park.cpp).
-  std::atomic<std::uint64_t> door{0};
-  // Interrupt bits: 1 = killed (sticky), 2 = an exception is pending in `pending`.
-  std::atomic<std::uint32_t> irq{0};
-
-  std::atomic<int> refs{1};
-  std::atomic<int> handles{0};
-  std::atomic<bool> error_reported{false};
-
-  scheduler_impl* sched = nullptr;
-  std::uint64_t id = 0;
-
-  spinlock lk;                    // guards name, pending, joiners
-  std::string name;
-  std::exception_ptr pending;     // the exception raise_exception()/kill() delivers
-  waiter* joiners = nullptr;      // who waits for this tasklet to end
-
-  // Outcome, written by the tasklet before it is marked dead, read after (acquire on state).
-  std::exception_ptr error;       // the exception that escaped body()
-  bool ended_by_kill = false;     // body() left through tasklet_exit (or never started)
-  bool exit_thrown = false;       // tasklet_exit was thrown in it at least once (own writes)
-  bool result_taken = false;      // a move-only result was handed to a joiner
-  error_sink* sink = nullptr;     // set when it ended with an error: where to report it
-
-  // Execution, touched only by the worker running the tasklet.
-  waiter wait;                    // this tasklet's waiter record
-  const char* wait_what = nullptr;  // what it parks on, for the deadlock report
-  std::uint64_t wait_target = 0;  //   and the id it waits for, if any
-  context ctx;
-  stack* stk = nullptr;
-  tcb* next = nullptr;            // intrusive link: yield list, inbox
-  int atomic_depth = 0;           // this_tasklet::atomic nesting; > 0: pinned to `home`
-  int preemptible_depth = 0;      // this_tasklet::preemptible nesting (preempt.cpp)
-  bool hard_pinned = false;       // hard-preempted: pinned to `home` until its next own switch
-  int irq_masked = 0;             // > 0: parks ignore pending interrupts (irq_mask, park.hpp)
-  worker* home = nullptr;         // the worker a pinned tasklet must run on
-  std::int64_t run_start_ns = 0;  // when it was last switched in
-  // Per-tasklet state of the sync component (the channel waiter records: sync/src/channel.cpp),
-  // made on first use and freed with the control block.
-  void* sync_ext = nullptr;
-  void (*sync_ext_free)(void*) noexcept = nullptr;
-  timeout_scope* scope_top = nullptr;  // innermost timeout_scope (on this tasklet's stack)
-  local_table* locals = nullptr;       // tasklet_local values (local.cpp), destroyed at its end
-
-  // Registry (all live tasklets of a scheduler), guarded by the registry shard's lock.
-  tcb* reg_next = nullptr;
-  tcb* reg_prev = nullptr;
-  unsigned shard = 0;
+  bool result_taken = false;  // a move-only result was handed to a joiner (join's thread only)
 };
 
 template <class R>
-class tcb_result : public tcb {
+class tcb_result : public tcb_base {
  public:
   std::optional<R> value;
 };
 template <>
-class tcb_result<void> : public tcb {};
+class tcb_result<void> : public tcb_base {};
 
 template <class R, class F, class... A>
 class tcb_impl final : public tcb_result<R> {
@@ -166,6 +100,11 @@ class tcb_impl final : public tcb_result<R> {
  private:
   std::optional<std::pair<F, std::tuple<A...>>> call_;
 };
+
+/// base_of() is the public part of t's control block (for tasklet<R>::join's result).
+tcb_base* base_of(tcb* t) noexcept;
+/// tasklet_id() is t's id (tasklet::id()).
+std::uint64_t tasklet_id(const tcb* t) noexcept;
 
 // Out-of-line operations on a tcb (tasklet.cpp); the handle templates call them.
 void handle_acquire(tcb*) noexcept;
@@ -196,6 +135,7 @@ bool spinning_may_help() noexcept;                      // another worker (or th
                                                         //   release what we wait for now
 const void* self_token() noexcept;                      // the calling tasklet, or a token of
                                                         //   the plain thread (lock owners)
-void submit(scheduler_impl*, tcb*);                     // a new tasklet: make it runnable
+tcb* submit(scheduler_impl*, tcb_base*);                // a new tasklet (one handle): make it
+                                                        //   runnable; returns its control block
 
 }  // namespace stackless::detail

@@ -22,6 +22,7 @@
 
 #include "stackless/runtime/detail/deadline.hpp"
 #include "stackless/runtime/detail/tcb.hpp"
+#include "stackless/runtime/internal/tcb.hpp"
 #include "stackless/runtime/internal/assert.hpp"
 #include "stackless/runtime/internal/scheduling.hpp"
 #include "stackless/runtime/internal/spin.hpp"
