@@ -92,7 +92,7 @@ class tcb {
   int irq_masked = 0;             // > 0: parks ignore pending interrupts (irq_mask, park.hpp)
   worker* home = nullptr;         // the worker a pinned tasklet must run on
   std::int64_t run_start_ns = 0;  // when it was last switched in
-  // Per-tasklet state of the sync component (the channel waiter records: sync/src/channel.cpp),
+  // Per-tasklet state of the sync component (the channel waiter records: sync/src/chan_engine.hpp),
   // made on first use and freed with the control block.
   void* sync_ext = nullptr;
   void (*sync_ext_free)(void*) noexcept = nullptr;
