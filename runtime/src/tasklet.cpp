@@ -7,6 +7,7 @@
 #include "stackless/runtime/internal/futex.hpp"
 #include "door.hpp"
 #include "scheduler_impl.hpp"
+#include "tstate.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
 
 namespace stackless::detail {
@@ -190,6 +191,7 @@ void pause(tcb* t) {
     switch (s) {
       case S_RUNNABLE:
         // acq_rel: against the worker's pop CAS (RUNNABLE → RUNNING): one of them wins.
+        check_tstate_transition(s, S_PAUSED_QUEUED);
         if (t->state.compare_exchange_weak(s, S_PAUSED_QUEUED, std::memory_order_acq_rel)) {
           // acq_rel: pairs with the fetch_and in take_pause(): our request is withdrawn or taken.
           if (asked) t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel);
@@ -238,7 +240,7 @@ bool take_pause(tcb* t) noexcept {
   f = t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel);
   if (!(f & IRQ_PAUSE) || (f & IRQ_KILLED)) return false;  // withdrawn, or killed meanwhile
   // release: pairs with the acquire loads in pause() / resume() / interrupt().
-  t->state.store(S_PAUSED, std::memory_order_release);
+  set_tstate(t, S_PAUSED, std::memory_order_release);
   return true;
 }
 
@@ -250,9 +252,11 @@ void resume(tcb* t) {
     switch (s) {
       case S_PAUSED_QUEUED:  // still in its queue: it just may run again
         // acq_rel: against the worker that pops it (PAUSED_QUEUED → PAUSED): one wins.
+        check_tstate_transition(s, S_RUNNABLE);
         if (t->state.compare_exchange_weak(s, S_RUNNABLE, std::memory_order_acq_rel)) return;
         continue;
       case S_PAUSED:
+        check_tstate_transition(s, S_RUNNABLE);
         if (t->state.compare_exchange_weak(s, S_RUNNABLE, std::memory_order_acq_rel)) {
           t->sched->make_runnable(t);
           return;
