@@ -38,7 +38,7 @@
 #include <cstdio>
 #include <source_location>
 
-#include "stackless/runtime/detail/tcb.hpp"
+#include "stackless/runtime/internal/tcb.hpp"
 #include "stackless/runtime/internal/assert.hpp"
 
 namespace stackless::detail {

@@ -28,7 +28,7 @@
 #include "stack.hpp"
 #include "stackless/runtime/detail/preempt.hpp"
 #include "stackless/runtime/detail/spinlock.hpp"
-#include "stackless/runtime/detail/tcb.hpp"
+#include "stackless/runtime/internal/tcb.hpp"
 #include "timer_heap.hpp"
 
 namespace stackless::detail {

@@ -17,11 +17,6 @@ namespace {
 
 using namespace stackless::detail;
 
-// A control block that is never scheduled: only its state word is used.
-struct idle_tcb final : tcb {
-  void body() override {}
-  void discard() noexcept override {}
-};
 
 // The edges of the diagram at the top of tstate.hpp.
 const std::set<std::pair<std::uint32_t, std::uint32_t>> legal_edges = {
@@ -84,7 +79,7 @@ TEST(DequeIndices, ADequeUsedWithinItsRulesNeverTrips) {
 // tstate_broken() is on in every build (it replaced an abort that always ran).
 TEST(RuntimeAssertsDeathTest, AnImpossiblePoppedStateAbortsInEveryBuild) {
   testing::GTEST_FLAG(death_test_style) = "threadsafe";
-  idle_tcb t;
+  tcb t;  // a control block that is never scheduled: only its state word and id are used
   t.id = 42;
   EXPECT_DEATH(tstate_broken(&t, S_PARKED, "worker: popped a tasklet that is not RUNNABLE"),
                "tasklet #42 is in state 3.*invariant broken: worker: popped a tasklet");
@@ -108,7 +103,7 @@ TEST(RuntimeAssertsDeathTest, AnIllegalTstateTransitionAborts) {
 
 TEST(RuntimeAssertsDeathTest, AnIllegalStoreOfTheStateWordAborts) {
   testing::GTEST_FLAG(death_test_style) = "threadsafe";
-  idle_tcb t;
+  tcb t;  // a control block that is never scheduled: only its state word and id are used
   set_tstate(&t, S_RUNNABLE, std::memory_order_relaxed);  // NEW → RUNNABLE: legal
   EXPECT_EQ(t.state.load(), S_RUNNABLE);
   set_tstate(&t, S_RUNNING, std::memory_order_relaxed);
