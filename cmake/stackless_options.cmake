@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Warning flags and sanitizer wiring shared by every target of the project.
 add_library(stackless_warnings INTERFACE)
 target_compile_options(stackless_warnings INTERFACE -Wall -Wextra
@@ -29,8 +30,18 @@ endif()
 # __start_/__stop_ symbols; the hard-preemption handler refuses to interrupt a PC inside them
 # (runtime/src/preempt.cpp). Without objcopy the handler refuses everywhere (safe, visible in
 # stats().refused_runtime_code).
+#
+# A shared library (BUILD_SHARED_LIBS) is not renamed: objcopy on a linked .so changes a name in
+# the section table and nothing else — no __start_/__stop_ symbols exist after the link. It needs
+# no renaming either: the user's code (tasklet bodies, the header templates they instantiate) is
+# never inside our .so, so the whole object is runtime code, and preempt.cpp, finding no
+# stackless_text, counts every executable segment of the object that holds it. The handler must
+# also count libstackless_sync.so (the channel's spin states, the wait queues' spinlocks), which
+# is a separate object: preempt.cpp's runtime_library() has to match "/libstackless_" by name.
+# With that, a shared build refuses hard preemption in all of our code, as a static build does.
 function(stackless_runtime_text target)
-  if(CMAKE_OBJCOPY AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  get_target_property(type ${target} TYPE)
+  if(type STREQUAL "STATIC_LIBRARY" AND CMAKE_OBJCOPY AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
     add_custom_command(TARGET ${target} POST_BUILD
       COMMAND ${CMAKE_OBJCOPY} --rename-section .text=stackless_text
                                --rename-section .text.unlikely=stackless_text_cold
