@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench/common.hpp — what every comparison program shares: the command line, the workloads'
 // sizes and expected results, timing, and the one RESULT line tools/bench.py reads.
 //
@@ -157,7 +158,8 @@ struct cli {
 };
 
 constexpr const char* usage_names =
-    "<spawn|yield|pingpong|pingpong_x|chain|fib|skynet|mpmc_c1|mpmc_c64|mpmc_c1024|mutex|mutex_tp|sleep|"
+    "<spawn|yield|pingpong|pingpong_x|chain|fib|skynet|mpmc_c1|mpmc_c64|mpmc_c1024|mutex|mutex_tp|"
+    "sleep|"
     "preempt|preempt_hard|hog|hog_q0>";
 
 /// parse() reads the command line and sizes the workload; 0, or the exit code to return.
@@ -242,11 +244,11 @@ inline int parse(int argc, char** argv, cli& c) {
 /// workload (r.has_lateness) reports p99 as ns_per_op and appends p50_ns, p99_ns and max_ns.
 inline int report(const char* impl, const cli& c, const outcome& r) {
   const bool lateness = r.has_lateness;
-  std::printf("RESULT workload=%s impl=%s workers=%ld n=%lld total_ms=%.3f ns_per_op=%.3f "
-              "check=%lld",
-              c.name.c_str(), impl, c.workers, static_cast<long long>(c.n), r.ns / 1e6,
-              lateness ? r.p99_ns : r.ns / static_cast<double>(r.ops),
-              static_cast<long long>(r.check));
+  std::printf(
+      "RESULT workload=%s impl=%s workers=%ld n=%lld total_ms=%.3f ns_per_op=%.3f "
+      "check=%lld",
+      c.name.c_str(), impl, c.workers, static_cast<long long>(c.n), r.ns / 1e6,
+      lateness ? r.p99_ns : r.ns / static_cast<double>(r.ops), static_cast<long long>(r.check));
   if (lateness) std::printf(" p50_ns=%.3f p99_ns=%.3f max_ns=%.3f", r.p50_ns, r.p99_ns, r.max_ns);
   for (const auto& [name, value] : r.extra)
     std::printf(" %s=%lld", name.c_str(), static_cast<long long>(value));

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench/micro.cpp — Google Benchmark microbenchmarks of the runtime, one worker.
 //
 //   BM_spawn/<batch>  spawn <batch> empty tasklets, then join them all; repeated inside ONE
@@ -20,12 +21,12 @@
 // The benchmark loop runs inside a tasklet, i.e. on the worker thread: Google Benchmark only needs
 // the loop to stay on one thread, which workers = 1 guarantees. Real time is reported.
 #include <benchmark/benchmark.h>
-#include <stackless/runtime.hpp>
-#include <stackless/sync.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <stackless/runtime.hpp>
+#include <stackless/sync.hpp>
 #include <vector>
 
 namespace {
@@ -101,7 +102,8 @@ void BM_sleep_timer(benchmark::State& state) {
   s.block_on([&] {
     for (auto _ : state) {
       // A deadline 1 ns ahead: the park arms a timer that is due by the time the worker looks.
-      stackless::this_tasklet::sleep_until(std::chrono::steady_clock::now() + std::chrono::nanoseconds(1));
+      stackless::this_tasklet::sleep_until(std::chrono::steady_clock::now() +
+                                           std::chrono::nanoseconds(1));
     }
   });
 }
@@ -123,9 +125,9 @@ void BM_checkpoint(benchmark::State& state) {
       }
     }
   });
-  state.counters["ns_per_call"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * checkpoint_batch,
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_call"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * checkpoint_batch,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_checkpoint)->Arg(0)->Arg(1000)->UseRealTime();
 
@@ -140,9 +142,9 @@ void BM_checkpoint_baseline(benchmark::State& state) {
       }
     }
   });
-  state.counters["ns_per_call"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * checkpoint_batch,
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_call"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * checkpoint_batch,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_checkpoint_baseline)->UseRealTime();
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench/timer_structures.cpp — the per-worker timer structure: heap4 (runtime/src/timer_heap.hpp)
 // against std::priority_queue and a hierarchical timing wheel, on a simulated clock (an int64
 // advanced by the benchmark, never the real clock), so the figures are about the structures.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench/workloads.cpp — the comparison workloads, run on stackless.
 //
 // Usage: stackless_bench <workload> <workers> <n>
@@ -68,10 +69,6 @@
 // Timing starts and stops inside the root tasklet, so scheduler start-up and the wake-up of the
 // main thread are not counted. An untimed warm-up at a tenth of the size runs first, on the
 // same scheduler (it fills the stack pool and wakes the workers, as a long-running program has).
-#include "common.hpp"
-#include <stackless/runtime.hpp>
-#include <stackless/sync.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -80,10 +77,14 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <stackless/runtime.hpp>
+#include <stackless/sync.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "common.hpp"
 
 namespace {
 
@@ -520,14 +521,19 @@ std::function<outcome(std::int64_t)> pick(const std::string& name, unsigned work
   if (name == "chain") return run_chain;
   if (name == "pingpong_x") return nullptr;  // main() drives it: run_pingpong_x()
   if (name == "fib") return run_fib;
-  if (name == "mutex") return [](std::int64_t n) { return run_mutex(n, stackless::mutex_policy::fair); };
-  if (name == "mutex_tp") return [](std::int64_t n) { return run_mutex(n, stackless::mutex_policy::throughput); };
+  if (name == "mutex")
+    return [](std::int64_t n) { return run_mutex(n, stackless::mutex_policy::fair); };
+  if (name == "mutex_tp")
+    return [](std::int64_t n) { return run_mutex(n, stackless::mutex_policy::throughput); };
   if (name == "sleep") return run_sleep;
   // One hog per worker: every worker is busy.
-  if (name == "preempt") return [workers](std::int64_t n) { return run_preempt(n, workers, false); };
-  if (name == "preempt_hard") return [workers](std::int64_t n) { return run_preempt(n, workers, true); };
+  if (name == "preempt")
+    return [workers](std::int64_t n) { return run_preempt(n, workers, false); };
+  if (name == "preempt_hard")
+    return [workers](std::int64_t n) { return run_preempt(n, workers, true); };
   // Two hogs per worker: with the quantum on they take turns, so the cost includes the switches.
-  if (name == "hog" || name == "hog_q0") return [workers](std::int64_t n) { return run_hog(n, 2 * workers); };
+  if (name == "hog" || name == "hog_q0")
+    return [workers](std::int64_t n) { return run_hog(n, 2 * workers); };
   if (std::size_t cap = bench::mpmc_capacity(name)) {
     return [cap](std::int64_t n) { return run_mpmc(cap, n); };
   }

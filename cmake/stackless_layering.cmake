@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # stackless_check_layering(component_dir): refuses (at configure time) a source of a component
 # built on the runtime (sync, io, …) that includes a header of runtime/src by name or by a
 # relative path. runtime/src is already off those components' include paths, so a plain

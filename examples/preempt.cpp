@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // examples/preempt.cpp — a 1 ms periodic tasklet next to CPU hogs on every worker, three ways:
 //
 //   quantum 0          the hogs call checkpoint(), but nobody asks them to switch: the periodic
@@ -8,14 +9,13 @@
 //
 // It prints the lateness of the periodic tasklet's wake-ups (p50 / p99 / max) and the scheduler's
 // preemption counts, and checks that every hog computed the same result as an uninterrupted run.
-#include <stackless/runtime.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <stackless/runtime.hpp>
 #include <thread>
 #include <vector>
 
@@ -74,7 +74,8 @@ void run(mode m, unsigned workers, std::uint64_t expected) {
     for (int i = 0; i < 100; ++i) {
       auto start = clock_type::now();
       tt::sleep_for(1ms);
-      late.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - start - 1ms).count());
+      late.push_back(
+          std::chrono::duration<double, std::micro>(clock_type::now() - start - 1ms).count());
       bool any = false;
       for (auto& h : hogs) any = any || h.alive();
       if (!any) break;
@@ -83,16 +84,21 @@ void run(mode m, unsigned workers, std::uint64_t expected) {
   });
   periodic.join();
   std::sort(late.begin(), late.end());
-  auto pct = [&](double p) { return late[static_cast<std::size_t>(p * static_cast<double>(late.size() - 1))]; };
+  auto pct = [&](double p) {
+    return late[static_cast<std::size_t>(p * static_cast<double>(late.size() - 1))];
+  };
   auto st = s.stats();
-  std::printf("  %-18s T=%u  %3zu wake-ups  lateness p50 %8.0f µs  p99 %8.0f µs  max %8.0f µs"
-              "  soft %4llu  hard %4llu%s%s\n",
-              m == mode::off ? "quantum 0" : m == mode::soft ? "quantum 1 ms, soft" : "quantum 1 ms, hard",
-              workers, late.size(), pct(0.5), pct(0.99), late.back(),
-              static_cast<unsigned long long>(st.soft_preemptions),
-              static_cast<unsigned long long>(st.hard_preemptions),
-              m != mode::off && !st.monitor_realtime ? "  (monitor not real-time)" : "",
-              wrong.load() ? "  WRONG RESULT" : "");
+  std::printf(
+      "  %-18s T=%u  %3zu wake-ups  lateness p50 %8.0f µs  p99 %8.0f µs  max %8.0f µs"
+      "  soft %4llu  hard %4llu%s%s\n",
+      m == mode::off    ? "quantum 0"
+      : m == mode::soft ? "quantum 1 ms, soft"
+                        : "quantum 1 ms, hard",
+      workers, late.size(), pct(0.5), pct(0.99), late.back(),
+      static_cast<unsigned long long>(st.soft_preemptions),
+      static_cast<unsigned long long>(st.hard_preemptions),
+      m != mode::off && !st.monitor_realtime ? "  (monitor not real-time)" : "",
+      wrong.load() ? "  WRONG RESULT" : "");
   if (wrong.load()) std::exit(1);
 }
 

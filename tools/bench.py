@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """tools/bench.py — run the comparison workloads on stackless and on every peer, and compare.
 
     tools/bench.py --build-dir build/release [--quick] [--workloads chain,pingpong] [--reps K] [--out DIR]

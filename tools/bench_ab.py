@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """tools/bench_ab.py — ours against ours: two builds of stackless side by side, same run.
 
     tools/bench_ab.py --old OLD_BUILD_DIR --new NEW_BUILD_DIR [--workloads w1,w2] [--reps K] [--quick]

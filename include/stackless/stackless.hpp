@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // <stackless/stackless.hpp> — everything.
 #pragma once
 #include "stackless/io.hpp"

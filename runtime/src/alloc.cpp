@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/alloc.cpp — memory for tasklet control blocks.
 //
 // Each worker keeps free blocks in size classes of 64 bytes (control blocks are ~350 bytes plus

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/context.cpp — the only code that touches Boost.Context.
 //
 // We use the fcontext primitives (make_fcontext / jump_fcontext): one jump is a handful of
@@ -19,9 +20,8 @@
 //    happens-before edge, which it is.
 #include "context.hpp"
 
-#include <pthread.h>
-
 #include <cxxabi.h>
+#include <pthread.h>
 
 #include <boost/context/detail/fcontext.hpp>
 
@@ -41,7 +41,8 @@
 #endif
 
 #if (defined(STACKLESS_ASAN) || defined(STACKLESS_TSAN_ON)) && !defined(STACKLESS_FIBER_ANNOTATIONS)
-#error "stackless: a sanitizer build needs the fiber annotations (configure with -DSTACKLESS_SANITIZER=...)"
+#error \
+    "stackless: a sanitizer build needs the fiber annotations (configure with -DSTACKLESS_SANITIZER=...)"
 #endif
 #ifdef STACKLESS_ASAN
 #include <sanitizer/asan_interface.h>
@@ -153,8 +154,8 @@ void context_fiber_free(void* fiber) noexcept {
 // Not instrumented by ASan: after __sanitizer_start_switch_fiber(nullptr, …) of an exiting
 // tasklet its fake stack is gone, and a spilled reference read before the jump would be reported
 // as a use after return. The function only touches context records, which live on the heap.
-__attribute__((no_sanitize("address")))
-void* context_switch(context& from, context& to, void* arg, bool exiting) noexcept {
+__attribute__((no_sanitize("address"))) void* context_switch(context& from, context& to, void* arg,
+                                                             bool exiting) noexcept {
   from.xfer_arg = arg;
   from.xfer_entry = to.entry;
   swap_eh(from, to);

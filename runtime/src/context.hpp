@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/context.hpp — switching between stacks. context.cpp is the only file that touches
 // Boost.Context, and it does the AddressSanitizer and ThreadSanitizer fiber bookkeeping.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/deadlock.cpp — deadlock detection.
 //
 // A deadlock is a quiescent scheduler — every worker idle, no queue holding work, no timer
@@ -53,8 +54,8 @@ bool scheduler_impl::begin_deadlock_watch(std::uint64_t* runs) {
 }
 
 scheduler_impl::watch_end scheduler_impl::watch_deadlock(function_ref_until wait,
-                                                         std::int64_t deadline,
-                                                         const tcb* target, std::string* report) {
+                                                         std::int64_t deadline, const tcb* target,
+                                                         std::string* report) {
   const std::int64_t grace = std::chrono::nanoseconds(opts.deadlock_grace).count();
   std::uint64_t since = total_runs();
   for (;;) {
@@ -86,7 +87,8 @@ struct blocked_list {
 };
 
 void list_blocked(const scheduler_impl& s, blocked_list& b) {
-  b.os << "stackless: deadlock: every tasklet is blocked and nothing can wake one; blocked tasklets:";
+  b.os << "stackless: deadlock: every tasklet is blocked and nothing can wake one; blocked "
+          "tasklets:";
   s.for_each_live([&](tcb* t) {
     // acquire: pairs with the release store of PARKED in after_switch() (worker.cpp).
     if (t->state.load(std::memory_order_acquire) != S_PARKED) {
@@ -99,7 +101,8 @@ void list_blocked(const scheduler_impl& s, blocked_list& b) {
     }
     if (++b.n > 50) return;
     t->lk.lock();
-    b.os << "\n  #" << t->id << " '" << t->name << "' waiting on " << (t->wait_what ? t->wait_what : "?");
+    b.os << "\n  #" << t->id << " '" << t->name << "' waiting on "
+         << (t->wait_what ? t->wait_what : "?");
     t->lk.unlock();
     if (t->wait_target) b.os << " #" << t->wait_target;
   });

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/deque.hpp — the per-worker work-stealing deque.
 //
 // Chase and Lev, "Dynamic circular work-stealing deque" (SPAA'05), in the C11 formulation of
@@ -47,7 +48,7 @@ enum class steal_status : std::uint8_t { empty, success, retry };
 /// deque_indices_ok() is the owner's index invariant (see the top of the file): the elements
 /// [top, bottom) number between 0 and `capacity`.
 constexpr bool deque_indices_ok(std::int64_t bottom, std::int64_t top,
-                               std::int64_t capacity) noexcept {
+                                std::int64_t capacity) noexcept {
   return top <= bottom && bottom - top <= capacity;
 }
 
@@ -107,13 +108,14 @@ class ws_deque {
     // elements, so an empty deque cannot become non-empty behind its back.
     // relaxed: a top that lags only makes the deque look non-empty; the slow path re-reads it
     // after the fence.
-    if (bottom_.load(std::memory_order_relaxed) <= top_.load(std::memory_order_relaxed)) return nullptr;
+    if (bottom_.load(std::memory_order_relaxed) <= top_.load(std::memory_order_relaxed))
+      return nullptr;
     std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;  // relaxed: the owner's own word
-    bottom_.store(b, idx_relaxed);  // relaxed: ordered before the top load by the fence
-    fence_seq_cst();  // pairs with the fence in steal()
-    std::int64_t t = top_.load(idx_relaxed);  // relaxed: ordered by the fence
+    bottom_.store(b, idx_relaxed);             // relaxed: ordered before the top load by the fence
+    fence_seq_cst();                           // pairs with the fence in steal()
+    std::int64_t t = top_.load(idx_relaxed);   // relaxed: ordered by the fence
     check_deque_indices(b + 1, t, mask_ + 1);  // bottom >= top - 1 after the decrement
-    if (t > b) {  // empty
+    if (t > b) {                               // empty
       bottom_.store(b + 1, idx_relaxed);  // relaxed: restores the owner's word; nothing published
       return nullptr;
     }
@@ -130,8 +132,8 @@ class ws_deque {
 
   /// steal() removes the oldest element (anyone). retry: lost a race, the deque may not be empty.
   steal_status steal(T*& out) noexcept {
-    std::int64_t t = top_.load(idx_acquire);  // pairs with the CASes on top (steal(), take())
-    fence_seq_cst();  // pairs with the fence in take()
+    std::int64_t t = top_.load(idx_acquire);     // pairs with the CASes on top (steal(), take())
+    fence_seq_cst();                             // pairs with the fence in take()
     std::int64_t b = bottom_.load(idx_acquire);  // pairs with the release in push()
     if (t >= b) return steal_status::empty;
     // relaxed: the acquire of bottom made the push's store visible; the CAS decides whether
@@ -169,17 +171,18 @@ class ws_deque {
   /// and either take an element before our CAS, which then fails and we retry, or after it).
   std::size_t take_oldest(T** out, std::size_t k) noexcept {
     for (;;) {
-      std::int64_t t = top_.load(std::memory_order_acquire);  // pairs with the thieves' CASes
+      std::int64_t t = top_.load(std::memory_order_acquire);     // pairs with the thieves' CASes
       std::int64_t b = bottom_.load(std::memory_order_relaxed);  // relaxed: the owner's own word
       check_deque_indices(b, t, mask_ + 1);
       std::int64_t n = b - t;
       if (n <= 0) return 0;
       if (static_cast<std::int64_t>(k) > n) k = static_cast<std::size_t>(n);
       // relaxed: the owner wrote these slots; the CAS decides whether the reads count.
-      for (std::size_t i = 0; i < k; ++i) out[i] = slots_[(t + static_cast<std::int64_t>(i)) & mask_].load(std::memory_order_relaxed);
+      for (std::size_t i = 0; i < k; ++i)
+        out[i] = slots_[(t + static_cast<std::int64_t>(i)) & mask_].load(std::memory_order_relaxed);
       // seq_cst: against the thieves' CASes in steal(), as take()'s.
-      if (top_.compare_exchange_strong(t, t + static_cast<std::int64_t>(k), std::memory_order_seq_cst,
-                                       std::memory_order_relaxed))
+      if (top_.compare_exchange_strong(t, t + static_cast<std::int64_t>(k),
+                                       std::memory_order_seq_cst, std::memory_order_relaxed))
         return k;
     }
   }

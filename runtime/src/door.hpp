@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/door.hpp — what the rest of the runtime may ask of a tasklet's park door.
 //
 // The door's encoding (generation, reason and phase bits in tcb::door) is private to park.cpp;

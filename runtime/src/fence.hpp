@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/fence.hpp — standalone fences, and what replaces them under ThreadSanitizer.
 //
 // TSan does not model std::atomic_thread_fence (GCC warns: -Wtsan). In the TSan build every

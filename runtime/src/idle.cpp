@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/idle.cpp — parking and waking workers: the idle list, the spinning count, and the
 // futex a worker sleeps on. After Go's proc.go ("Worker thread parking/unparking") and tokio's
 // multi_thread idle.rs.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/injection.hpp — the scheduler-wide injection queue: spawns and wakes from outside
 // the workers, and deque overflow. A moodycamel ConcurrentQueue (lock-free MPMC).
 //
@@ -80,7 +81,7 @@ class injection_queue {
  private:
   moodycamel::ConcurrentQueue<T> q_;
   std::atomic<std::int64_t> size_{0};  // elements in q_, approximately (never below the truth
-                                      // for long: bumped right after each enqueue)
+                                       // for long: bumped right after each enqueue)
 #endif
 };
 

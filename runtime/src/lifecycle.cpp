@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/lifecycle.cpp — a scheduler's life: construction, starting the worker threads (at
 // once, or lazily for a single worker), run()/run_for() pumping worker 0 on the caller's thread,
 // drain(), shutdown and destruction; and the process-wide list of live schedulers.
@@ -61,7 +62,8 @@ scheduler_impl::scheduler_impl(options o)
   nworkers = resolve_workers(opts.workers);
   std::size_t cap = opts.local_queue_capacity;
   if (cap < 4 || (cap & (cap - 1)) != 0)
-    throw std::invalid_argument("stackless: options::local_queue_capacity must be a power of two >= 4");
+    throw std::invalid_argument(
+        "stackless: options::local_queue_capacity must be a power of two >= 4");
   sink->fn = opts.on_error ? opts.on_error : default_on_error;
   shards.reset(new registry_shard[nworkers + 1]);
   for (unsigned i = 0; i < nworkers; ++i) {
@@ -88,7 +90,7 @@ scheduler_impl::~scheduler_impl() {
   }
   tcb* t;
   while (injection.try_dequeue(t)) release(t);  // cannot happen after shutdown; belt and braces
-  for (auto& w : workers) {  // stale entries of ended parks
+  for (auto& w : workers) {                     // stale entries of ended parks
     w->timers.for_each([](const timer_entry& e) { release(e.t); });
     w->timers.clear();
   }
@@ -143,9 +145,11 @@ namespace {
 // take_pump() is run_pumped()'s entry check: the caller may pump worker 0 now (mode becomes
 // M_PUMPED), or learns why not.
 void take_pump(scheduler_impl& s) {
-  if (current_worker()) throw usage_error("stackless: run()/run_for() called from inside a tasklet or worker");
+  if (current_worker())
+    throw usage_error("stackless: run()/run_for() called from inside a tasklet or worker");
   if (s.nworkers != 1)
-    throw usage_error("stackless: run()/run_for() need options::workers == 1; with worker threads use drain()");
+    throw usage_error(
+        "stackless: run()/run_for() need options::workers == 1; with worker threads use drain()");
   int m = scheduler_impl::M_UNOWNED;
   // acq_rel: pairs with ensure_started()'s CAS and with the release store that ended the last
   // pump — this pump sees everything the previous driver of worker 0 wrote.
@@ -188,7 +192,8 @@ void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
 // ---- drain() and shutdown() ------------------------------------------------------------------
 
 void scheduler_impl::drain() {
-  if (current_worker()) throw usage_error("stackless: drain() called from a tasklet; it would wait for itself");
+  if (current_worker())
+    throw usage_error("stackless: drain() called from a tasklet; it would wait for itself");
   ensure_started();
   // seq_cst: pairs with the seq_cst load of drain_waiters in finish() (Dekker: we count
   // ourselves, then read live(); the last tasklet to end stores live, then reads us).
@@ -253,7 +258,8 @@ namespace stackless {
 void scheduler::run() { impl_->run_pumped(0, nullptr); }
 
 tasklet<void> scheduler::run_for(std::chrono::nanoseconds slice) {
-  if (slice.count() <= 0) throw std::invalid_argument("stackless: run_for() needs a positive slice");
+  if (slice.count() <= 0)
+    throw std::invalid_argument("stackless: run_for() needs a positive slice");
   detail::tcb* t = nullptr;
   impl_->run_pumped(slice.count(), &t);
   if (!t) return {};

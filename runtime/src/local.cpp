@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/local.cpp — the storage behind tasklet_local<T>: a small table per tasklet (in its
 // tcb) or per plain thread, keyed by never-reused 64-bit keys. Only the owning tasklet touches
 // its table (no locks); the table is destroyed at the tasklet's end, on its own stack

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/park.cpp — the park/wake door.
 //
 // Every wait in the runtime goes through here (Go's gopark/goready, Boost.Fiber's
@@ -30,9 +31,9 @@
 #include <thread>
 
 #include "door.hpp"
+#include "scheduler_impl.hpp"
 #include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/timeout.hpp"
-#include "scheduler_impl.hpp"
 
 namespace stackless::detail {
 
@@ -51,21 +52,19 @@ inline wake_reason reason_of(std::uint64_t d) {
 inline std::uint64_t make(std::uint64_t gen, wake_reason r, std::uint64_t phase) {
   return gen << gen_shift | std::uint64_t(r) << reason_shift | phase;
 }
-inline bool park_on(std::uint64_t d) {
-  return phase_of(d) == P_PARKING || phase_of(d) == P_PARKED;
-}
+inline bool park_on(std::uint64_t d) { return phase_of(d) == P_PARKING || phase_of(d) == P_PARKED; }
 
 /// check_door_transition() is the door's state machine: RUNNING → PARKING (prepare_park, a new
 /// generation), PARKING → RUNNING (cancel_park), PARKING → PARKED (the worker), PARKING/PARKED →
 /// WOKEN (one waker), WOKEN → PARKING (the next prepare_park). Nothing else.
 inline void check_door_transition(std::uint64_t from, std::uint64_t to) noexcept {
   [[maybe_unused]] const std::uint64_t f = phase_of(from), t = phase_of(to);
-  STACKLESS_ASSERT_STATE((t == P_PARKING && (f == P_RUNNING || f == P_WOKEN) &&
-                          gen_of(to) == gen_of(from) + 1) ||
-                             (f == P_PARKING && t == P_RUNNING && gen_of(to) == gen_of(from)) ||
-                             (f == P_PARKING && t == P_PARKED && gen_of(to) == gen_of(from)) ||
-                             (park_on(from) && t == P_WOKEN && gen_of(to) == gen_of(from)),
-                         "park door: illegal transition", from << 32 | (to & 0xffffffff));
+  STACKLESS_ASSERT_STATE(
+      (t == P_PARKING && (f == P_RUNNING || f == P_WOKEN) && gen_of(to) == gen_of(from) + 1) ||
+          (f == P_PARKING && t == P_RUNNING && gen_of(to) == gen_of(from)) ||
+          (f == P_PARKING && t == P_PARKED && gen_of(to) == gen_of(from)) ||
+          (park_on(from) && t == P_WOKEN && gen_of(to) == gen_of(from)),
+      "park door: illegal transition", from << 32 | (to & 0xffffffff));
 }
 }  // namespace
 
@@ -140,7 +139,8 @@ wake_reason park(function_ref unlock, std::int64_t deadline_ns) {
     const std::uint64_t woken = make(gen_of(d), wake_reason::interrupted, P_WOKEN);
     if (phase_of(d) == P_PARKING) check_door_transition(d, woken);
     // acq_rel / acquire: pair with a waker's CAS on this park (wake()).
-    if (phase_of(d) == P_PARKING && t->door.compare_exchange_strong(d, woken, std::memory_order_acq_rel))
+    if (phase_of(d) == P_PARKING &&
+        t->door.compare_exchange_strong(d, woken, std::memory_order_acq_rel))
       return wake_reason::interrupted;
     return reason_of(t->door.load(std::memory_order_acquire));  // a waker won first: honour it
   }
@@ -161,12 +161,14 @@ bool wake(waiter& w, wake_reason r, bool to_back) {
     // A plain thread: only the waker that took w from its list gets here. The store lets the
     // thread return and reuse its stack, so after it we touch neither w nor the word's memory
     // (futex_wake only uses the address as a key).
-    word->store(1 + static_cast<std::uint32_t>(r), std::memory_order_release);  // pairs with the acquire in thread_waiter::wait()
+    word->store(1 + static_cast<std::uint32_t>(r),
+                std::memory_order_release);  // pairs with the acquire in thread_waiter::wait()
     futex_wake(word);
     return true;
   }
   tcb* t = w.t;
-  std::uint64_t d = t->door.load(std::memory_order_acquire);  // pairs with the CASes below / door_finish_parking()
+  std::uint64_t d = t->door.load(
+      std::memory_order_acquire);  // pairs with the CASes below / door_finish_parking()
   for (;;) {
     if (gen_of(d) != w.gen) return false;
     std::uint64_t ph = phase_of(d);
@@ -211,7 +213,8 @@ void throw_if_interrupted() {
     t->lk.lock();
     std::exception_ptr e = std::move(t->pending);
     t->pending = nullptr;
-    t->irq.fetch_and(~IRQ_EXC, std::memory_order_relaxed);  // relaxed: `pending` is guarded by t->lk
+    t->irq.fetch_and(~IRQ_EXC,
+                     std::memory_order_relaxed);  // relaxed: `pending` is guarded by t->lk
     t->lk.unlock();
     if (e) std::rethrow_exception(e);
   }
@@ -237,7 +240,6 @@ wake_reason thread_waiter::wait(std::int64_t deadline_ns) {
 }
 
 }  // namespace stackless::detail
-
 
 namespace stackless::detail {
 

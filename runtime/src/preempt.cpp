@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/preempt.cpp — preemption: the monitor thread, soft preemption at safe points, hard
 // preemption by signal, and the stall watchdog. After Go's sysmon and asyncPreempt (proc.go,
 // preempt.go, signal_unix.go), Seastar's preemption monitor and Caladan's preempt_disable.
@@ -41,9 +42,9 @@
 //       which the build renames our objects' .text (what our .cpp files define; not the
 //       templates and inline functions of the headers, into which the compiler inlines the
 //       user's code — a tasklet's body runs inside tcb_impl<…>::body()); the libraries' are
-//       their executable segments (dl_iterate_phdr). A preemptible scope promises pure computation, and
-//       this catches a call that breaks the promise — a queue push or a spinlock held by a wake,
-//       the channel's RESUMING spin states (whose spinners would wait a whole preemption for
+//       their executable segments (dl_iterate_phdr). A preemptible scope promises pure computation,
+//       and this catches a call that breaks the promise — a queue push or a spinlock held by a
+//       wake, the channel's RESUMING spin states (whose spinners would wait a whole preemption for
 //       it), malloc's per-thread cache. This is why those need no preempt_disable of their own;
 //     * the stack has less than 16 KiB (and at least the xsave area plus 8 KiB) of headroom below
 //       the interrupted stack pointer: the trampoline, the register save area and the switch
@@ -105,9 +106,9 @@
 #endif
 
 #include "fence.hpp"
+#include "scheduler_impl.hpp"
 #include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/internal/park.hpp"
-#include "scheduler_impl.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
 
 #if defined(__SANITIZE_THREAD__)
@@ -286,9 +287,9 @@ extern const char __stop_stackless_text_cold[] __attribute__((weak));
 }
 
 bool runtime_library(const char* name) {
-  static const char* const libs[] = {"/libc.so", "/libstdc++.so", "/libgcc_s.so", "/ld-linux",
-                                     "/libpthread.so", "/libboost_context", "/libasan.so",
-                                     "/libtsan.so", "/libubsan.so", "linux-vdso"};
+  static const char* const libs[] = {
+      "/libc.so",          "/libstdc++.so", "/libgcc_s.so", "/ld-linux",    "/libpthread.so",
+      "/libboost_context", "/libasan.so",   "/libtsan.so",  "/libubsan.so", "linux-vdso"};
   for (const char* l : libs)
     if (std::strstr(name, l)) return true;
   return false;
@@ -314,7 +315,8 @@ int collect_ranges(dl_phdr_info* info, std::size_t, void* arg) {
   const char* name = info->dlpi_name ? info->dlpi_name : "";
   if (holds_runtime) {
     auto add = [&](const char* lo, const char* hi) {
-      if (lo && hi && lo < hi) out.push_back({reinterpret_cast<std::uintptr_t>(lo), reinterpret_cast<std::uintptr_t>(hi)});
+      if (lo && hi && lo < hi)
+        out.push_back({reinterpret_cast<std::uintptr_t>(lo), reinterpret_cast<std::uintptr_t>(hi)});
     };
     add(__start_stackless_text, __stop_stackless_text);
     add(__start_stackless_text_cold, __stop_stackless_text_cold);
@@ -331,7 +333,10 @@ bool in_runtime_code(std::uintptr_t pc) noexcept {
   std::size_t lo = 0, hi = g_nranges;  // the first range whose hi > pc
   while (lo < hi) {
     std::size_t mid = (lo + hi) / 2;
-    if (g_ranges[mid].hi <= pc) lo = mid + 1; else hi = mid;
+    if (g_ranges[mid].hi <= pc)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo < g_nranges && g_ranges[lo].lo <= pc;
 }
@@ -402,11 +407,14 @@ void install_handler_once() {
     g_min_headroom = std::max<std::uintptr_t>(16 * 1024, stackless_xsave_size + 8 * 1024);
     std::vector<code_range> v;
     dl_iterate_phdr(&collect_ranges, &v);
-    std::sort(v.begin(), v.end(), [](const code_range& x, const code_range& y) { return x.lo < y.lo; });
+    std::sort(v.begin(), v.end(),
+              [](const code_range& x, const code_range& y) { return x.lo < y.lo; });
     std::vector<code_range> merged;
     for (const code_range& r : v) {
-      if (!merged.empty() && r.lo <= merged.back().hi) merged.back().hi = std::max(merged.back().hi, r.hi);
-      else merged.push_back(r);
+      if (!merged.empty() && r.lo <= merged.back().hi)
+        merged.back().hi = std::max(merged.back().hi, r.hi);
+      else
+        merged.push_back(r);
     }
     g_nranges = merged.size();
     g_ranges = new code_range[g_nranges ? g_nranges : 1];  // process lifetime: the handler reads it
@@ -570,7 +578,8 @@ class monitor {
         if (g_hard_supported && now - st.requested_at >= grace &&
             b->hard_ok.load(std::memory_order_relaxed) &&
             b->signal_pending.exchange(1, std::memory_order_acq_rel) == 0) {
-          ::syscall(SYS_tgkill, static_cast<int>(::getpid()), w.tid.load(std::memory_order_relaxed), SIGURG);
+          ::syscall(SYS_tgkill, static_cast<int>(::getpid()), w.tid.load(std::memory_order_relaxed),
+                    SIGURG);
           s_.preempt_signals.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count
         }
 #endif
@@ -614,8 +623,10 @@ class monitor {
 
 void scheduler_impl::start_monitor() {
   std::lock_guard g(mon_mu);
-  if (!mon) mon.reset(new monitor(*this));
-  else mon->poke();  // a run_for() slice to watch: re-read the period now
+  if (!mon)
+    mon.reset(new monitor(*this));
+  else
+    mon->poke();  // a run_for() slice to watch: re-read the period now
 }
 
 void scheduler_impl::monitor_deleter::operator()(monitor* m) const noexcept { delete m; }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/scheduler.cpp — the path of a tasklet through the scheduler, outside the worker
 // loop: submit() gives a new tasklet an id and a place in the registry and queues it;
 // make_runnable() queues a woken or resumed one; finish() ends one (its stack back to the cache,
@@ -23,7 +24,9 @@ std::atomic<std::uint64_t> g_next_id_block{1};  // process-wide ids, handed out 
 constexpr std::uint64_t id_block = 1024;
 
 // relaxed: only the uniqueness of the block matters (the RMW gives it); no data rides on it.
-std::uint64_t plain_next_id() { return g_next_id_block.fetch_add(1, std::memory_order_relaxed) * id_block; }
+std::uint64_t plain_next_id() {
+  return g_next_id_block.fetch_add(1, std::memory_order_relaxed) * id_block;
+}
 }  // namespace
 
 [[noreturn]] void throw_usage(const char* what) { throw usage_error(what); }
@@ -51,7 +54,10 @@ void scheduler_impl::register_tasklet(tcb* t, unsigned shard) {
 void scheduler_impl::unregister_tasklet(tcb* t) {
   registry_shard& s = shards[t->shard];
   s.lk.lock();
-  if (t->reg_prev) t->reg_prev->reg_next = t->reg_next; else s.head = t->reg_next;
+  if (t->reg_prev)
+    t->reg_prev->reg_next = t->reg_next;
+  else
+    s.head = t->reg_next;
   if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
   --s.count;
   s.lk.unlock();
@@ -135,8 +141,10 @@ void scheduler_impl::make_runnable(tcb* t, bool to_back) {
     if (w->current) {
       // Woken by a running tasklet: it runs next, here (Go's ready(), runnext = true), or
       // after everything runnable here (Stackless's channel preference).
-      if (to_back) push_back_local(*w, t);
-      else push_runnext(*w, t);
+      if (to_back)
+        push_back_local(*w, t);
+      else
+        push_runnext(*w, t);
     } else {
       push_local(*w, t, true);  // woken from the scheduler side (a timer)
     }
@@ -203,7 +211,8 @@ void scheduler_impl::finish(worker& w, tcb* t) {
   bool swallowed = t->exit_thrown && !t->ended_by_kill && !t->error;
   if (swallowed) {
     t->ended_by_kill = true;
-    report(t, nullptr, "swallowed tasklet_exit (a catch (...) without rethrow); the tasklet ended anyway");
+    report(t, nullptr,
+           "swallowed tasklet_exit (a catch (...) without rethrow); the tasklet ended anyway");
   }
   if (t->error) {
     sink->acquire();

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/scheduler_impl.hpp — the scheduler's internals: the class that owns the workers,
 // the queues, the registry of live tasklets, the timers and the monitor, and the free functions
 // the rest of the runtime calls on them.
@@ -65,8 +66,9 @@ class function_ref_until {
  public:
   template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, function_ref_until>>>
   function_ref_until(F&& f) noexcept  // NOLINT: implicit, for lambdas at the call site
-      : obj_(const_cast<void*>(static_cast<const void*>(&f))),
-        call_([](void* o, std::int64_t u) { return (*static_cast<std::remove_reference_t<F>*>(o))(u); }) {}
+      : obj_(const_cast<void*>(static_cast<const void*>(&f))), call_([](void* o, std::int64_t u) {
+          return (*static_cast<std::remove_reference_t<F>*>(o))(u);
+        }) {}
   bool operator()(std::int64_t until) const { return call_(obj_, until); }
 
  private:
@@ -111,29 +113,29 @@ class scheduler_impl {
   // ---- the worker loop (worker.cpp) ------------------------------------------------------------
   void worker_main(worker& w);
   tcb* find_runnable(worker& w, bool may_park);  // everything, then park; returns it claimed
-  tcb* search(worker& w, bool may_park);          //   its loop
-  tcb* next_local(worker& w);                     // local queues only; claimed; never blocks
-  void launch(worker& w, tcb* t);                 // t is about to be switched to on w
-  void after_switch(worker& w);                   // finish what w.prev started
+  tcb* search(worker& w, bool may_park);         //   its loop
+  tcb* next_local(worker& w);                    // local queues only; claimed; never blocks
+  void launch(worker& w, tcb* t);                // t is about to be switched to on w
+  void after_switch(worker& w);                  // finish what w.prev started
   void run_tasklet(worker& w, tcb* t);
   tcb* fair_pick(worker& w);
   tcb* injected_batch(worker& w);
-  bool start_spinning(worker& w);                 // become a spinner, if few enough spin
-  tcb* spin_steal(worker& w);                     // steal rounds for a bounded time
+  bool start_spinning(worker& w);  // become a spinner, if few enough spin
+  tcb* spin_steal(worker& w);      // steal rounds for a bounded time
   tcb* steal_round(worker& w, bool take_runnext);
-  void expose_yielders(worker& w);                // yield list → deque, where thieves see it
+  void expose_yielders(worker& w);  // yield list → deque, where thieves see it
   void push_local(worker& w, tcb* t, bool notify);
   void push_runnext(worker& w, tcb* t);     // t runs next on w; the one it displaces is queued
   void push_back_local(worker& w, tcb* t);  // t runs after everything runnable on w (yield list)
   void push_overflow(worker& w, tcb* t);
-  void inbox_push(worker& home, tcb* t);    // a pinned tasklet, runnable again
+  void inbox_push(worker& home, tcb* t);  // a pinned tasklet, runnable again
   bool work_anywhere() const;
 
   // ---- parking and waking workers (idle.cpp) ---------------------------------------------------
-  void wake_one();               // Go's wakep(): unpark an idle worker if none is spinning
-  void wake_worker(worker& v);   // unpark v if it is idle
+  void wake_one();              // Go's wakep(): unpark an idle worker if none is spinning
+  void wake_worker(worker& v);  // unpark v if it is idle
   void park_worker(worker& w);
-  bool leave_idle(worker& w);    // w takes itself off the idle list (false: it is being unparked)
+  bool leave_idle(worker& w);  // w takes itself off the idle list (false: it is being unparked)
   void sleep_worker(worker& w, std::int64_t deadline, bool watch, std::uint64_t runs_at_sleep);
   void unpark(worker_shared& w);
 
@@ -208,9 +210,9 @@ class scheduler_impl {
   enum : int { M_UNOWNED = 0, M_PUMPED = 1, M_THREADED = 2 };
   std::atomic<int> mode{M_UNOWNED};
   std::mutex lifecycle_mu;
-  std::atomic<bool> closed{false};    // shutdown() began: spawns are born killed
-  std::atomic<bool> stopping{false};  // workers must exit
-  bool shut_down = false;             // guarded by lifecycle_mu
+  std::atomic<bool> closed{false};              // shutdown() began: spawns are born killed
+  std::atomic<bool> stopping{false};            // workers must exit
+  bool shut_down = false;                       // guarded by lifecycle_mu
   std::atomic<std::uint64_t> plain_spawned{0};  // a count for stats() (relaxed)
   // drain() and shutdown() wait on drain_word until live() is 0; finish() bumps it.
   alignas(64) std::atomic<int> drain_waiters{0};

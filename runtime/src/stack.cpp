@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/stack.cpp — see stack.hpp for the layout and the mapping budget.
 #include "stack.hpp"
 
@@ -59,7 +60,8 @@ stack* describe(char* lo, std::size_t total, bool guarded) {
 
 }  // namespace
 
-stack_pool::stack_pool(std::size_t usable) : page_(static_cast<std::size_t>(sysconf(_SC_PAGESIZE))) {
+stack_pool::stack_pool(std::size_t usable)
+    : page_(static_cast<std::size_t>(sysconf(_SC_PAGESIZE))) {
   if (usable < 16 * 1024) usable = 16 * 1024;
   size_ = (usable + page_ - 1) / page_ * page_;
 }
@@ -142,7 +144,7 @@ void stack_pool::put(stack* const* s, std::size_t n) {
     stack* st = s[i];
     if (st->guarded && free_.size() >= pool_keep_guarded) {
       stack* last = guarded_all_.back();  // swap-remove: a chain of 100,000 tasklets unmaps
-      last->all_index = st->all_index;     // thousands at once
+      last->all_index = st->all_index;    // thousands at once
       guarded_all_[st->all_index] = last;
       guarded_all_.pop_back();
       context_fiber_free(st->fiber);
@@ -209,7 +211,7 @@ void on_segv(int sig, siginfo_t* si, void* uc) {
 
 void install_overflow_handler() {
   std::call_once(g_handler_once, [] {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_sigaction = &on_segv;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/stack.hpp — tasklet stacks: mmap'ed, guarded while the mapping budget allows,
 // pooled and reused, trimmed when they go back to the shared pool.
 //
@@ -33,13 +34,13 @@ namespace stackless::detail {
 
 inline constexpr std::uint64_t stack_canary = 0x5afe57ac4c0ffee5ULL;
 inline constexpr std::size_t canary_words = 32;  // a 256-byte zone: a recursion whose frames
-                                                  // are smaller than that cannot step over it
+                                                 // are smaller than that cannot step over it
 
 struct stack {
-  char* lo;            // lowest usable byte
-  std::size_t size;    // usable bytes below this descriptor
+  char* lo;          // lowest usable byte
+  std::size_t size;  // usable bytes below this descriptor
   bool guarded;
-  void* fiber = nullptr;  // the stack's ThreadSanitizer fiber, if any (context.cpp)
+  void* fiber = nullptr;      // the stack's ThreadSanitizer fiber, if any (context.cpp)
   std::size_t all_index = 0;  // guarded: its place in stack_pool::guarded_all_ (O(1) removal)
   bool canary_ok() const noexcept {
     if (guarded) return true;
@@ -68,15 +69,19 @@ class stack_pool {
   std::size_t usable_size() const noexcept { return size_; }
   std::uint64_t pooled() const;
   // relaxed: counts for stats() (see the members).
-  std::uint64_t guarded_made() const noexcept { return guarded_made_.load(std::memory_order_relaxed); }
-  std::uint64_t unguarded_made() const noexcept { return unguarded_made_.load(std::memory_order_relaxed); }
+  std::uint64_t guarded_made() const noexcept {
+    return guarded_made_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t unguarded_made() const noexcept {
+    return unguarded_made_.load(std::memory_order_relaxed);
+  }
 
  private:
   stack* map_guarded();
   stack* carve_slab();
   void trim(stack* s) noexcept;
 
-  std::size_t size_;      // usable bytes, page multiple, descriptor included
+  std::size_t size_;  // usable bytes, page multiple, descriptor included
   std::size_t page_;
   mutable std::mutex mu_;
   std::vector<stack*> free_;         // guarded by mu_

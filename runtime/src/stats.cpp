@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/stats.cpp — scheduler::stats(): a snapshot of the workers' counters
 // (worker_counters), the queues, the registry, the stacks and the monitor.
 //

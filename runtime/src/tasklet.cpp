@@ -1,14 +1,15 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/tasklet.cpp — what a tasklet<> handle does: join, kill, raise_exception,
 // pause/resume, the predicates. Each wait goes through wait_here (park.cpp): a tasklet parks, a
 // plain thread waits on a futex.
 #include <cstdio>
 #include <thread>
 
-#include "stackless/runtime/internal/futex.hpp"
 #include "door.hpp"
 #include "scheduler_impl.hpp"
-#include "tstate.hpp"
+#include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
+#include "tstate.hpp"
 
 namespace stackless::detail {
 
@@ -28,7 +29,10 @@ bool unlink_joiner(tcb* t, waiter* w) {
   t->lk.lock();
   bool was = w->linked;
   if (was) {
-    if (w->prev) w->prev->next = w->next; else t->joiners = w->next;
+    if (w->prev)
+      w->prev->next = w->next;
+    else
+      t->joiners = w->next;
     if (w->next) w->next->prev = w->prev;
     w->next = w->prev = nullptr;
     w->linked = false;
@@ -142,13 +146,15 @@ bool join_wait_for(tcb* t, std::chrono::nanoseconds d) {
 }
 
 void join_rethrow(tcb* t, bool has_value) {
-  if (!dead(t)) throw usage_error("stackless: join(): the tasklet has not ended");  // join_for misuse
+  if (!dead(t))
+    throw usage_error("stackless: join(): the tasklet has not ended");  // join_for misuse
   if (t->error) {
     // relaxed: a hint to handle_release()'s exchange; a joiner that rethrows owns the error now.
     t->error_reported.store(true, std::memory_order_relaxed);  // observed: nothing to report
     std::rethrow_exception(t->error);
   }
-  if (!has_value) throw tasklet_killed("stackless: join(): the tasklet was killed before it returned a value");
+  if (!has_value)
+    throw tasklet_killed("stackless: join(): the tasklet was killed before it returned a value");
 }
 
 void kill(tcb* t, bool pending) {
@@ -221,7 +227,8 @@ void pause(tcb* t) {
         // the wake that is making it PAUSED right now.
         // acq_rel: pairs with take_pause()'s fetch_and — exactly one of us clears the request.
         if (!asked || (t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel) & IRQ_PAUSE))
-          throw usage_error("stackless: pause(): the tasklet is blocked (Stackless remove() refuses too)");
+          throw usage_error(
+              "stackless: pause(): the tasklet is blocked (Stackless remove() refuses too)");
         std::this_thread::yield();
         s = t->state.load(std::memory_order_acquire);
         continue;
@@ -272,7 +279,9 @@ void resume(tcb* t) {
 
 bool is_alive(const tcb* t) noexcept { return !dead(t); }
 // The predicates' acquire loads pair with the release stores / CASes of tcb::state.
-bool is_blocked(const tcb* t) noexcept { return t->state.load(std::memory_order_acquire) == S_PARKED; }
+bool is_blocked(const tcb* t) noexcept {
+  return t->state.load(std::memory_order_acquire) == S_PARKED;
+}
 bool is_scheduled(const tcb* t) noexcept {
   std::uint32_t s = t->state.load(std::memory_order_acquire);
   return s == S_RUNNABLE || s == S_RUNNING || s == S_PARKED;

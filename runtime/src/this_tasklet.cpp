@@ -1,10 +1,12 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/this_tasklet.cpp — calls about the running tasklet.
+#include "stackless/runtime/this_tasklet.hpp"
+
 #include <optional>
 #include <stop_token>
 #include <thread>
 
 #include "scheduler_impl.hpp"
-#include "stackless/runtime/this_tasklet.hpp"
 #include "stackless/runtime/timeout.hpp"
 
 namespace stackless::detail {
@@ -20,7 +22,9 @@ using namespace stackless::detail;
 namespace {
 tcb* need(const char* what) {
   tcb* t = current_tcb();
-  if (!t) throw usage_error(std::string("stackless: this_tasklet::") + what + "() called outside a tasklet");
+  if (!t)
+    throw usage_error(std::string("stackless: this_tasklet::") + what +
+                      "() called outside a tasklet");
   return t;
 }
 }  // namespace

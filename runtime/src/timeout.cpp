@@ -1,11 +1,13 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/timeout.cpp — the steady clock and timeout_scope's per-tasklet stack of scopes
 // (stackless/runtime/timeout.hpp, stackless/runtime/detail/deadline.hpp).
+#include "stackless/runtime/timeout.hpp"
+
 #include <time.h>
 
 #include <algorithm>
 
 #include "stackless/runtime/internal/park.hpp"
-#include "stackless/runtime/timeout.hpp"
 
 namespace stackless::detail {
 

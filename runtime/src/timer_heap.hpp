@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/timer_heap.hpp — a 4-ary min-heap of timer entries, ordered by deadline.
 //
 // Each worker owns one (worker_shared::timers, worker.hpp; used by timers.cpp); its lock is the
@@ -42,7 +43,9 @@ class heap4 {
   std::size_t size() const noexcept { return v_.size(); }
   const E& top() const noexcept { return v_.front(); }
   /// min_deadline() is the earliest deadline, or INT64_MAX when empty.
-  std::int64_t min_deadline() const noexcept { return v_.empty() ? INT64_MAX : v_.front().deadline; }
+  std::int64_t min_deadline() const noexcept {
+    return v_.empty() ? INT64_MAX : v_.front().deadline;
+  }
 
   void push(const E& e) {
     v_.push_back(e);

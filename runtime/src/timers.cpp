@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/timers.cpp — the timeouts of parks: arming one, the earliest deadline, firing the
 // due ones.
 //
@@ -116,7 +117,8 @@ bool scheduler_impl::fire_worker_timers(worker_shared& v, std::int64_t now) {
     std::size_t n = 0;
     {
       std::lock_guard g(v.timer_lk);
-      while (n < 32 && !v.timers.empty() && v.timers.top().deadline <= now) due[n++] = v.timers.pop();
+      while (n < 32 && !v.timers.empty() && v.timers.top().deadline <= now)
+        due[n++] = v.timers.pop();
       publish_deadline(v);
     }
     for (std::size_t i = 0; i < n; ++i) {
@@ -131,7 +133,8 @@ bool scheduler_impl::fire_worker_timers(worker_shared& v, std::int64_t now) {
 bool scheduler_impl::fire_timers(std::int64_t now) {
   bool woke = false;
   for (auto& w : workers)  // acquire: pairs with the release in publish_deadline()
-    if (w->next_deadline.load(std::memory_order_acquire) <= now) woke |= fire_worker_timers(*w, now);
+    if (w->next_deadline.load(std::memory_order_acquire) <= now)
+      woke |= fire_worker_timers(*w, now);
   return woke;
 }
 

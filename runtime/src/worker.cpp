@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/worker.cpp — the worker loop: find a runnable tasklet, switch to it, handle the
 // reason it switched back. After Go's findRunnable/schedule (proc.go) and tokio's multi_thread
 // worker (worker.rs).
@@ -129,7 +130,8 @@ tcb* current_tcb() noexcept {
 
 bool spinning_may_help() noexcept {
   worker* w = tl_worker;
-  return !w || !w->current || w->sched->nworkers > 1;  // one worker: the holder cannot run meanwhile
+  return !w || !w->current ||
+         w->sched->nworkers > 1;  // one worker: the holder cannot run meanwhile
 }
 
 const void* self_token() noexcept {
@@ -178,7 +180,10 @@ void scheduler_impl::expose_yielders(worker& w) {
   while (n < 512 && w.yield_head) {
     tcb* t = yield_pop(w);
     if (pinned(t)) {
-      if (keep_tail) keep_tail->next = t; else keep_head = t;
+      if (keep_tail)
+        keep_tail->next = t;
+      else
+        keep_head = t;
       keep_tail = t;
     } else {
       batch[n++] = t;
@@ -197,7 +202,10 @@ void scheduler_impl::expose_yielders(worker& w) {
 void scheduler_impl::inbox_push(worker& home, tcb* t) {
   t->next = nullptr;
   home.inbox_lk.lock();
-  if (home.inbox_tail) home.inbox_tail->next = t; else home.inbox_head = t;
+  if (home.inbox_tail)
+    home.inbox_tail->next = t;
+  else
+    home.inbox_head = t;
   home.inbox_tail = t;
   home.inbox_nonempty.store(true, std::memory_order_release);  // pairs with inbox_pop()'s acquire
   home.inbox_lk.unlock();
@@ -399,14 +407,14 @@ void switch_out(tcb* t, switch_why why, bool pin) {
     w->why = switch_why::overrun;  // run_for(): back to the host, not to the queue
   leave(w, t, false);
   std::atomic_signal_fence(std::memory_order_seq_cst);  // the same compiler-only fence
-  --current_worker()->block->disable;  // maybe another worker's (it resumed there)
+  --current_worker()->block->disable;                   // maybe another worker's (it resumed there)
 }
 
 void tasklet_entry(void* arg) {
   worker* w = static_cast<worker*>(arg);
   w->sched->after_switch(*w);
   std::atomic_signal_fence(std::memory_order_seq_cst);  // compiler-only: see switch_out()
-  --w->block->disable;  // see switch_out()
+  --w->block->disable;                                  // see switch_out()
   tcb* t = w->current;
   // acquire: pairs with kill()'s seq_cst fetch_or (tasklet.cpp).
   if (t->irq.load(std::memory_order_acquire) & IRQ_KILLED) {
@@ -420,7 +428,7 @@ void tasklet_entry(void* arg) {
       t->error = std::current_exception();
     }
   }
-  t->base()->discard();  // destructors of the captures run here, as part of the tasklet
+  t->base()->discard();              // destructors of the captures run here, as part of the tasklet
   if (t->locals) destroy_locals(t);  // its tasklet_local values, on its own stack
   w = current_worker();
   ++w->block->disable;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/worker.hpp — a worker's state, split by who may touch it (tokio's multi_thread
 // worker: the owner's Core, the Shared part that other threads reach, and the stats).
 //
@@ -60,16 +61,16 @@ struct worker_owned {
   function_ref* unlock = nullptr;      //   the park's unlock step
   tcb* yield_head = nullptr;           // yield list: FIFO of tasklets that yielded
   tcb* yield_tail = nullptr;
-  unsigned runnext_streak = 0;         // tasklets run from runnext in a row
+  unsigned runnext_streak = 0;  // tasklets run from runnext in a row
   std::uint32_t tick = 0;
   std::uint64_t rng = 0;
   bool spinning = false;
-  std::int64_t slice_ns = 0;           // run_for(): the slice; 0 otherwise
-  tcb* overran = nullptr;              // run_for(): the tasklet that overran
-  std::vector<stack*> stack_cache;     // its size: worker_counters::stack_cache_size
+  std::int64_t slice_ns = 0;              // run_for(): the slice; 0 otherwise
+  tcb* overran = nullptr;                 // run_for(): the tasklet that overran
+  std::vector<stack*> stack_cache;        // its size: worker_counters::stack_cache_size
   std::uint64_t id_next = 0, id_end = 0;  // block of tasklet ids
-  thread_block* block = nullptr;       // the thread_block of the thread running the loop
-                                       //   (preempt.cpp; published in worker_shared::block_pub)
+  thread_block* block = nullptr;          // the thread_block of the thread running the loop
+                                          //   (preempt.cpp; published in worker_shared::block_pub)
   static constexpr std::size_t alloc_classes = 32;     // control blocks up to 2 KiB
   static constexpr std::size_t alloc_cache_max = 256;  // blocks per class
   struct free_list {
@@ -90,9 +91,9 @@ struct worker_shared {
   ws_deque<tcb> deque;
 
   // The inbox: pinned tasklets made runnable by other threads (inbox_push(), worker.cpp).
-  alignas(64) spinlock inbox_lk;       // guards the inbox list
-  tcb* inbox_head = nullptr;           // guarded by inbox_lk
-  tcb* inbox_tail = nullptr;           // guarded by inbox_lk
+  alignas(64) spinlock inbox_lk;            // guards the inbox list
+  tcb* inbox_head = nullptr;                // guarded by inbox_lk
+  tcb* inbox_tail = nullptr;                // guarded by inbox_lk
   std::atomic<bool> inbox_nonempty{false};  // a hint to read without the lock
 
   // Parking (park_worker(), idle.cpp).
@@ -105,8 +106,8 @@ struct worker_shared {
   // Timers (timers.cpp): the deadlines of the parks of tasklets that ran here. Any worker may
   // fire them (an idle one fires a busy one's), so they are guarded by a lock.
   alignas(64) spinlock timer_lk;
-  heap4<timer_entry> timers;         // guarded by timer_lk
-  std::size_t timers_purge_at = 64;  // guarded by timer_lk
+  heap4<timer_entry> timers;                           // guarded by timer_lk
+  std::size_t timers_purge_at = 64;                    // guarded by timer_lk
   std::atomic<std::int64_t> next_deadline{INT64_MAX};  // timers.min_deadline(), for lock-free peeks
 
   // What the monitor thread reads (preempt.cpp). The thread running this worker publishes its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/chan_cells.cpp — the out-of-line half of the channel engine: segments (making,
 // walking, retiring), elements (put, give_back, take), expand_buffer, resuming a record's owner,
 // and resolve. The glossary, the cell state diagram and the invariants the code below refers to
@@ -23,7 +24,8 @@ void free_segment(void* p) noexcept {
   if (!static_cast<segment*>(p)->embedded) ::operator delete(p);
 }
 
-void seg_layout(const elem_ops* o, std::size_t& stride, std::size_t& payload_off, std::size_t& seg_bytes) {
+void seg_layout(const elem_ops* o, std::size_t& stride, std::size_t& payload_off,
+                std::size_t& seg_bytes) {
   std::size_t a = std::max(o->align, alignof(std::exception_ptr));
   stride = round_up(std::max(o->size, sizeof(std::exception_ptr)), a);
   payload_off = round_up(sizeof(segment), a);
@@ -56,8 +58,10 @@ chan_core::~chan_core() {
       // a reference on the channel.)
       if (s->cells[k].state.load(std::memory_order_relaxed) == C_BUFFERED) {
         void* p = payload(s, i);
-        if (s->kind[k]) static_cast<std::exception_ptr*>(p)->~exception_ptr();
-        else if (!ops->trivial) ops->destroy(p);
+        if (s->kind[k])
+          static_cast<std::exception_ptr*>(p)->~exception_ptr();
+        else if (!ops->trivial)
+          ops->destroy(p);
       }
     }
     segment* n = s->next.load(std::memory_order_relaxed);
@@ -76,7 +80,8 @@ segment* chan_core::new_segment(std::uint64_t id, void* mem) {
   // expand_buffer holds until eb_head moves past (it never parks, so it needs no more: ebr
   // covers what it reads while the head is elsewhere). Relaxed: the CAS in walk() that links
   // the segment (release) publishes it.
-  s->remaining.store(2 * static_cast<std::int32_t>(seg_size) + (buffered ? 1 : 0), std::memory_order_relaxed);
+  s->remaining.store(2 * static_cast<std::int32_t>(seg_size) + (buffered ? 1 : 0),
+                     std::memory_order_relaxed);
   return s;
 }
 
@@ -89,8 +94,10 @@ segment* chan_core::walk(segment* s, std::uint64_t id) {
       segment* fresh = new_segment(s->id + 1);
       // acq_rel: release publishes fresh's initialisation to the acquire load above in other
       // walks; acquire (on failure) pairs with the winner's release the same way.
-      if (s->next.compare_exchange_strong(n, fresh, std::memory_order_acq_rel)) n = fresh;
-      else free_segment(fresh);  // never published
+      if (s->next.compare_exchange_strong(n, fresh, std::memory_order_acq_rel))
+        n = fresh;
+      else
+        free_segment(fresh);  // never published
     }
     s = n;
   }
@@ -114,7 +121,8 @@ void chan_core::try_retire() {
     // acquire: pairs with the acq_rel fetch_sub in side_done() (every side's uses are done).
     if (f->remaining.load(std::memory_order_acquire) != 0) return;
     // seq_cst: pairs with the head CAS in find() (acq_rel) — a head still on f keeps it linked.
-    if (send_head.load(std::memory_order_seq_cst) == f || recv_head.load(std::memory_order_seq_cst) == f ||
+    if (send_head.load(std::memory_order_seq_cst) == f ||
+        recv_head.load(std::memory_order_seq_cst) == f ||
         eb_head.load(std::memory_order_seq_cst) == f)
       return;
     segment* n = f->next.load(std::memory_order_acquire);  // pairs with the CAS in walk()
@@ -143,9 +151,12 @@ std::uint64_t chan_core::wait_close_index() const {
 void chan_core::put(segment* s, std::uint64_t i, void* src, bool is_exc) {
   void* p = payload(s, i);
   if (is_exc) s->kind[i % seg_size] = 1;  // take() and give_back() clear it
-  if (is_exc) ::new (p) std::exception_ptr(std::move(*static_cast<std::exception_ptr*>(src)));
-  else if (ops->trivial) std::memcpy(p, src, ops->size);
-  else ops->move_construct(p, src);
+  if (is_exc)
+    ::new (p) std::exception_ptr(std::move(*static_cast<std::exception_ptr*>(src)));
+  else if (ops->trivial)
+    std::memcpy(p, src, ops->size);
+  else
+    ops->move_construct(p, src);
 }
 
 void chan_core::give_back(segment* s, std::uint64_t i, void* src) {
@@ -334,15 +345,18 @@ void resolve(chan_core* c, case_rec* rec) {
     if (cl.state.compare_exchange_weak(st, given_up, std::memory_order_acq_rel)) {
       // A receive index given up: the buffer slides on (invariant 4). A send's cell is skipped
       // by expand_buffer when it gets there.
-      if (is_send) c->give_back(s, rec->cell, src);
-      else c->expand_buffer();
+      if (is_send)
+        c->give_back(s, rec->cell, src);
+      else
+        c->expand_buffer();
       c->side_done(s);
       return;
     }
   }
   // A claimer holds it and, having lost, marks it INT_* (and does the accounting).
   st = wait_unclaimed(cl);
-  STACKLESS_ASSERT_STATE(st == given_up, "channel: a claimer that met a decided call must leave the cell INT_*", st);
+  STACKLESS_ASSERT_STATE(
+      st == given_up, "channel: a claimer that met a decided call must leave the cell INT_*", st);
   if (is_send) c->give_back(s, rec->cell, src);
   c->side_done(s);
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/chan_engine.hpp — the channel engine: lock-free, after Koval, Alistarh and Elizarov,
 // "Fast and Scalable Channels in Kotlin Coroutines" (PPoPP'23), with Stackless's semantics on top.
 //
@@ -21,15 +22,14 @@
 //
 //   EMPTY ──send, room (s < B or s < R + cap)──▶ BUFFERED ──recv──▶ DONE
 //     │  ──send, must wait───────▶ sender rec ──recv claims──▶ RESUMING_R ──▶ DONE | INT_SEND
-//     │                              │  ──expand_buffer claims──▶ RESUMING_EB ──▶ BUFFERED | INT_SEND
-//     │                              └─ its call gives up ─────▶ INT_SEND
-//     │  ──recv, must wait───────▶ receiver rec ──send claims──▶ RESUMING_S ──▶ (won) | INT_RCV
-//     │                              │  ──close claims──────────▶ CLOSING ──▶ CLOSED | INT_RCV
-//     │                              └─ its call gives up ─────▶ INT_RCV
-//     │  ──recv, r < S, its sender still not there after a short wait──▶ POISONED  (both
-//     │                                                      restart with new indices)
-//     │  ──expand_buffer, sender on the way──▶ IN_BUFFER ──send──▶ BUFFERED
-//     └──close, r past the last send─────▶ CLOSED
+//     │                              │  ──expand_buffer claims──▶ RESUMING_EB ──▶ BUFFERED |
+//     INT_SEND │                              └─ its call gives up ─────▶ INT_SEND │  ──recv, must
+//     wait───────▶ receiver rec ──send claims──▶ RESUMING_S ──▶ (won) | INT_RCV │ │  ──close
+//     claims──────────▶ CLOSING ──▶ CLOSED | INT_RCV │                              └─ its call
+//     gives up ─────▶ INT_RCV │  ──recv, r < S, its sender still not there after a short wait──▶
+//     POISONED  (both │                                                      restart with new
+//     indices) │  ──expand_buffer, sender on the way──▶ IN_BUFFER ──send──▶ BUFFERED └──close, r
+//     past the last send─────▶ CLOSED
 //   A try_send / try_receive that would have to wait marks its cell INT_SEND / INT_RCV (from
 //   EMPTY; a try_receive also from IN_BUFFER); a receive reaches IN_BUFFER as it reaches EMPTY.
 //   A rec carries a sender bit. expand_buffer resolves every sender record it passes (buffers
@@ -129,7 +129,7 @@ enum : state_t {
   C_CLOSED = 9,
   C_CLOSING = 10,
   C_RESUMING_R = 11,  // a receiver claimed a waiting sender
-  C_MARKERS = 16,  // states below are markers; above, a case_rec* (| send_bit)
+  C_MARKERS = 16,     // states below are markers; above, a case_rec* (| send_bit)
 };
 inline constexpr state_t send_bit = 2;  // on a record: a sender's (so balance() and
                                         // expand_buffer() need not read the record; bit 0 is free)
@@ -142,7 +142,8 @@ inline bool is_rec(state_t s) { return s >= C_MARKERS; }
 constexpr bool cell_transition_ok(state_t from, state_t to) noexcept {
   const bool to_rec = to >= C_MARKERS && (to & 1) == 0;
   const bool to_send_rec = to_rec && (to & send_bit), to_recv_rec = to_rec && !(to & send_bit);
-  if (from >= C_MARKERS) {  // a record: its partner, expand_buffer or close claims it, or it gives up
+  if (from >=
+      C_MARKERS) {  // a record: its partner, expand_buffer or close claims it, or it gives up
     if (from & send_bit) return to == C_RESUMING_R || to == C_RESUMING_EB || to == C_INT_SEND;
     return to == C_RESUMING_S || to == C_CLOSING || to == C_INT_RCV;
   }
@@ -153,12 +154,18 @@ constexpr bool cell_transition_ok(state_t from, state_t to) noexcept {
     case C_IN_BUFFER:  // a sender is on its way: only it buffers here
       return to == C_BUFFERED || to_recv_rec || to == C_INT_RCV || to == C_POISONED ||
              to == C_CLOSED;
-    case C_BUFFERED: return to == C_DONE;
-    case C_RESUMING_S: return to == C_INT_RCV;  // a sender that won leaves it RESUMING_S
-    case C_RESUMING_R: return to == C_DONE || to == C_INT_SEND;
-    case C_RESUMING_EB: return to == C_BUFFERED || to == C_INT_SEND;
-    case C_CLOSING: return to == C_CLOSED || to == C_INT_RCV;
-    default: return false;
+    case C_BUFFERED:
+      return to == C_DONE;
+    case C_RESUMING_S:
+      return to == C_INT_RCV;  // a sender that won leaves it RESUMING_S
+    case C_RESUMING_R:
+      return to == C_DONE || to == C_INT_SEND;
+    case C_RESUMING_EB:
+      return to == C_BUFFERED || to == C_INT_SEND;
+    case C_CLOSING:
+      return to == C_CLOSED || to == C_INT_RCV;
+    default:
+      return false;
   }
 }
 
@@ -174,7 +181,8 @@ inline void check_cell_transition(state_t from, state_t to) noexcept {
 /// cell_state_broken() reports a cell in a state its reader can never meet (invariant 1) and
 /// aborts — in every build, as it always did: going on would take or lose an element.
 [[noreturn]] inline void cell_state_broken(
-    state_t st, const char* what, std::source_location at = std::source_location::current()) noexcept {
+    state_t st, const char* what,
+    std::source_location at = std::source_location::current()) noexcept {
   assert_failed("the cell is in a state this side can meet (invariant 1)", what, at.file_name(),
                 static_cast<int>(at.line()), static_cast<long long>(st & 0x7fffffffffffffff));
 }
@@ -194,7 +202,7 @@ struct alignas(16) case_rec {
   bool installed = false;
   bool deferred = false;  // select: not registered this round (it met its own select)
   bool is_send = false;
-  void* buf = nullptr;    // send: the element's home; receive: where it goes
+  void* buf = nullptr;  // send: the element's home; receive: where it goes
 };
 
 inline case_rec* rec_of(state_t s) { return reinterpret_cast<case_rec*>(s & ~rec_bits); }
@@ -209,10 +217,11 @@ inline case_rec* rec_of(state_t s) { return reinterpret_cast<case_rec*>(s & ~rec
 //   A plain thread's send/receive begins at WAITING. DONE | case and CANCELLED last until the
 //   owner's next call begins (a tasklet's send/receive leaves a WAITING word as it is).
 inline constexpr std::uint32_t SEL_WAITING = 0;
-inline constexpr std::uint32_t SEL_REG = 1u << 30;    // registering: partners may not complete a case
-inline constexpr std::uint32_t SEL_REREG = 1u << 29;  //   and a partner found it so: re-check the cases
+inline constexpr std::uint32_t SEL_REG = 1u << 30;  // registering: partners may not complete a case
+inline constexpr std::uint32_t SEL_REREG =
+    1u << 29;  //   and a partner found it so: re-check the cases
 inline constexpr std::uint32_t SEL_CANCELLED = 1u << 28;
-inline constexpr std::uint32_t SEL_DONE = 1u << 27;   // | case index
+inline constexpr std::uint32_t SEL_DONE = 1u << 27;  // | case index
 
 /// sel_transition_ok() is the sel diagram above: true when `sel` may go from `from` to `to`.
 constexpr bool sel_transition_ok(std::uint32_t from, std::uint32_t to) noexcept {
@@ -236,9 +245,9 @@ inline void check_sel_transition(std::uint32_t from, std::uint32_t to) noexcept 
 
 /// chan_waiter is the owner of the records of one blocking call.
 struct chan_waiter {
-  waiter* door = nullptr;                // tasklet: its park door (the tcb's waiter record)
-  bool arbitrated = false;               // select or plain thread: `sel` decides, not the door
-  bool thread = false;                   // a plain thread: `word` is its futex
+  waiter* door = nullptr;   // tasklet: its park door (the tcb's waiter record)
+  bool arbitrated = false;  // select or plain thread: `sel` decides, not the door
+  bool thread = false;      // a plain thread: `word` is its futex
   std::atomic<std::uint32_t> sel{SEL_WAITING};
   std::atomic<std::uint32_t> word{0};
   // A select of a tasklet: the generation of its park, written before `sel` is published. A
@@ -252,8 +261,8 @@ struct chan_waiter {
 /// blocking channel calls: their owner and records.
 struct chan_ext {
   chan_waiter w;
-  case_rec single;              // a send or receive
-  std::vector<case_rec> recs;   // a select, one per case
+  case_rec single;             // a send or receive
+  std::vector<case_rec> recs;  // a select, one per case
 };
 
 // ---- cells, segments, the channel --------------------------------------------------------------
@@ -295,7 +304,8 @@ struct segment {
 /// free_segment() is ebr's free function for a segment (a no-op for the embedded one).
 void free_segment(void* p) noexcept;
 /// seg_layout(): where a segment's elements go (they share storage with an exception_ptr).
-void seg_layout(const elem_ops* o, std::size_t& stride, std::size_t& payload_off, std::size_t& seg_bytes);
+void seg_layout(const elem_ops* o, std::size_t& stride, std::size_t& payload_off,
+                std::size_t& seg_bytes);
 
 class chan_core {
  public:
@@ -332,7 +342,8 @@ class chan_core {
 
   segment* new_segment(std::uint64_t id, void* mem = nullptr);
   static constexpr std::size_t first_segment_offset() {
-    return (sizeof(chan_core) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) * alignof(std::max_align_t);
+    return (sizeof(chan_core) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) *
+           alignof(std::max_align_t);
   }
   void* payload(segment* s, std::uint64_t i) {
     return reinterpret_cast<unsigned char*>(s) + payload_off + (i % seg_size) * stride;

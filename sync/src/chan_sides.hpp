@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/chan_sides.hpp — the two sides of a channel cell (send_cell, recv_cell), the index
 // loops around them (send_op, recv_op), and how a completed call hands over to its partner.
 // The cell state diagram and the invariants they follow open chan_engine.hpp.
@@ -24,9 +25,9 @@ enum class step : std::uint8_t { done, restart, wait, would_block, closed };
 /// op_ctx is one call's view of its operation while it runs its indices.
 struct op_ctx {
   chan_core* c;
-  case_rec* rec;               // null: never wait (try_)
-  const char* what = nullptr;  // a single call of a tasklet: prepare its park when it must wait
-  chan_waiter* self = nullptr; // a select: its own records are not partners
+  case_rec* rec;                // null: never wait (try_)
+  const char* what = nullptr;   // a single call of a tasklet: prepare its park when it must wait
+  chan_waiter* self = nullptr;  // a select: its own records are not partners
   bool door_ready = false;
   bool yield_after = false;
 
@@ -91,13 +92,15 @@ inline bool buffer_has_room(chan_core* c, std::uint64_t i) {
   if (c->unbounded) return true;
   // closed_flag: seq_cst, pairs with its seq_cst store in chan_close(). S: relaxed, a second
   // look at the bit only; wait_close_index() (acquire) is what orders close_r.
-  if (c->closed_flag.load(std::memory_order_seq_cst) || (c->S.load(std::memory_order_relaxed) & closed_bit)) {
+  if (c->closed_flag.load(std::memory_order_seq_cst) ||
+      (c->S.load(std::memory_order_relaxed) & closed_bit)) {
     c->wait_close_index();  // acquire: close_r is written
     return i < c->close_r + c->cap;
   }
   // seq_cst: B pairs with expand_buffer()'s FAA (the Dekker pair described there); R with
   // recv_op()'s FAA.
-  return i < c->B.load(std::memory_order_seq_cst) || i < c->R.load(std::memory_order_seq_cst) + c->cap;
+  return i < c->B.load(std::memory_order_seq_cst) ||
+         i < c->R.load(std::memory_order_seq_cst) + c->cap;
 }
 
 /// finish_won() completes rec's case after a partner resumed it. For a receive: `closed` if
@@ -113,7 +116,8 @@ inline bool finish_won(chan_core* c, case_rec* rec, void* dst, std::exception_pt
   state_t st = cl.state.load(std::memory_order_acquire);
   if (st == C_CLOSING || st == C_CLOSED) return true;  // close() sets no more than that
   // invariant 2: only a sender that won leaves it so
-  if (st != C_RESUMING_S) [[unlikely]] cell_state_broken(st, "channel: a receive was resumed, its cell is not RESUMING_S");
+  if (st != C_RESUMING_S) [[unlikely]]
+    cell_state_broken(st, "channel: a receive was resumed, its cell is not RESUMING_S");
   exc = c->take(s, rec->cell, dst);  // the sender put it before resuming us (park door: acq_rel)
   c->side_done(s, 2);  // both sides: the sender left the cell RESUMING_S (and expanded the buffer)
   return false;
@@ -130,7 +134,8 @@ inline std::optional<step> send_to_receiver(op_ctx& x, segment* s, std::uint64_t
   check_cell_transition(st, C_RESUMING_S);
   // acq_rel: acquire pairs with the receiver's installing CAS (its record); on failure, with
   // whoever changed the cell. The release half is unused (the door or `sel` publishes).
-  if (!cl.state.compare_exchange_weak(st, C_RESUMING_S, std::memory_order_acq_rel)) return std::nullopt;
+  if (!cl.state.compare_exchange_weak(st, C_RESUMING_S, std::memory_order_acq_rel))
+    return std::nullopt;
   if (!stored) c->put(s, i, src, is_exc);
   wake_plan plan = plan_for(c, true);
   if (try_resume(rec_of(st), plan.to_back)) {
@@ -144,15 +149,15 @@ inline std::optional<step> send_to_receiver(op_ctx& x, segment* s, std::uint64_t
   }
   c->give_back(s, i, src);
   leave_claim(cl, C_RESUMING_S, C_INT_RCV);  // the receiver's resolve() waits for it
-  c->expand_buffer();  // a receive index used up (invariant 4)
+  c->expand_buffer();                        // a receive index used up (invariant 4)
   c->side_done(s);
   return step::restart;
 }
 
 /// send_empty() runs send index i at its EMPTY cell: buffer, give up (try_send) or install the
 /// record. nullopt: the cell changed first, look again.
-inline std::optional<step> send_empty(op_ctx& x, segment* s, std::uint64_t i, void* src, bool is_exc,
-                                      state_t& st, bool& stored) {
+inline std::optional<step> send_empty(op_ctx& x, segment* s, std::uint64_t i, void* src,
+                                      bool is_exc, state_t& st, bool& stored) {
   chan_core* c = x.c;
   cell& cl = s->cells[i % seg_size];
   // On a rendezvous channel a send that cannot wait only pairs with a receiver already
@@ -164,14 +169,16 @@ inline std::optional<step> send_empty(op_ctx& x, segment* s, std::uint64_t i, vo
     check_cell_transition(st, C_BUFFERED);
     // acq_rel: release publishes the element to the receiver's acquire load in recv_cell();
     // acquire (on failure) pairs with the CAS that came first (a receiver, expand_buffer).
-    if (!cl.state.compare_exchange_strong(st, C_BUFFERED, std::memory_order_acq_rel)) return std::nullopt;
+    if (!cl.state.compare_exchange_strong(st, C_BUFFERED, std::memory_order_acq_rel))
+      return std::nullopt;
     return step::done;  // the receiver that takes it finishes both sides
   }
   if (!x.rec) {
     check_cell_transition(st, C_INT_SEND);
     // acq_rel: release pairs with the receiver's acquire load in recv_cell() (it skips the
     // cell); acquire (on failure) as above.
-    if (!cl.state.compare_exchange_strong(st, C_INT_SEND, std::memory_order_acq_rel)) return std::nullopt;
+    if (!cl.state.compare_exchange_strong(st, C_INT_SEND, std::memory_order_acq_rel))
+      return std::nullopt;
     if (stored) c->give_back(s, i, src);
     c->side_done(s);
     return step::would_block;
@@ -237,7 +244,8 @@ inline std::optional<step> recv_from_sender(op_ctx& x, segment* s, std::uint64_t
   check_cell_transition(st, C_RESUMING_R);
   // acq_rel: acquire pairs with the sender's installing CAS (its record and element); on
   // failure, with whoever changed the cell. The release half is unused: leave_claim() publishes.
-  if (!cl.state.compare_exchange_weak(st, C_RESUMING_R, std::memory_order_acq_rel)) return std::nullopt;
+  if (!cl.state.compare_exchange_weak(st, C_RESUMING_R, std::memory_order_acq_rel))
+    return std::nullopt;
   wake_plan plan = plan_for(c, false);
   if (try_resume(rec_of(st), plan.to_back)) {
     exc = c->take(s, i, dst);
@@ -286,7 +294,8 @@ inline std::optional<step> recv_empty(op_ctx& x, segment* s, std::uint64_t i, st
     check_cell_transition(st, C_POISONED);
     // acq_rel: release pairs with the sender's acquire load in send_cell() (it restarts);
     // acquire (on failure) with the sender's CAS that came first.
-    if (!cl.state.compare_exchange_strong(st, C_POISONED, std::memory_order_acq_rel)) return std::nullopt;
+    if (!cl.state.compare_exchange_strong(st, C_POISONED, std::memory_order_acq_rel))
+      return std::nullopt;
     c->expand_buffer();
     c->side_done(s);
     return step::restart;
@@ -294,14 +303,16 @@ inline std::optional<step> recv_empty(op_ctx& x, segment* s, std::uint64_t i, st
   if (closed) {  // no send will ever come to this cell
     check_cell_transition(st, C_CLOSED);
     // acq_rel: against chan_close()'s CAS of the same cell (both mark it CLOSED).
-    if (!cl.state.compare_exchange_strong(st, C_CLOSED, std::memory_order_acq_rel)) return std::nullopt;
+    if (!cl.state.compare_exchange_strong(st, C_CLOSED, std::memory_order_acq_rel))
+      return std::nullopt;
     return step::closed;
   }
   if (!x.rec) {
     check_cell_transition(st, C_INT_RCV);
     // acq_rel: release pairs with the sender's acquire load in send_cell() (it restarts);
     // acquire (on failure) with the CAS that came first.
-    if (!cl.state.compare_exchange_strong(st, C_INT_RCV, std::memory_order_acq_rel)) return std::nullopt;
+    if (!cl.state.compare_exchange_strong(st, C_INT_RCV, std::memory_order_acq_rel))
+      return std::nullopt;
     c->expand_buffer();
     c->side_done(s);
     return step::would_block;
@@ -392,7 +403,8 @@ inline step recv_op(op_ctx& x, void* dst, std::exception_ptr& exc) {
     // seq_cst: pairs with the R loads of buffer_has_room(), would_block_recv() and chan_close().
     std::uint64_t i = c->R.fetch_add(1, std::memory_order_seq_cst);
     // seq_cst: pairs with the store of closed_flag in chan_close().
-    if (c->closed_flag.load(std::memory_order_seq_cst) && i >= c->wait_close_index()) return step::closed;
+    if (c->closed_flag.load(std::memory_order_seq_cst) && i >= c->wait_close_index())
+      return step::closed;
     segment* s = c->find(c->recv_head, h, i / seg_size);
     step r = recv_cell(x, s, i, dst, exc);
     if (r != step::restart) return r;
@@ -404,7 +416,7 @@ inline step recv_op(op_ctx& x, void* dst, std::exception_ptr& exc) {
 inline bool would_block_send(chan_core* c) {
   std::uint64_t sv = c->S.load(std::memory_order_seq_cst);  // pairs with send_op()'s FAA and
                                                             // chan_close()'s fetch_or
-  if (sv & closed_bit) return false;  // let send_op() report it
+  if (sv & closed_bit) return false;                        // let send_op() report it
   return !buffer_has_room(c, sv & count_mask);
 }
 inline bool would_block_recv(chan_core* c) {

@@ -1,8 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/channel.cpp — the channel's entry points: create / acquire / release, send and
 // receive (a call that may park: blocking_call()), close, and the diagnostics (closing, closed,
 // balance, preference, capacity). The engine they drive — glossary, cell state diagram,
 // invariants 1–6, rejected alternatives — is described at the top of chan_engine.hpp; select()
 // is in select.cpp.
+
+#include "stackless/sync/channel.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -17,7 +20,6 @@
 #include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/internal/park.hpp"
 #include "stackless/runtime/internal/scheduling.hpp"
-#include "stackless/sync/channel.hpp"
 
 namespace stackless::detail {
 
@@ -104,15 +106,16 @@ case_rec* single_call(chan_ext* ext, tcb* t, bool is_send, void* buf) {
   return rec;
 }
 
-
 // blocking_call() runs one send or receive (op: send_op or recv_op) as a call that may park.
 // An interrupt (kill, raise_exception) ends a parked call with the exception; a tasklet that is
 // unwinding cannot take one (throw_if_interrupted() declines), so its call simply waits again.
 template <class Op>
-op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::int64_t own, Op op) {
+op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::int64_t own,
+                        Op op) {
   tcb* t = current_tcb();
   if (t && block) preempt_point();  // a call that may wait is a safe point (try_ forms are not)
-  const std::int64_t deadline = block ? scoped_deadline(own) : own;  // a timeout_scope may end first
+  const std::int64_t deadline =
+      block ? scoped_deadline(own) : own;  // a timeout_scope may end first
   chan_ext* ext = block ? my_ext() : nullptr;
   for (;;) {
     case_rec* rec = block ? single_call(ext, t, is_send, buf) : nullptr;
@@ -177,8 +180,10 @@ void close_cell(cell& cl) {
       // whoever changed the cell (the receiver giving up). leave_claim() publishes below.
       if (!cl.state.compare_exchange_weak(st, C_CLOSING, std::memory_order_acq_rel)) continue;
       // The receiver reads CLOSING / CLOSED in finish_won(), or waits the claim out in resolve().
-      if (try_resume(rec_of(st), true)) leave_claim(cl, C_CLOSING, C_CLOSED);
-      else leave_claim(cl, C_CLOSING, C_INT_RCV);
+      if (try_resume(rec_of(st), true))
+        leave_claim(cl, C_CLOSING, C_CLOSED);
+      else
+        leave_claim(cl, C_CLOSING, C_INT_RCV);
       return;
     }
     if (st == C_EMPTY || st == C_IN_BUFFER) {
@@ -247,15 +252,21 @@ int chan_balance(const chan_core* c) noexcept {
       // acquire: pairs with the release CASes that install records and leave_claim().
       state_t st = s->cells[k].state.load(std::memory_order_acquire);
       if (!is_rec(st)) continue;
-      if (st & send_bit) ++senders;
-      else ++receivers;
+      if (st & send_bit)
+        ++senders;
+      else
+        ++receivers;
     }
   }
   return senders - receivers;
 }
 // relaxed (preference): a setting read by plan_for(); it publishes nothing.
-void chan_set_preference(chan_core* c, int p) noexcept { c->pref.store(p < 0 ? -1 : p > 0 ? 1 : 0, std::memory_order_relaxed); }
-int chan_get_preference(const chan_core* c) noexcept { return c->pref.load(std::memory_order_relaxed); }
+void chan_set_preference(chan_core* c, int p) noexcept {
+  c->pref.store(p < 0 ? -1 : p > 0 ? 1 : 0, std::memory_order_relaxed);
+}
+int chan_get_preference(const chan_core* c) noexcept {
+  return c->pref.load(std::memory_order_relaxed);
+}
 std::size_t chan_capacity(const chan_core* c) noexcept { return c->unbounded ? SIZE_MAX : c->cap; }
 
 }  // namespace stackless::detail

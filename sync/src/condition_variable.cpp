@@ -1,4 +1,6 @@
-// sync/src/condition_variable.cpp — condition_variable's wait and notify (sync/condition_variable.hpp).
+// SPDX-License-Identifier: Apache-2.0
+// sync/src/condition_variable.cpp — condition_variable's wait and notify
+// (sync/condition_variable.hpp).
 //
 // No lost wakeup: the waiter is on q_ (under lk_) *before* the user's lock is released, so a
 // notify that follows the release finds it. If that notify comes before the waiter has parked,
@@ -14,8 +16,11 @@ wake_reason cv_wait(spinlock& lk, wait_list& q, std::int64_t own, const std::sto
                     void (*unlock)(void*), void* arg) {
   lk.lock();
   return block(lk, q,
-               {.what = "condition_variable", .deadline = scoped_deadline(own), .st = st,
-                .after_publish = unlock, .arg = arg});
+               {.what = "condition_variable",
+                .deadline = scoped_deadline(own),
+                .st = st,
+                .after_publish = unlock,
+                .arg = arg});
 }
 }  // namespace detail
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/ebr.cpp — epoch-based reclamation (see ebr.hpp for the papers and the rules).
 //
 // Global epoch E. Each OS thread that ever pins owns a record (a lock-free, grow-only list;
@@ -98,7 +99,7 @@ record* acquire_record() {
   do {
     r->next = head;
   } while (!g_records.compare_exchange_weak(head, r, std::memory_order_release,  // pairs with the
-                                            std::memory_order_relaxed));          // acquire above
+                                            std::memory_order_relaxed));         // acquire above
   return r;
 }
 
@@ -164,7 +165,8 @@ record* pin() noexcept {
     if (g_asymmetric) {
       // relaxed: the membarrier in try_advance() is this store's fence (pairs with its loads).
       r->local.store(v, std::memory_order_relaxed);
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // the compiler keeps it before the reads
+      std::atomic_signal_fence(
+          std::memory_order_seq_cst);  // the compiler keeps it before the reads
     } else {
       // seq_cst (a full barrier): pairs with the seq_cst loads of `local` in try_advance().
       r->local.exchange(v, std::memory_order_seq_cst);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/ebr.hpp — epoch-based reclamation (Fraser, "Practical lock-freedom", 2004, ch. 5;
 // Hart, McKenney, Demke Brown, Walpole, "Performance of memory reclamation for lockless
 // synchronization", JPDC 2007) for the channel's segments.

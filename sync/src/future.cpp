@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/future.cpp — the shared state of promise/future, and when_any / when_all
 // (sync/future.hpp).
 //
@@ -11,10 +12,11 @@
 //    so the proxies and the group may live on the caller's stack.
 //  - The caller's park generation is taken before any proxy is published, so a notify that comes
 //    before the caller parks ends that park at once (door phase PARKING → WOKEN).
+#include "stackless/sync/future.hpp"
+
 #include <vector>
 
 #include "stackless/runtime/internal/park.hpp"
-#include "stackless/sync/future.hpp"
 
 namespace stackless::detail {
 
@@ -34,8 +36,9 @@ void future_state_base::finish_set() noexcept {
 
 bool future_state_base::wait(std::int64_t own, const std::stop_token* st) {
   if (is_ready()) return true;
-  return gate::wait("future", [](const void* p) { return static_cast<const future_state_base*>(p)->is_ready(); },
-                    this, own, st);
+  return gate::wait(
+      "future", [](const void* p) { return static_cast<const future_state_base*>(p)->is_ready(); },
+      this, own, st);
 }
 
 namespace {
@@ -46,14 +49,16 @@ struct when_group {
   std::size_t first = SIZE_MAX;  // any: the first source done
   std::size_t left = 0;          // all: sources not done yet
   bool signalled = false;
-  waiter* caller = nullptr;      // the caller's record (wait_here): woken once
+  waiter* caller = nullptr;  // the caller's record (wait_here): woken once
 
   bool satisfied() const noexcept { return all ? left == 0 : first != SIZE_MAX; }
   // done(i): source i is done. Called under the source's lock (or by the caller itself).
   void done(std::size_t i) noexcept {
     lk.lock();
-    if (all) --left;
-    else if (first == SIZE_MAX) first = i;
+    if (all)
+      --left;
+    else if (first == SIZE_MAX)
+      first = i;
     bool wake_now = satisfied() && !signalled;
     if (wake_now) signalled = true;
     lk.unlock();
@@ -132,8 +137,10 @@ std::size_t when_wait(const when_source* srcs, std::size_t n, bool all, std::int
     g.lk.lock();
     bool sat = g.satisfied();
     g.lk.unlock();
-    if (sat) wh.cancel();
-    else r = wh.wait([] {}, deadline);
+    if (sat)
+      wh.cancel();
+    else
+      r = wh.wait([] {}, deadline);
     for (std::size_t i = 0; i < n; ++i) unsubscribe(srcs[i], &px[i]);
     // Every proxy is off its list: g is final.
     if (g.satisfied()) return all ? 0 : g.first;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/gates.cpp — semaphores, event, latch, wait_group, barrier (semaphore.hpp, event.hpp).
 //
 // Each is a count or flag under one spinlock plus a wait_list (detail/waitq.hpp). Invariants:
@@ -19,8 +20,10 @@ namespace stackless {
 
 counting_semaphore::counting_semaphore(std::ptrdiff_t initial, std::ptrdiff_t max)
     : count_(initial), max_(max) {
-  if (initial < 0) throw std::invalid_argument("stackless: semaphore with a negative initial count");
-  if (max < initial) throw std::invalid_argument("stackless: bounded_semaphore with initial > bound");
+  if (initial < 0)
+    throw std::invalid_argument("stackless: semaphore with a negative initial count");
+  if (max < initial)
+    throw std::invalid_argument("stackless: bounded_semaphore with initial > bound");
 }
 
 bool counting_semaphore::try_acquire() noexcept {
@@ -40,7 +43,8 @@ bool counting_semaphore::acquire_impl(std::int64_t own, const std::stop_token* s
       lk_.unlock();
       return true;
     }
-    switch (detail::settle(detail::block(lk_, q_, {.what = "semaphore", .deadline = deadline, .st = st}), own)) {
+    switch (detail::settle(
+        detail::block(lk_, q_, {.what = "semaphore", .deadline = deadline, .st = st}), own)) {
       case detail::settled::done:
         return true;  // release() handed us a permit
       case detail::settled::timed_out:
@@ -90,7 +94,8 @@ void event::clear() noexcept {
 
 bool event::wait_impl(std::int64_t own, const std::stop_token* st) {
   if (is_set()) return true;
-  return g_.wait("event", [](const void* p) { return static_cast<const event*>(p)->is_set(); }, this, own, st);
+  return g_.wait(
+      "event", [](const void* p) { return static_cast<const event*>(p)->is_set(); }, this, own, st);
 }
 
 // ---- latch ----------------------------------------------------------------------------------
@@ -113,7 +118,9 @@ void latch::count_down(std::ptrdiff_t n) {
 
 bool latch::wait_impl(std::int64_t own, const std::stop_token* st) {
   if (try_wait()) return true;
-  return g_.wait("latch", [](const void* p) { return static_cast<const latch*>(p)->try_wait(); }, this, own, st);
+  return g_.wait(
+      "latch", [](const void* p) { return static_cast<const latch*>(p)->try_wait(); }, this, own,
+      st);
 }
 
 // ---- wait_group -----------------------------------------------------------------------------
@@ -132,8 +139,9 @@ void wait_group::add(std::ptrdiff_t delta) {
 
 bool wait_group::wait_impl(std::int64_t own, const std::stop_token* st) {
   if (count() == 0) return true;
-  return g_.wait("wait_group", [](const void* p) { return static_cast<const wait_group*>(p)->count() == 0; },
-                 this, own, st);
+  return g_.wait(
+      "wait_group", [](const void* p) { return static_cast<const wait_group*>(p)->count() == 0; },
+      this, own, st);
 }
 
 // ---- barrier --------------------------------------------------------------------------------
@@ -182,12 +190,13 @@ bool barrier::wait_impl(arrival_token t, std::int64_t own, const std::stop_token
     const barrier* b;
     std::uint64_t phase;
   } c{this, t.phase};
-  return g_.wait("barrier",
-                 [](const void* p) {
-                   auto* x = static_cast<const ctx*>(p);
-                   return x->b->phase_.load(std::memory_order_acquire) != x->phase;
-                 },
-                 &c, own, st);
+  return g_.wait(
+      "barrier",
+      [](const void* p) {
+        auto* x = static_cast<const ctx*>(p);
+        return x->b->phase_.load(std::memory_order_acquire) != x->phase;
+      },
+      &c, own, st);
 }
 
 }  // namespace stackless

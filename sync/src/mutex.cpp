@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/mutex.cpp — the slow paths of stackless::mutex (sync/mutex.hpp).
 //
 // state_ bits: LOCKED 1, WAITERS 2, HANDOFF 4, WOKEN 8.
@@ -28,16 +29,17 @@ namespace stackless {
 
 namespace {
 constexpr std::uint32_t LOCKED = 1, WAITERS = 2, HANDOFF = 4, WOKEN = 8;
-constexpr std::uintptr_t HANDED = 1;                // waiter::data: the lock is yours
-constexpr int spin_rounds = 100;                    // about 1-4 µs of pause instructions
-constexpr std::int64_t starve_ns = 1'000'000;       // throughput policy: Go's 1 ms
+constexpr std::uintptr_t HANDED = 1;           // waiter::data: the lock is yours
+constexpr int spin_rounds = 100;               // about 1-4 µs of pause instructions
+constexpr std::int64_t starve_ns = 1'000'000;  // throughput policy: Go's 1 ms
 }  // namespace
 
 bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
   if (owner_.load(std::memory_order_relaxed) == detail::self_token() &&
       (state_.load(std::memory_order_relaxed) & LOCKED))
-    throw usage_error("stackless::mutex: lock() by the tasklet that holds it would deadlock "
-                      "(use recursive_mutex)");
+    throw usage_error(
+        "stackless::mutex: lock() by the tasklet that holds it would deadlock "
+        "(use recursive_mutex)");
   const std::int64_t deadline = detail::scoped_deadline(own);
   // may_take(s): a caller that is not (or no longer) queued may take the lock in state s.
   auto may_take = [this](std::uint32_t s) {
@@ -52,8 +54,9 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
     if (detail::spinning_may_help()) {
       for (int i = 0; i < spin_rounds; ++i) {
         std::uint32_t s = state_.load(std::memory_order_relaxed);
-        if (may_take(s) && state_.compare_exchange_weak(s, (s | LOCKED) & ~(woken ? WOKEN : 0),
-                                                        std::memory_order_acquire, std::memory_order_relaxed))
+        if (may_take(s) &&
+            state_.compare_exchange_weak(s, (s | LOCKED) & ~(woken ? WOKEN : 0),
+                                         std::memory_order_acquire, std::memory_order_relaxed))
           return true;  // acquire: pairs with the release in unlock() / unlock_slow()
         if ((fair_ && (s & WAITERS)) || (s & HANDOFF)) break;  // queued waiters first: join them
         detail::cpu_relax();
@@ -65,8 +68,8 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
     while (!queue) {
       if (may_take(s)) {
         // acquire: pairs with the release in unlock() / unlock_slow().
-        if (state_.compare_exchange_weak(s, (s | LOCKED) & ~(woken ? WOKEN : 0), std::memory_order_acquire,
-                                         std::memory_order_relaxed)) {
+        if (state_.compare_exchange_weak(s, (s | LOCKED) & ~(woken ? WOKEN : 0),
+                                         std::memory_order_acquire, std::memory_order_relaxed)) {
           lk_.unlock();
           return true;
         }
@@ -77,13 +80,15 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
       if (!fair_ && waiting_since && detail::now_ns() - waiting_since >= starve_ns) want |= HANDOFF;
       // relaxed: we hold lk_, and unlock_slow() reads WAITERS under lk_; the fast unlock's CAS
       // (LOCKED → 0) fails once WAITERS is set, whatever the order.
-      if (want == s || state_.compare_exchange_weak(s, want, std::memory_order_relaxed)) queue = true;
+      if (want == s || state_.compare_exchange_weak(s, want, std::memory_order_relaxed))
+        queue = true;
     }
     if (!waiting_since) waiting_since = detail::now_ns();
     std::uintptr_t got = 0;
     // A woken waiter (throughput policy) that lost the race queues at the front again.
     detail::wake_reason r = detail::block(
-        lk_, q_, {.what = "mutex", .deadline = deadline, .st = st, .front = woken, .data_out = &got});
+        lk_, q_,
+        {.what = "mutex", .deadline = deadline, .st = st, .front = woken, .data_out = &got});
     switch (detail::settle(r, own)) {
       case detail::settled::done:
         if (fair_ || got == HANDED) return true;  // handed over
@@ -136,9 +141,10 @@ void mutex::unlock_slow() noexcept {
 }
 
 void mutex::unlock_not_owner() const {
-  throw usage_error(owner_.load(std::memory_order_relaxed)
-                        ? "stackless::mutex: unlock() by a tasklet (or thread) that does not hold it"
-                        : "stackless::mutex: unlock() of a mutex that is not locked");
+  throw usage_error(
+      owner_.load(std::memory_order_relaxed)
+          ? "stackless::mutex: unlock() by a tasklet (or thread) that does not hold it"
+          : "stackless::mutex: unlock() of a mutex that is not locked");
 }
 
 }  // namespace stackless

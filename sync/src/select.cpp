@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/select.cpp — select() over channels: chan_select(), in named steps (poll, register,
 // park, clean up). The channel engine it drives — glossary, cell state diagram, the `sel` word's
 // diagram, invariants 1–6 — is described at the top of chan_engine.hpp.
@@ -187,11 +188,14 @@ bool select_call::register_case(std::size_t i) {
   rec->deferred = false;
   op_ctx x{sc.ch, rec};
   x.self = o_;
-  step r = sc.kind == select_case::kind_t::recv ? recv_op(x, sc.buf, exc_) : send_op(x, sc.buf, sc.is_exc);
+  step r = sc.kind == select_case::kind_t::recv ? recv_op(x, sc.buf, exc_)
+                                                : send_op(x, sc.buf, sc.is_exc);
   if (r == step::wait) return false;
   if (r == step::closed) {
-    if (sc.kind == select_case::kind_t::send) send_closed_ = true;
-    else sc.closed = true;
+    if (sc.kind == select_case::kind_t::send)
+      send_closed_ = true;
+    else
+      sc.closed = true;
   }
   winner_ = i;
   won_ctx_ = x;
@@ -280,7 +284,8 @@ std::size_t select_call::clean_up() {
     check_sel_transition(u, SEL_CANCELLED);
     // acq_rel: against try_resume()'s CAS WAITING → DONE: exactly one of them wins; on failure
     // u is the partner's DONE | case (acquire, as above).
-    if (o_->sel.compare_exchange_strong(u, SEL_CANCELLED, std::memory_order_acq_rel)) u = SEL_CANCELLED;
+    if (o_->sel.compare_exchange_strong(u, SEL_CANCELLED, std::memory_order_acq_rel))
+      u = SEL_CANCELLED;
   }
   STACKLESS_ASSERT_STATE(u == SEL_CANCELLED || (u & ~(SEL_DONE - 1)) == SEL_DONE,
                          "channel: a select's wait ends decided or cancelled", u);
@@ -304,7 +309,8 @@ std::size_t select_call::clean_up() {
 std::size_t chan_select(select_case* cs, std::size_t n) {
   const select_cases p = read_cases(cs, n);
   select_call call(cs, n, current_tcb());
-  if (call.in_tasklet() && p.def_i == none) preempt_point();  // a select that may wait is a safe point
+  if (call.in_tasklet() && p.def_i == none)
+    preempt_point();  // a select that may wait is a safe point
   std::int64_t backoff = 50'000;
   const std::int64_t wait_deadline = scoped_deadline(p.deadline);  // a timeout_scope may end first
 

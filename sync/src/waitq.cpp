@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sync/src/waitq.cpp — block(), the one wait of every lock, condition variable, semaphore,
 // event, latch, barrier and future (detail/waitq.hpp).
 //
@@ -13,9 +14,10 @@
 //  - The stop_callback is destroyed before block() returns; its destructor waits for a callback
 //    that is running, so the callback never touches a record or door of a later wait (and a late
 //    one on a door loses the generation check anyway).
+#include "stackless/sync/detail/waitq.hpp"
+
 #include "stackless/runtime/internal/park.hpp"
 #include "stackless/runtime/timeout.hpp"
-#include "stackless/sync/detail/waitq.hpp"
 
 namespace stackless::detail {
 
@@ -24,7 +26,10 @@ wake_reason block(spinlock& lk, wait_list& q, const block_options& o) {
   waiter* w = wh.record();
   w->data = o.data;
   w->notify = nullptr;
-  if (o.front) q.push_front(w); else q.push_back(w);
+  if (o.front)
+    q.push_front(w);
+  else
+    q.push_back(w);
   lk.unlock();
   if (o.after_publish) {
     try {
@@ -94,7 +99,6 @@ settled settle(wake_reason r, std::int64_t own) {
   }
   return settled::retry;
 }
-
 
 void relock_uninterruptibly(void (*lock)(void*), void* arg) {
   irq_mask mask;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tests/runtime/fixture.hpp — what every runtime test shares.
 //
 // - runtime_test: a TEST_P fixture over workers ∈ {1, 2, 4} (STACKLESS_INSTANTIATE_WORKERS). It
@@ -40,8 +41,8 @@
 #include <utility>
 #include <vector>
 
-#include "stackless/runtime/internal/park.hpp"
 #include "stackless/runtime.hpp"
+#include "stackless/runtime/internal/park.hpp"
 
 #if defined(STACKLESS_TSAN)
 // ThreadSanitizer suppressions for every runtime test binary (each binary is one translation

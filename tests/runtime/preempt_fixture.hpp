@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // preempt_fixture.hpp — what the preemption tests share (test_preempt.cpp and
 // test_preempt_scopes.cpp): whether this build can hard-preempt, the hogs' computations and
 // their register checksums, the thread-pointer probe, /proc thread names, one-worker options.
@@ -56,13 +57,14 @@ inline const char* no_hard_preemption() {
   const char* mode = std::getenv("STACKLESS_TEST_MODE");
   if (tsan || (mode && std::string(mode) == "tsan"))
     return "hard preemption is disabled under ThreadSanitizer (it defers asynchronous signals)";
-  if (!built_for_hard_preemption()) return "no hard preemption in this build (ThreadSanitizer, or no OSXSAVE)";
+  if (!built_for_hard_preemption())
+    return "no hard preemption in this build (ThreadSanitizer, or no OSXSAVE)";
   return nullptr;
 #endif
 }
 
-#define SKIP_WITHOUT_HARD_PREEMPTION()                              \
-  do {                                                              \
+#define SKIP_WITHOUT_HARD_PREEMPTION()                                       \
+  do {                                                                       \
     if (const char* why_not = no_hard_preemption()) GTEST_SKIP() << why_not; \
   } while (0)
 
@@ -95,7 +97,8 @@ constexpr std::uint64_t rotl13(std::uint64_t x) { return (x << 13) | (x >> 51); 
 /// compute_scalar() is pure computation — a dependent chain of doubles (xmm registers), and
 /// integer hashes (general registers) — no call, no memory but the stack. Every 1024 iterations it
 /// reads the thread pointer and counts changes into *moves.
-inline __attribute__((noinline)) checksum compute_scalar(long iters, std::uint64_t seed, long* moves) {
+inline __attribute__((noinline)) checksum compute_scalar(long iters, std::uint64_t seed,
+                                                         long* moves) {
   double x = 1.0 + static_cast<double>(seed), y = 0.5, z = 0.25, w = 2.0;
   std::uint64_t h = 1469598103934665603ull ^ seed, g = seed * 0x9e3779b97f4a7c15ull + 1;
   std::uintptr_t tp = thread_pointer();
@@ -131,13 +134,14 @@ inline __attribute__((noinline)) checksum compute_scalar(long iters, std::uint64
 /// compute_avx() is compute_scalar() on four 256-bit registers (their upper halves are what an
 /// fxsave-only save would lose), plus the integer hashes.
 inline __attribute__((target("avx"), noinline)) checksum compute_avx(long iters, std::uint64_t seed,
-                                                            long* moves) {
+                                                                     long* moves) {
   __m256d a = _mm256_set_pd(1.0 + static_cast<double>(seed), 1.25, 1.5, 1.75);
   __m256d b = _mm256_set1_pd(0.5);
   __m256d c = _mm256_set_pd(0.1, 0.2, 0.3, 0.4 + static_cast<double>(seed));
   __m256d d = _mm256_set1_pd(2.0);
   const __m256d k1 = _mm256_set1_pd(1.0000001), k2 = _mm256_set1_pd(0.999999);
-  const __m256d half = _mm256_set1_pd(0.5), lim = _mm256_set1_pd(1e6), shrink = _mm256_set1_pd(1e-6);
+  const __m256d half = _mm256_set1_pd(0.5), lim = _mm256_set1_pd(1e6),
+                shrink = _mm256_set1_pd(1e-6);
   std::uint64_t h = 1469598103934665603ull ^ seed, g = seed * 0x9e3779b97f4a7c15ull + 1;
   std::uintptr_t tp = thread_pointer();
   long changes = 0;
@@ -177,15 +181,16 @@ inline __attribute__((target("avx"), noinline)) checksum compute_avx(long iters,
 /// to its fake stack, which aligns them to 32 bytes, while GCC 12 keeps the 64-byte alignment it
 /// chose for `lanes` and stores to it with vmovapd — a general-protection fault (SEGV) on the
 /// plain thread before any tasklet ran. The function touches only its own locals and `*moves`.
-inline __attribute__((target("avx512f"), noinline, no_sanitize("address"))) checksum compute_avx512(long iters, std::uint64_t seed,
-                                                                   long* moves) {
+inline __attribute__((target("avx512f"), noinline, no_sanitize("address"))) checksum compute_avx512(
+    long iters, std::uint64_t seed, long* moves) {
   const double sd = static_cast<double>(seed);
   __m512d a0 = _mm512_set_pd(1.0 + sd, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7);
   __m512d a1 = _mm512_set_pd(2.0, 2.1 + sd, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7);
   __m512d b0 = _mm512_set1_pd(0.5), b1 = _mm512_set1_pd(0.25);
   __m512d c0 = _mm512_set_pd(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8 + sd), c1 = _mm512_set1_pd(3.0);
   const __m512d k1 = _mm512_set1_pd(1.0000001), k2 = _mm512_set1_pd(0.999999);
-  const __m512d half = _mm512_set1_pd(0.5), lim = _mm512_set1_pd(1e6), shrink = _mm512_set1_pd(1e-6);
+  const __m512d half = _mm512_set1_pd(0.5), lim = _mm512_set1_pd(1e6),
+                shrink = _mm512_set1_pd(1e-6);
   std::uint64_t h = 1469598103934665603ull ^ seed, g = seed * 0x9e3779b97f4a7c15ull + 1;
   std::uintptr_t tp = thread_pointer();
   long changes = 0;
@@ -282,7 +287,8 @@ inline int threads_named(const std::string& name) {
 class hang_guard {
  public:
   hang_guard()
-      : w_("hang guard of " + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()),
+      : w_("hang guard of " +
+               std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()),
            200s, [] { return std::uint64_t{0}; }) {}
 
  private:

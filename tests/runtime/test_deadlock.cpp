@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_deadlock.cpp — deadlock detection: when the tasklet a join()/block_on() caller waits for
 // can never be woken (every tasklet parked, nothing runnable, no timer), the caller gets
 // deadlock_error listing every blocked tasklet (id, name, what it waits on). No false alarm while

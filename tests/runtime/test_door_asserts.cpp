@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tests/runtime/test_door_asserts.cpp — the park door's transition check (park.cpp,
 // STACKLESS_ASSERT): legal transitions pass, each kind of illegal one aborts with a report that
 // names the invariant. Death tests; skipped where asserts are compiled out (release).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_join.cpp — join()/join_for(): values, exceptions, several joiners, joins from tasklets and
 // plain threads, joining yourself, killed tasklets, and where the exceptions of detached tasklets
 // go (options::on_error).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_kill.cpp — kill() and raise_exception(): tasklet_exit at the suspension point of a
 // runnable, parked, paused or never-started tasklet; destructors run; kill() returns once the
 // tasklet ended (pending: at once); dead targets; killing yourself; swallowing tasklet_exit;

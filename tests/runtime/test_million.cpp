@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_million.cpp — 1,000,000 live tasklets on a stock kernel (vm.max_map_count = 65,530):
 // guarded stacks while they fit in the mapping budget, then unguarded slab stacks. RSS is
 // reported (RecordProperty + stdout), not asserted. Everything is killed / ends, and nothing

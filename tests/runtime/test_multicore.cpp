@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_multicore.cpp — N workers with work-stealing (issue 3): exactly-once execution of a million
 // spawned tasklets, nested fork/join, wakeups across workers never lost (ping-pong under a
 // watchdog that dumps and aborts instead of hanging CI), tiny local queues to force the overflow

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_pause.cpp — pause()/resume() (Stackless remove()/insert()): a paused tasklet is alive but
 // does not run until resumed; pausing a blocked, running or dead tasklet is a usage_error;
 // resuming a dead one is a usage_error, a runnable or blocked one is left alone.

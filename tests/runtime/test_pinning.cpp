@@ -1,16 +1,16 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pinned tasklets (inside this_tasklet::atomic): they park, get woken by other workers and by
 // plain threads, yield among runnable work that other workers steal — and always resume on the
 // worker thread they were pinned to.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <stackless/runtime.hpp>
 #include <thread>
 #include <vector>
 
-#include <stackless/runtime.hpp>
-
-#include "stackless/runtime/internal/park.hpp"
 #include "scheduler_impl.hpp"
+#include "stackless/runtime/internal/park.hpp"
 
 namespace {
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_plain_threads.cpp — plain OS threads as clients: spawn, join, block_on and drain from
 // several threads at once; plain threads waking tasklets through the door (and being woken back)
 // without a lost wakeup.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_preempt.cpp — preemption over workers {1, 2, 4} (options::quantum, runtime/src/preempt.cpp):
 // - soft: CPU hogs on every worker that call this_tasklet::checkpoint() do not starve a 1 ms
 //   periodic tasklet; stats() counts soft preemptions and sends no signal;
@@ -134,8 +135,8 @@ class hard_hogs {
     for (unsigned i = 0; i < n_; ++i) {
       const result& r = results_[i];
       EXPECT_GE(r.scopes, 1) << "hog " << i;
-      EXPECT_EQ(r.mismatches, 0) << "hog " << i << " (" << kind_name(kind_of(i)) << "): "
-                                 << r.mismatches << " of " << r.scopes
+      EXPECT_EQ(r.mismatches, 0) << "hog " << i << " (" << kind_name(kind_of(i))
+                                 << "): " << r.mismatches << " of " << r.scopes
                                  << " computations differ from the plain thread's";
       EXPECT_EQ(r.moves, 0) << "hog " << i
                             << " changed thread inside a preemptible scope (it must stay pinned)";
@@ -186,7 +187,8 @@ TEST_P(PreemptTest, HardPreemptedHogsStayOnTheirThreadUntilTheySwitch) {
   hard_hogs hogs(s, workers(), [] { this_tasklet::sleep_for(200us); });
   ASSERT_TRUE(wait_until([&] { return hogs.all_started(); })) << describe(s.stats());
   const long target = 4 * static_cast<long>(2 * workers() + 1);  // scopes: a few per hog
-  EXPECT_TRUE(wait_until([&] { return hogs.scopes() >= target && s.stats().hard_preemptions >= 20; }, 60s))
+  EXPECT_TRUE(
+      wait_until([&] { return hogs.scopes() >= target && s.stats().hard_preemptions >= 20; }, 60s))
       << "scopes=" << hogs.scopes() << " hard_preemptions=" << s.stats().hard_preemptions;
   const long hops = hogs.finish();
   // Not asserted (migration is up to the thieves), but recorded: hogs do move between scopes

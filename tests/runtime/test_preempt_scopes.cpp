@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_preempt_scopes.cpp — preemption's scopes and edges (runtime/src/preempt.cpp):
 // - refusals: inside an atomic scope (either nesting with preemptible) a hog is neither hard- nor
 //   soft-preempted — nothing else runs on its one worker meanwhile — and the request that waited
@@ -46,7 +47,8 @@ class AtomicRefusal : public ::testing::Test {
     stop_ = true;
     other_.join();
     expect_clean(*s_);
-    for (const auto& r : errors_.take()) ADD_FAILURE() << "unexpected on_error report: " << report_text(r);
+    for (const auto& r : errors_.take())
+      ADD_FAILURE() << "unexpected on_error report: " << report_text(r);
   }
   /// honoured_after() waits, calling checkpoint(), until the other tasklet runs again: the request
   /// that the atomic scope made wait is honoured at the first safe point after it.
@@ -206,7 +208,8 @@ class RunForPreempt : public ::testing::TestWithParam<std::chrono::microseconds>
   }
   void TearDown() override {
     expect_clean(*s_);
-    for (const auto& r : errors_.take()) ADD_FAILURE() << "unexpected on_error report: " << report_text(r);
+    for (const auto& r : errors_.take())
+      ADD_FAILURE() << "unexpected on_error report: " << report_text(r);
   }
   sl::scheduler& s() { return *s_; }
 
@@ -362,7 +365,8 @@ TEST(PreemptMonitor, OnlyWithAQuantumAndOnlyUntilShutdown) {
     sl::scheduler s(o);
     s.block_on([] {});
     // The worker threads name themselves: once they have, /proc is known to show names.
-    ASSERT_TRUE(wait_until([] { return threads_named("pmonq0-0") == 1 && threads_named("pmonq0-1") == 1; }));
+    ASSERT_TRUE(wait_until(
+        [] { return threads_named("pmonq0-0") == 1 && threads_named("pmonq0-1") == 1; }));
     EXPECT_EQ(threads_named("pmonq0-mon"), 0) << "quantum 0 means no monitor thread";
     EXPECT_FALSE(s.stats().monitor_running);
     s.block_on([] { this_tasklet::checkpoint(); });  // checkpoint() needs no monitor
@@ -429,7 +433,8 @@ std::pair<std::string, sl::scheduler_stats> stall_run(std::chrono::milliseconds 
     this_tasklet::atomic a;
     in_scope = true;
     const auto guard = std::chrono::steady_clock::now() + 60s;
-    while (!other_waits.load() && std::chrono::steady_clock::now() < guard) this_tasklet::checkpoint();
+    while (!other_waits.load() && std::chrono::steady_clock::now() < guard)
+      this_tasklet::checkpoint();
     // 200 ms from the moment the other tasklet is known to wait (≫ the 50 ms warning).
     const auto end = std::chrono::steady_clock::now() + 200ms;
     while (std::chrono::steady_clock::now() < end) this_tasklet::checkpoint();

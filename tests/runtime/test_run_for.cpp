@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_run_for.cpp — pump mode on one worker: run() (Stackless run()) makes the calling thread the
 // worker until nothing is runnable; run_for(slice) (Stackless run(timeout)) also returns the
 // tasklet that ran longer than `slice` without switching, paused, for the host to resume() or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The runtime's executable invariants: the tasklet state machine (runtime/src/tstate.hpp:
 // tstate_transition_ok / check_tstate_transition / set_tstate, and tstate_broken) and the
 // work-stealing deque's indices (runtime/src/deque.hpp: deque_indices_ok / check_deque_indices).
@@ -17,17 +18,16 @@ namespace {
 
 using namespace stackless::detail;
 
-
 // The edges of the diagram at the top of tstate.hpp.
 const std::set<std::pair<std::uint32_t, std::uint32_t>> legal_edges = {
-    {S_NEW, S_RUNNABLE},                                          // submit
-    {S_RUNNABLE, S_RUNNING},        {S_RUNNABLE, S_PAUSED_QUEUED},  // pop, pause
-    {S_RUNNABLE, S_RUNNABLE},       {S_RUNNABLE, S_PAUSED},         // resume's store, a pause
-    {S_RUNNING, S_RUNNABLE},        {S_RUNNING, S_PARKED},          // yield, park
-    {S_RUNNING, S_DEAD},            {S_RUNNING, S_PAUSED},          // end, take_pause / overrun
-    {S_PARKED, S_RUNNABLE},         {S_PARKED, S_PAUSED},           // wake, take_pause at the wake
-    {S_PAUSED_QUEUED, S_PAUSED},    {S_PAUSED_QUEUED, S_RUNNABLE},  // pop (dropped), resume
-    {S_PAUSED, S_RUNNABLE},                                       // resume
+    {S_NEW, S_RUNNABLE},                                         // submit
+    {S_RUNNABLE, S_RUNNING},     {S_RUNNABLE, S_PAUSED_QUEUED},  // pop, pause
+    {S_RUNNABLE, S_RUNNABLE},    {S_RUNNABLE, S_PAUSED},         // resume's store, a pause
+    {S_RUNNING, S_RUNNABLE},     {S_RUNNING, S_PARKED},          // yield, park
+    {S_RUNNING, S_DEAD},         {S_RUNNING, S_PAUSED},          // end, take_pause / overrun
+    {S_PARKED, S_RUNNABLE},      {S_PARKED, S_PAUSED},           // wake, take_pause at the wake
+    {S_PAUSED_QUEUED, S_PAUSED}, {S_PAUSED_QUEUED, S_RUNNABLE},  // pop (dropped), resume
+    {S_PAUSED, S_RUNNABLE},                                      // resume
 };
 
 TEST(TstateTransitions, TheDiagramsEdgesAreLegal) {
@@ -49,15 +49,15 @@ TEST(TstateTransitions, EverythingElseIsIllegal) {
 }
 
 TEST(DequeIndices, TheOwnersRangeIsLegal) {
-  EXPECT_TRUE(deque_indices_ok(0, 0, 4));      // empty
-  EXPECT_TRUE(deque_indices_ok(7, 3, 4));      // full
+  EXPECT_TRUE(deque_indices_ok(0, 0, 4));       // empty
+  EXPECT_TRUE(deque_indices_ok(7, 3, 4));       // full
   EXPECT_TRUE(deque_indices_ok(1000, 998, 4));  // wrapped many times
   // take() checks the bottom before its decrement: decremented to 4 with top 5 (a thief took
   // the last element) is bottom >= top - 1, legal; decremented to 3 is not.
   EXPECT_TRUE(deque_indices_ok(4 + 1, 5, 4));
   EXPECT_FALSE(deque_indices_ok(3 + 1, 5, 4));
-  EXPECT_FALSE(deque_indices_ok(3, 4, 4));     // top past bottom
-  EXPECT_FALSE(deque_indices_ok(8, 3, 4));     // more elements than slots
+  EXPECT_FALSE(deque_indices_ok(3, 4, 4));  // top past bottom
+  EXPECT_FALSE(deque_indices_ok(8, 3, 4));  // more elements than slots
 }
 
 TEST(DequeIndices, ADequeUsedWithinItsRulesNeverTrips) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_schedulers.cpp — schedulers as values: created and destroyed 1,000 times, several at once,
 // tasklets of one joining / waking / killing tasklets of another, shutdown() semantics (idempotent,
 // kills live tasklets, refuses new work), workers = 0.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Past the guard-page budget stacks come from unguarded slabs; an overflow there is caught by the
 // canary check at the tasklet's next switch: a message naming the tasklet, then abort.
 // Not under ThreadSanitizer: exhausting the guard budget takes ~16k live tasklets, and a TSan
@@ -6,9 +7,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <vector>
-
 #include <stackless/runtime.hpp>
+#include <vector>
 
 #include "stackless/runtime/internal/park.hpp"
 

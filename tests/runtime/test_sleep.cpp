@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_sleep.cpp — this_tasklet::sleep_for / sleep_until: a sleeping tasklet parks (its worker
 // runs others), wakes no earlier than asked, can be killed early, blocks a plain thread, and a
 // pending sleep is not a deadlock. (A file of its own: timers may land after the rest.)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_stack_overflow.cpp — a tasklet that overflows its guarded stack hits the guard page; the
 // runtime's handler (on an alternate signal stack) prints "stack overflow" with the tasklet's id,
 // name and stack size, and aborts — instead of a bare SIGSEGV. Death tests.

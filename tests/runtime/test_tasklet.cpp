@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_tasklet.cpp — the tasklet itself: handles, ids, names, the state machine as seen through
 // alive/blocked/scheduled/paused, this_tasklet, the workers = 1 scheduling order, and the logic
 // errors of calling tasklet-only functions from a plain thread.

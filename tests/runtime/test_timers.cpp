@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_timers.cpp — the per-worker timers: the 4-ary heap alone (timer_heap.hpp), then the
 // scheduler's use of it (scheduler.cpp, "timers"):
 //  - heap4: pushes and pops, interleaved at random, come out in deadline order at every size from

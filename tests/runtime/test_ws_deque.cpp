@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The work-stealing deque on its own: single-threaded behaviour (LIFO take, FIFO steal,
 // wrap-around, full), and a stress test with one owner and several thieves that checks every
 // element is taken exactly once.

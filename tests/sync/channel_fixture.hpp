@@ -1,6 +1,7 @@
-// tests/sync/channel_fixture.hpp — what the channel and sync tests share on top of the runtime tests'
-// fixture (tests/runtime/fixture.hpp: runtime_test over workers ∈ {1, 2, 4}, the clean-teardown
-// check, scaled(), wait_until / yield_until and the hang guards).
+// SPDX-License-Identifier: Apache-2.0
+// tests/sync/channel_fixture.hpp — what the channel and sync tests share on top of the runtime
+// tests' fixture (tests/runtime/fixture.hpp: runtime_test over workers ∈ {1, 2, 4}, the
+// clean-teardown check, scaled(), wait_until / yield_until and the hang guards).
 //
 // - counted: a value type that counts its copies and moves (channels must never copy).
 // - poke: an exception to raise into a parked tasklet.
@@ -15,10 +16,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <thread>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_cancel.cpp — std::stop_token cancellation of blocking calls (operation_cancelled,
 // runtime/include/stackless/runtime/timeout.hpp): sleep_for / sleep_until(…, st),
 // mutex::lock(st), counting_semaphore::acquire(st), event::wait(st), latch::wait(st),

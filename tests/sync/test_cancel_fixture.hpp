@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tests/sync/test_cancel_fixture.hpp — what the stop_token cancellation tests (test_cancel.cpp)
 // and their races against notifies (test_cancel_race.cpp) share, on top of channel_fixture.hpp:
 // outcome_of(f) runs f and tells how it ended — kReturned, kCancelled (operation_cancelled), or

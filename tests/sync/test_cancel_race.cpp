@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_cancel_race.cpp — std::stop_token cancellation of blocking calls (operation_cancelled,
 // runtime/include/stackless/runtime/timeout.hpp) racing the notify that would have ended the
 // wait anyway:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The channel's executable invariants (sync/src/chan_engine.hpp): the cell state machine
 // (cell_transition_ok / check_cell_transition, leave_claim, cell_state_broken) and the select
 // `sel` word's (sel_transition_ok / check_sel_transition). The tables are checked in every
@@ -22,12 +23,12 @@ constexpr std::uint32_t done(std::uint32_t i) { return SEL_DONE | i; }
 
 TEST(ChanCellTransitions, TheDiagramsEdgesAreLegal) {
   const state_t legal[][2] = {
-      {C_EMPTY, C_BUFFERED},        {C_EMPTY, C_IN_BUFFER},          {C_EMPTY, C_INT_SEND},
-      {C_EMPTY, C_INT_RCV},         {C_EMPTY, C_POISONED},           {C_EMPTY, C_CLOSED},
-      {C_IN_BUFFER, C_BUFFERED},    {C_IN_BUFFER, C_INT_RCV},        {C_IN_BUFFER, C_POISONED},
-      {C_IN_BUFFER, C_CLOSED},      {C_BUFFERED, C_DONE},            {C_RESUMING_S, C_INT_RCV},
-      {C_RESUMING_R, C_DONE},       {C_RESUMING_R, C_INT_SEND},      {C_RESUMING_EB, C_BUFFERED},
-      {C_RESUMING_EB, C_INT_SEND},  {C_CLOSING, C_CLOSED},           {C_CLOSING, C_INT_RCV},
+      {C_EMPTY, C_BUFFERED},       {C_EMPTY, C_IN_BUFFER},     {C_EMPTY, C_INT_SEND},
+      {C_EMPTY, C_INT_RCV},        {C_EMPTY, C_POISONED},      {C_EMPTY, C_CLOSED},
+      {C_IN_BUFFER, C_BUFFERED},   {C_IN_BUFFER, C_INT_RCV},   {C_IN_BUFFER, C_POISONED},
+      {C_IN_BUFFER, C_CLOSED},     {C_BUFFERED, C_DONE},       {C_RESUMING_S, C_INT_RCV},
+      {C_RESUMING_R, C_DONE},      {C_RESUMING_R, C_INT_SEND}, {C_RESUMING_EB, C_BUFFERED},
+      {C_RESUMING_EB, C_INT_SEND}, {C_CLOSING, C_CLOSED},      {C_CLOSING, C_INT_RCV},
   };
   for (const auto& t : legal) EXPECT_TRUE(cell_transition_ok(t[0], t[1])) << t[0] << " -> " << t[1];
   EXPECT_TRUE(cell_transition_ok(C_EMPTY, sender_rec()));
@@ -44,14 +45,14 @@ TEST(ChanCellTransitions, TheDiagramsEdgesAreLegal) {
 TEST(ChanCellTransitions, FinalStatesAndWrongSidesAreIllegal) {
   for (state_t final_state : {C_DONE, C_POISONED, C_INT_SEND, C_INT_RCV, C_CLOSED})
     for (state_t to = 0; to < C_MARKERS; ++to) EXPECT_FALSE(cell_transition_ok(final_state, to));
-  EXPECT_FALSE(cell_transition_ok(C_IN_BUFFER, sender_rec()));     // only a receiver waits there
+  EXPECT_FALSE(cell_transition_ok(C_IN_BUFFER, sender_rec()));  // only a receiver waits there
   EXPECT_FALSE(cell_transition_ok(C_IN_BUFFER, C_INT_SEND));
-  EXPECT_FALSE(cell_transition_ok(C_BUFFERED, C_INT_SEND));        // a buffered element is taken
-  EXPECT_FALSE(cell_transition_ok(C_RESUMING_S, C_DONE));          // a won RESUMING_S stays
-  EXPECT_FALSE(cell_transition_ok(sender_rec(), C_RESUMING_S));    // a sender claims a sender
-  EXPECT_FALSE(cell_transition_ok(receiver_rec(), C_RESUMING_R));  // a receiver claims a receiver
-  EXPECT_FALSE(cell_transition_ok(receiver_rec(), C_RESUMING_EB)); // expand_buffer: senders only
-  EXPECT_FALSE(cell_transition_ok(C_EMPTY, receiver_rec() | 1));   // a misaligned record
+  EXPECT_FALSE(cell_transition_ok(C_BUFFERED, C_INT_SEND));         // a buffered element is taken
+  EXPECT_FALSE(cell_transition_ok(C_RESUMING_S, C_DONE));           // a won RESUMING_S stays
+  EXPECT_FALSE(cell_transition_ok(sender_rec(), C_RESUMING_S));     // a sender claims a sender
+  EXPECT_FALSE(cell_transition_ok(receiver_rec(), C_RESUMING_R));   // a receiver claims a receiver
+  EXPECT_FALSE(cell_transition_ok(receiver_rec(), C_RESUMING_EB));  // expand_buffer: senders only
+  EXPECT_FALSE(cell_transition_ok(C_EMPTY, receiver_rec() | 1));    // a misaligned record
 }
 
 TEST(ChanSelTransitions, TheDiagramsEdgesAreLegal) {
@@ -91,7 +92,8 @@ TEST(ChanAssertsDeathTest, AnIllegalCellTransitionAborts) {
   testing::GTEST_FLAG(death_test_style) = "threadsafe";
   check_cell_transition(C_EMPTY, C_BUFFERED);  // legal: returns
   check_cell_transition(receiver_rec(), C_RESUMING_S);
-  EXPECT_DEATH(check_cell_transition(C_DONE, C_EMPTY), "invariant broken: channel: illegal cell transition");
+  EXPECT_DEATH(check_cell_transition(C_DONE, C_EMPTY),
+               "invariant broken: channel: illegal cell transition");
   EXPECT_DEATH(check_cell_transition(C_BUFFERED, C_INT_SEND), "invariant broken");
   EXPECT_DEATH(check_cell_transition(receiver_rec(), C_RESUMING_R), "invariant broken");
   EXPECT_DEATH(check_cell_transition(C_IN_BUFFER, sender_rec()), "invariant broken");
@@ -109,7 +111,8 @@ TEST(ChanAssertsDeathTest, AClaimLeftByAnotherThanItsClaimerAborts) {
                "invariant broken: channel: a claimed cell changed under its claimer");
   // The claimer leaves for a state its claim cannot end in.
   c.state.store(C_CLOSING);
-  EXPECT_DEATH(leave_claim(c, C_CLOSING, C_DONE), "invariant broken: channel: illegal cell transition");
+  EXPECT_DEATH(leave_claim(c, C_CLOSING, C_DONE),
+               "invariant broken: channel: illegal cell transition");
 }
 
 TEST(ChanAssertsDeathTest, AnIllegalSelTransitionAborts) {

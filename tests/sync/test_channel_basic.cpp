@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_channel_basic.cpp — channel<T> basics: rendezvous send/receive between tasklets, buffered
 // FIFO order (capacities 1, 3, 64), unbounded() never parks a sender, move-only values through
 // every path, zero copies, balance() with parked senders and receivers, capacity(), handles that
@@ -216,8 +217,8 @@ TEST_P(ChannelBasic, MoveOnlyThroughBufferedAndTryOperations) {
 }
 
 TEST_P(ChannelBasic, MoveOnlyThroughSelect) {
-  channel<std::unique_ptr<int>> rv;     // rendezvous
-  channel<std::unique_ptr<int>> buf(1); // buffered
+  channel<std::unique_ptr<int>> rv;      // rendezvous
+  channel<std::unique_ptr<int>> buf(1);  // buffered
   const int n = 100;
   auto rx = sched().spawn([rv, buf, n]() mutable {
     int bad = 0, got = 0;
@@ -242,7 +243,10 @@ TEST_P(ChannelBasic, MoveOnlyThroughSelect) {
                                    on_send(buf, std::make_unique<int>(n + i), [&] { ++sent; }));
       if (sent != 1 || k > 1) return false;
       // The other one goes by a plain send, so that every value of both ranges is sent once.
-      if (k == 0) buf.send(std::make_unique<int>(n + i)); else rv.send(std::make_unique<int>(i));
+      if (k == 0)
+        buf.send(std::make_unique<int>(n + i));
+      else
+        rv.send(std::make_unique<int>(i));
     }
     return true;
   });
@@ -308,7 +312,8 @@ TEST_P(ChannelBasic, ValuesAreNeverCopied) {
     select(on_receive(ch, [&](std::optional<counted> x) { got = x ? x->v : -1; }));
     EXPECT_EQ(got, 10);
   }
-  EXPECT_EQ(counted::copies.load(), 0) << "a channel copied a value (moves: " << counted::moves.load() << ")";
+  EXPECT_EQ(counted::copies.load(), 0)
+      << "a channel copied a value (moves: " << counted::moves.load() << ")";
 }
 
 TEST_P(ChannelBasic, BalanceCountsParkedSendersAndReceivers) {
@@ -334,7 +339,8 @@ TEST_P(ChannelBasic, BalanceCountsParkedSendersAndReceivers) {
   EXPECT_EQ(ch.balance(), 0);
 
   std::vector<tasklet<int>> receivers;
-  for (int i = 0; i < k; ++i) receivers.push_back(sched().spawn([ch]() mutable { return ch.receive(); }));
+  for (int i = 0; i < k; ++i)
+    receivers.push_back(sched().spawn([ch]() mutable { return ch.receive(); }));
   ASSERT_TRUE(wait_parked(ch, receivers, -k)) << "balance " << ch.balance();
   EXPECT_EQ(ch.balance(), -k);
   for (int i = 0; i < k; ++i) {
@@ -357,7 +363,8 @@ TEST_P(ChannelBasic, BalanceCountsSendersParkedOnAFullBuffer) {
   EXPECT_EQ(ch.balance(), 0) << "buffered values are not parked senders";
   const int k = 3;
   std::vector<tasklet<void>> senders;
-  for (int i = 0; i < k; ++i) senders.push_back(sched().spawn([ch, i]() mutable { ch.send(2 + i); }));
+  for (int i = 0; i < k; ++i)
+    senders.push_back(sched().spawn([ch, i]() mutable { ch.send(2 + i); }));
   ASSERT_TRUE(wait_parked(ch, senders, k)) << "balance " << ch.balance();
   std::vector<int> got;
   for (int i = 0; i < k + 2; ++i) got.push_back(ch.receive());

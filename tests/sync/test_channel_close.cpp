@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_channel_close.cpp — close(): buffered values and the values of parked senders are still
 // received (Stackless), then channel_closed; closing() / closed(); parked receivers wake with
 // channel_closed; range-for ends; send / try_send / send_for after close throw; receive_for and
@@ -87,12 +88,12 @@ TEST_P(ChannelClose, ParkedSendersValuesAreStillReceivedAndTheyReturnNormally) {
   EXPECT_FALSE(ch.closed()) << "parked senders' values are left to receive";
   EXPECT_EQ(returned.load(), 0) << "close() must not release parked senders unreceived";
   std::vector<int> got;
-  got.push_back(ch.receive());                                          // plain thread
+  got.push_back(ch.receive());                                               // plain thread
   got.push_back(sched().block_on([ch]() mutable { return ch.receive(); }));  // tasklet
-  auto t = ch.try_receive();                                            // try_
+  auto t = ch.try_receive();                                                 // try_
   ASSERT_TRUE(t.has_value());
   got.push_back(*t);
-  auto f = ch.receive_for(10s);                                         // timed
+  auto f = ch.receive_for(10s);  // timed
   ASSERT_TRUE(f.has_value());
   got.push_back(*f);
   for (auto& s : senders) EXPECT_TRUE(s.join()) << "a parked sender got channel_closed";
@@ -130,9 +131,15 @@ TEST_P(ChannelClose, ParkedReceiversWakeWithChannelClosed) {
     receivers.push_back(sched().spawn([ch, i]() mutable {
       try {
         switch (i % 3) {
-          case 0: (void)ch.receive(); break;
-          case 1: (void)ch.receive_for(std::chrono::hours(1)); break;
-          default: for (int v : ch) (void)v; return 2;  // range-for ends
+          case 0:
+            (void)ch.receive();
+            break;
+          case 1:
+            (void)ch.receive_for(std::chrono::hours(1));
+            break;
+          default:
+            for (int v : ch) (void)v;
+            return 2;  // range-for ends
         }
       } catch (const channel_closed&) {
         return 1;
@@ -142,7 +149,8 @@ TEST_P(ChannelClose, ParkedReceiversWakeWithChannelClosed) {
   }
   ASSERT_TRUE(wait_parked(ch, receivers, -k));
   ch.close();
-  for (int i = 0; i < k; ++i) EXPECT_EQ(receivers[i].join(), i % 3 == 2 ? 2 : 1) << "receiver " << i;
+  for (int i = 0; i < k; ++i)
+    EXPECT_EQ(receivers[i].join(), i % 3 == 2 ? 2 : 1) << "receiver " << i;
   EXPECT_TRUE(ch.closed());
   EXPECT_TRUE(wait_balance(ch, 0));
 }
@@ -324,7 +332,8 @@ TEST_P(ChannelClose, SendExceptionIsThrownFromReceiveAndTheNextValueArrives) {
   EXPECT_EQ(buf.receive(), 2);
   // A sender parked in send_exception is served like a parked send.
   channel<int> rv;
-  auto parked = sched().spawn([rv]() mutable { rv.send_exception(std::make_exception_ptr(poke{9})); });
+  auto parked =
+      sched().spawn([rv]() mutable { rv.send_exception(std::make_exception_ptr(poke{9})); });
   ASSERT_TRUE(wait_parked(rv, std::vector<tasklet<void>>{parked}, 1));
   EXPECT_THROW(rv.receive(), poke);
   parked.join();

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_channel_go.cpp — scenarios of Go's own channel tests (src/runtime/chan_test.go), rewritten
 // here in C++ from their idea for tasklets and channel<T>; where Go panics (send on a closed
 // channel) or hands out a zero value (receive from a closed channel), the scenario uses our
@@ -187,7 +188,8 @@ TEST_P(ChannelGo, RingOfTaskletsPassesAToken) {
   std::vector<channel<int>> links(static_cast<std::size_t>(n));
   std::vector<tasklet<void>> ring;
   for (int i = 1; i < n; ++i) {
-    channel<int> in = links[static_cast<std::size_t>(i - 1)], out = links[static_cast<std::size_t>(i)];
+    channel<int> in = links[static_cast<std::size_t>(i - 1)],
+                 out = links[static_cast<std::size_t>(i)];
     ring.push_back(sched().spawn([in, out, laps]() mutable {
       for (int l = 0; l < laps; ++l) out.send(in.receive() + 1);
     }));
@@ -316,7 +318,8 @@ TEST_P(ChannelGo, TestNonblockRecvRace) {
     c.send(1);
     auto t = sched().spawn([c]() mutable {
       int got = 0;  // 1: the value, 2: closed and drained, 3: default
-      select(on_receive(c, [&](std::optional<int> v) { got = v ? 1 : 2; }), default_case([&] { got = 3; }));
+      select(on_receive(c, [&](std::optional<int> v) { got = v ? 1 : 2; }),
+             default_case([&] { got = 3; }));
       return got;
     });
     c.close();
@@ -345,7 +348,8 @@ TEST_P(ChannelGo, TestNonblockSelectRace) {
     c1.send(1);
     auto t = sched().spawn([c1, c2]() mutable {
       bool dflt = false;
-      select(on_receive(c1, [](int) {}), on_receive(c2, [](int) {}), default_case([&] { dflt = true; }));
+      select(on_receive(c1, [](int) {}), on_receive(c2, [](int) {}),
+             default_case([&] { dflt = true; }));
       return dflt;
     });
     c2.send(1);
@@ -381,7 +385,8 @@ TEST_P(ChannelGo, TestSelectDuplicateChannel) {
   channel<int> c, d;
   std::atomic<int> ran{0};
   auto t = sched().spawn([c, d, &ran]() mutable {
-    return select(on_receive(c, [&](int) { ran.fetch_add(1); }), on_receive(c, [&](int) { ran.fetch_add(1); }),
+    return select(on_receive(c, [&](int) { ran.fetch_add(1); }),
+                  on_receive(c, [&](int) { ran.fetch_add(1); }),
                   on_receive(d, [&](int) { ran.fetch_add(100); }));
   });
   ASSERT_TRUE(wait_blocked(std::vector<tasklet<std::size_t>>{t}));
@@ -442,7 +447,8 @@ TEST_P(ChannelGo, TestSelectStress) {
              on_send(c[2], 0, [&] { ++n[2]; }), on_send(c[3], 0, [&] { ++n[3]; }));
     }
     for (int k = 0; k < 4; ++k)
-      for (; n[static_cast<std::size_t>(k)] < N; ++n[static_cast<std::size_t>(k)]) c[static_cast<std::size_t>(k)].send(0);
+      for (; n[static_cast<std::size_t>(k)] < N; ++n[static_cast<std::size_t>(k)])
+        c[static_cast<std::size_t>(k)].send(0);
   }));
   ts.push_back(sched().spawn([c, N]() mutable {
     std::array<int, 4> n{0, 0, 0, 0};
@@ -451,7 +457,8 @@ TEST_P(ChannelGo, TestSelectStress) {
              on_receive(c[2], [&](int) { ++n[2]; }), on_receive(c[3], [&](int) { ++n[3]; }));
     }
     for (int k = 0; k < 4; ++k)
-      for (; n[static_cast<std::size_t>(k)] < N; ++n[static_cast<std::size_t>(k)]) (void)c[static_cast<std::size_t>(k)].receive();
+      for (; n[static_cast<std::size_t>(k)] < N; ++n[static_cast<std::size_t>(k)])
+        (void)c[static_cast<std::size_t>(k)].receive();
   }));
   for (auto& t : ts) t.join();
   for (auto& ch : c) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_channel_kill.cpp — kill() and raise_exception() of tasklets parked in channel operations:
 // a killed sender's value is never delivered (and is destroyed), a killed receiver takes nothing,
 // the channel keeps working; raise_exception() delivers its exception; a kill racing the partner
@@ -84,7 +85,8 @@ TEST_P(ChannelKill, KilledReceiverTakesNothing) {
         EXPECT_FALSE(ch.try_send(v)) << "try_send() found the killed receiver";
         // A value sent now waits for a live receiver.
         auto tx = sched().spawn([ch]() mutable { ch.send(6); });
-        ASSERT_TRUE(wait_parked(ch, std::vector<tasklet<void>>{tx}, 1)) << "the send went to the killed receiver";
+        ASSERT_TRUE(wait_parked(ch, std::vector<tasklet<void>>{tx}, 1))
+            << "the send went to the killed receiver";
         EXPECT_EQ(ch.receive(), 6);
         tx.join();
       } else {
@@ -177,7 +179,7 @@ TEST_P(ChannelKill, KillRacingAReceiverExactlyOneWins) {
     std::atomic<bool> send_returned{false};
     auto tx = sched().spawn([ch, r, &send_returned]() mutable {
       ch.send(r);
-      send_returned = true;  // no suspension point between the return and this store
+      send_returned = true;   // no suspension point between the return and this store
       this_tasklet::yield();  // a kill that lost the race ends it here
     });
     ASSERT_TRUE(wait_parked(ch, std::vector<tasklet<void>>{tx}, 1));
@@ -200,7 +202,8 @@ TEST_P(ChannelKill, KillRacingAReceiverExactlyOneWins) {
     tx.join();
     EXPECT_FALSE(tx.alive());
     EXPECT_EQ(got.has_value(), send_returned.load())
-        << "round " << r << ": received=" << got.has_value() << " but send returned=" << send_returned.load();
+        << "round " << r << ": received=" << got.has_value()
+        << " but send returned=" << send_returned.load();
     if (got) {
       EXPECT_EQ(*got, r);
       ++delivered;
@@ -298,9 +301,8 @@ TEST_P(ChannelKill, ChannelReferencedOnlyByParkedTaskletsIsKeptAlive) {
     bufp->send(std::move(v));
   }));
   held.reset();
-  ASSERT_TRUE(wait_until([&] {
-    return rx_chan->balance() == -1 && tx_chan->balance() == 1 && all_blocked(ts);
-  }));
+  ASSERT_TRUE(wait_until(
+      [&] { return rx_chan->balance() == -1 && tx_chan->balance() == 1 && all_blocked(ts); }));
   rx_chan.drop();  // the last handles go: only the parked operations use the channels now
   tx_chan.drop();
   buf_chan.drop();

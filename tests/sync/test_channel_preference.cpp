@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_channel_preference.cpp — channel preference (Stackless's channel.preference): who resumes
 // first when an operation finds its partner already parked. workers = 1 only, where the order is
 // deterministic.
@@ -109,7 +110,8 @@ TEST_P(ChannelPreference, DefaultIsReceiver) {
 // Default (receiver): receive() from a parked sender does not switch: the receiver logs first.
 TEST_P(ChannelPreference, ReceiverPreferenceReceiveFromParkedSenderDoesNotSwitch) {
   expect_outcome(receive_from_parked_sender(sched(), std::nullopt), {kReceiver, kSender}, 7);
-  expect_outcome(receive_from_parked_sender(sched(), preference::receiver), {kReceiver, kSender}, 7);
+  expect_outcome(receive_from_parked_sender(sched(), preference::receiver), {kReceiver, kSender},
+                 7);
 }
 
 // Default (receiver): send() to a parked receiver switches to it at once: the receiver logs
@@ -155,7 +157,8 @@ TEST_P(ChannelPreference, ReceiverPreferenceInterleavesStrictly) {
     receiver.join();
     return log;
   });
-  EXPECT_EQ(log, (std::vector<std::string>{"r0", "s0", "r1", "s1", "r2", "s2", "r3", "s3", "r4", "s4"}));
+  EXPECT_EQ(log,
+            (std::vector<std::string>{"r0", "s0", "r1", "s1", "r2", "s2", "r3", "s3", "r4", "s4"}));
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_channel_select.cpp — select(): the index of the ready case and only its function; on_send;
 // after() when nothing is ready (and nothing is left registered afterwards); default_case polls;
 // exactly one case happens (many selects against several producers: every value once); fairness
@@ -29,7 +30,8 @@ TEST_P(ChannelSelect, ReceiveReturnsTheIndexOfTheReadyChannel) {
   channel<int> a(1), b(1);
   int fa = 0, fb = 0, va = 0, vb = 0;
   auto sel = [&] {
-    return select(on_receive(a, [&](int v) { ++fa, va = v; }), on_receive(b, [&](int v) { ++fb, vb = v; }));
+    return select(on_receive(a, [&](int v) { ++fa, va = v; }),
+                  on_receive(b, [&](int v) { ++fb, vb = v; }));
   };
   b.send(2);
   EXPECT_EQ(sel(), 1u);
@@ -47,7 +49,8 @@ TEST_P(ChannelSelect, ReceiveReturnsTheIndexOfTheReadyChannel) {
   ASSERT_TRUE(wait_parked(r, std::vector<tasklet<void>>{tx}, 1));
   const auto got = sched().block_on([&] {
     int v = 0;
-    const std::size_t i = select(on_receive(a, [&](int) { v = -1; }), on_receive(r, [&](int x) { v = x; }));
+    const std::size_t i =
+        select(on_receive(a, [&](int) { v = -1; }), on_receive(r, [&](int x) { v = x; }));
     return std::make_pair(i, v);
   });
   EXPECT_EQ(got.first, 1u);
@@ -59,7 +62,8 @@ TEST_P(ChannelSelect, ParksUntilACaseIsReady) {
   channel<int> a, b;
   auto sel = sched().spawn([a, b]() mutable {
     int v = 0;
-    const std::size_t i = select(on_receive(a, [&](int x) { v = 100 + x; }), on_receive(b, [&](int x) { v = 200 + x; }));
+    const std::size_t i = select(on_receive(a, [&](int x) { v = 100 + x; }),
+                                 on_receive(b, [&](int x) { v = 200 + x; }));
     return static_cast<int>(i) * 1000 + v;
   });
   ASSERT_TRUE(wait_blocked(std::vector<tasklet<int>>{sel}));
@@ -85,7 +89,8 @@ TEST_P(ChannelSelect, OnSend) {
   channel<int> full(1), room(1);
   full.send(0);
   const std::size_t i = sched().block_on([&] {
-    return select(on_send(full, 1, [&] { called += 10; }), on_send(room, 2, [&] { called += 100; }));
+    return select(on_send(full, 1, [&] { called += 10; }),
+                  on_send(room, 2, [&] { called += 100; }));
   });
   EXPECT_EQ(i, 1u);
   EXPECT_EQ(called, 101);
@@ -99,7 +104,9 @@ TEST_P(ChannelSelect, OnSend) {
   channel<int> ready(1);
   ready.send(4);
   int got = 0;
-  EXPECT_EQ(select(on_send(nobody, std::move(marker), [&] { got = -1; }), on_receive(ready, [&](int v) { got = v; })), 1u);
+  EXPECT_EQ(select(on_send(nobody, std::move(marker), [&] { got = -1; }),
+                   on_receive(ready, [&](int v) { got = v; })),
+            1u);
   EXPECT_EQ(got, 4);
   EXPECT_TRUE(watch.expired()) << "the unsent value of a send case was not destroyed";
   EXPECT_FALSE(nobody.try_receive().has_value());
@@ -119,8 +126,9 @@ TEST_P(ChannelSelect, AfterFiresWhenNothingIsReady) {
   channel<int> a, b(1);
   const auto r = sched().block_on([&] {
     int which = -1;
-    const std::size_t i = select(on_receive(a, [&](int) { which = 0; }), on_receive(b, [&](int) { which = 1; }),
-                                 after(10ms, [&] { which = 2; }));
+    const std::size_t i =
+        select(on_receive(a, [&](int) { which = 0; }), on_receive(b, [&](int) { which = 1; }),
+               after(10ms, [&] { which = 2; }));
     return std::make_pair(i, which);
   });
   EXPECT_EQ(r.first, 2u);
@@ -137,7 +145,9 @@ TEST_P(ChannelSelect, AfterFiresWhenNothingIsReady) {
   EXPECT_EQ(b.receive(), 3);
   // after() does not fire when a case is ready.
   b.send(4);
-  EXPECT_EQ(select(on_receive(b, [&](int v) { which = v; }), after(std::chrono::hours(1), [&] { which = -1; })), 0u);
+  EXPECT_EQ(select(on_receive(b, [&](int v) { which = v; }),
+                   after(std::chrono::hours(1), [&] { which = -1; })),
+            0u);
   EXPECT_EQ(which, 4);
   // A send case that cannot happen, with after().
   channel<int> full(1);
@@ -153,8 +163,9 @@ TEST_P(ChannelSelect, DefaultCasePolls) {
   // In a lone tasklet: if the select parked, nobody could wake it.
   const auto r = sched().block_on([&] {
     int which = -1;
-    const std::size_t i = select(on_receive(a, [&](int) { which = 0; }), on_receive(b, [&](int) { which = 1; }),
-                                 default_case([&] { which = 2; }));
+    const std::size_t i =
+        select(on_receive(a, [&](int) { which = 0; }), on_receive(b, [&](int) { which = 1; }),
+               default_case([&] { which = 2; }));
     return std::make_pair(i, which);
   });
   EXPECT_EQ(r.first, 2u);
@@ -162,8 +173,9 @@ TEST_P(ChannelSelect, DefaultCasePolls) {
   b.send(6);
   int which = -1, val = 0;
   for (int k = 0; k < 2; ++k) {
-    const std::size_t i = select(default_case([&] { which = 2; }), on_receive(a, [&](int) { which = 0; }),
-                                 on_receive(b, [&](int v) { which = 1, val = v; }));
+    const std::size_t i =
+        select(default_case([&] { which = 2; }), on_receive(a, [&](int) { which = 0; }),
+               on_receive(b, [&](int v) { which = 1, val = v; }));
     if (k == 0) {
       EXPECT_EQ(i, 2u) << "the ready case must win over default";
       EXPECT_EQ(which, 1);
@@ -213,7 +225,8 @@ TEST_P(ChannelSelect, ExactlyOneCaseHappens) {
         int mine = 0, selects = 0;
         bool a_closed = false, b_closed = false;
         auto take = [&](int v, int want_parity) {
-          if ((v / per) % 2 != want_parity) ADD_FAILURE() << "value " << v << " came from the wrong channel";
+          if ((v / per) % 2 != want_parity)
+            ADD_FAILURE() << "value " << v << " came from the wrong channel";
           seen[static_cast<std::size_t>(v)].fetch_add(1);
           ++mine;
         };
@@ -222,11 +235,17 @@ TEST_P(ChannelSelect, ExactlyOneCaseHappens) {
           select(on_receive(a,
                             [&](std::optional<int> v) {
                               calls.fetch_add(1);
-                              if (v) take(*v, 0); else a_closed = true;
+                              if (v)
+                                take(*v, 0);
+                              else
+                                a_closed = true;
                             }),
                  on_receive(b, [&](std::optional<int> v) {
                    calls.fetch_add(1);
-                   if (v) take(*v, 1); else b_closed = true;
+                   if (v)
+                     take(*v, 1);
+                   else
+                     b_closed = true;
                  }));
         }
         // One is closed and drained: drain the other.
@@ -280,7 +299,8 @@ TEST_P(ChannelSelect, FairnessAmongReadyCases) {
   std::array<channel<int>*, 3> chans{&x, &y, &z};
   const int m = static_cast<int>(scaled(6000, 900));
   for (int i = 0; i < m; ++i) {
-    const std::size_t k = select(on_receive(x, [](int) {}), on_receive(y, [](int) {}), on_receive(z, [](int) {}));
+    const std::size_t k =
+        select(on_receive(x, [](int) {}), on_receive(y, [](int) {}), on_receive(z, [](int) {}));
     ++c3[k];
     chans[k]->send(0);
   }
@@ -363,7 +383,8 @@ TEST_P(ChannelSelect, ReceiveCasesOnAClosedChannel) {
   channel<int> c, d;
   auto opt = sched().spawn([c, d]() mutable {
     int r = 0;
-    select(on_receive(c, [&](std::optional<int> v) { r = v ? *v : -1; }), on_receive(d, [&](std::optional<int> v) { r = v ? *v : -2; }));
+    select(on_receive(c, [&](std::optional<int> v) { r = v ? *v : -1; }),
+           on_receive(d, [&](std::optional<int> v) { r = v ? *v : -2; }));
     return r;
   });
   ASSERT_TRUE(wait_blocked(std::vector<tasklet<int>>{opt}));
@@ -403,7 +424,8 @@ TEST(ChannelSelectPlainThread, SelectFromAPlainThreadWithoutAnyScheduler) {
   std::int64_t sum = 0;
   int n = 0;
   while (n < 100) {
-    select(on_receive(a, [&](int v) { sum += v, ++n; }), on_receive(b, [&](int) { ADD_FAILURE(); }));
+    select(on_receive(a, [&](int v) { sum += v, ++n; }),
+           on_receive(b, [&](int) { ADD_FAILURE(); }));
   }
   t.join();
   EXPECT_EQ(sum, 4950);
@@ -446,7 +468,8 @@ TEST_P(ChannelSelect, KillOfATaskletParkedInSelectNoCaseHappens) {
   std::atomic<bool> unwound{false};
   auto victim = sched().spawn([&, out, in, m = std::move(marker)]() mutable {
     raii_flag guard(unwound);
-    select(on_send(out, std::move(m), [&] { ran.fetch_add(1); }), on_receive(in, [&](int) { ran.fetch_add(10); }),
+    select(on_send(out, std::move(m), [&] { ran.fetch_add(1); }),
+           on_receive(in, [&](int) { ran.fetch_add(10); }),
            after(std::chrono::hours(1), [&] { ran.fetch_add(100); }));
     ran.fetch_add(1000);
   });
@@ -455,7 +478,8 @@ TEST_P(ChannelSelect, KillOfATaskletParkedInSelectNoCaseHappens) {
   EXPECT_FALSE(victim.alive());
   EXPECT_TRUE(unwound.load());
   EXPECT_EQ(ran.load(), 0) << "a case happened in a killed select";
-  EXPECT_TRUE(wait_until([&] { return watch.expired(); })) << "the on_send value was kept somewhere";
+  EXPECT_TRUE(wait_until([&] { return watch.expired(); }))
+      << "the on_send value was kept somewhere";
   EXPECT_FALSE(out.try_receive().has_value()) << "the killed select's on_send value was delivered";
   int v = 3;
   EXPECT_FALSE(in.try_send(v)) << "the killed select still receives";
@@ -485,7 +509,8 @@ TEST_P(ChannelSelect, KillRacingASelectPartnerExactlyOneWins) {
     channel<int> a, b;
     std::atomic<int> ran{0};
     auto victim = sched().spawn([&, a, b, r]() mutable {
-      select(on_send(a, r, [&] { ran.fetch_add(1); }), on_receive(b, [&](int) { ran.fetch_add(1); }));
+      select(on_send(a, r, [&] { ran.fetch_add(1); }),
+             on_receive(b, [&](int) { ran.fetch_add(1); }));
       this_tasklet::yield();
     });
     ASSERT_TRUE(wait_blocked(std::vector<tasklet<void>>{victim}));

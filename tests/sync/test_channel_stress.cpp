@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_channel_stress.cpp — two kinds of evidence that the channel engine is right under
 // concurrency:
 //
@@ -123,7 +124,8 @@ void stress_produce(stress_state& x, channel<item>& ch, int p) {
           ok = ch.send_for(w, std::chrono::nanoseconds(0));
           break;
         default:
-          select(on_send(ch, w, [&] { ok = true; }), after(std::chrono::microseconds(rng() % 40), [] {}));
+          select(on_send(ch, w, [&] { ok = true; }),
+                 after(std::chrono::microseconds(rng() % 40), [] {}));
           break;
       }
     } catch (const channel_closed&) {
@@ -175,7 +177,8 @@ void stress_consume(stress_state& x, channel<item>& ch, int c) {
           }
           break;
         default:
-          select(on_receive(ch, [&](item v) { take(v); }), after(std::chrono::microseconds(rng() % 40), [] {}));
+          select(on_receive(ch, [&](item v) { take(v); }),
+                 after(std::chrono::microseconds(rng() % 40), [] {}));
           break;
       }
     }
@@ -185,12 +188,13 @@ void stress_consume(stress_state& x, channel<item>& ch, int c) {
 
 /// stress_disrupt() kills one producer and one consumer, and closes the channel, each at a random
 /// moment while traffic flows.
-void stress_disrupt(sl::scheduler& s, stress_state& x, channel<item>& ch, std::vector<tasklet<void>>& ps,
-                    std::vector<tasklet<void>>& cs) {
+void stress_disrupt(sl::scheduler& s, stress_state& x, channel<item>& ch,
+                    std::vector<tasklet<void>>& ps, std::vector<tasklet<void>>& cs) {
   std::mt19937_64 rng(x.cfg.seed);
   auto progress = [&](double f) {
     return wait_until([&] {
-      return x.attempts.load() >= static_cast<long>(static_cast<double>(x.total) * f) || finished(ps);
+      return x.attempts.load() >= static_cast<long>(static_cast<double>(x.total) * f) ||
+             finished(ps);
     });
   };
   // Kill one producer and one consumer (never consumer 0: someone must drain) at random moments.
@@ -223,13 +227,15 @@ void stress_check(const stress_state& x, const channel<item>& ch) {
     if (st == 1 && r == 0) ++lost;
     if (st != 1 && r != 0) ++ghost;
     if (((st == 1) != (r == 1)) && first.tellp() < 400)
-      first << " (p" << i / x.per << " #" << i % x.per << ": status " << st << ", received " << r << ")";
+      first << " (p" << i / x.per << " #" << i % x.per << ": status " << st << ", received " << r
+            << ")";
   }
   EXPECT_EQ(dup, 0) << "values received more than once:" << first.str();
   EXPECT_EQ(lost, 0) << "values sent successfully but never received:" << first.str();
   EXPECT_EQ(ghost, 0) << "values whose send failed (or never ran) were received:" << first.str();
   EXPECT_EQ(x.received.load(), sent);
-  const std::string tag = x.cfg.unbounded ? std::string("unbounded") : "cap" + std::to_string(x.cfg.cap);
+  const std::string tag =
+      x.cfg.unbounded ? std::string("unbounded") : "cap" + std::to_string(x.cfg.cap);
   ::testing::Test::RecordProperty("attempts_" + tag, static_cast<int>(x.attempts.load()));
   ::testing::Test::RecordProperty("sent_" + tag, static_cast<int>(sent));
 }
@@ -257,8 +263,8 @@ TEST_P(ChannelStress, RandomizedExactlyOnceDelivery) {
     cfg.cap = cap == SIZE_MAX ? 0 : cap;
     cfg.unbounded = cap == SIZE_MAX;
     cfg.seed = 0x5eed0000u + 16u * GetParam() + static_cast<unsigned>(k++);
-    SCOPED_TRACE("capacity " + (cfg.unbounded ? std::string("unbounded") : std::to_string(cap)) + ", seed " +
-                 std::to_string(cfg.seed));
+    SCOPED_TRACE("capacity " + (cfg.unbounded ? std::string("unbounded") : std::to_string(cap)) +
+                 ", seed " + std::to_string(cfg.seed));
     run_stress(sched(), cfg);
   }
 }
@@ -279,11 +285,16 @@ struct hop {
 
 const char* kind_name(kind k) {
   switch (k) {
-    case kind::send: return "send";
-    case kind::try_send: return "try_send";
-    case kind::receive: return "receive";
-    case kind::try_receive: return "try_receive";
-    case kind::close: return "close";
+    case kind::send:
+      return "send";
+    case kind::try_send:
+      return "try_send";
+    case kind::receive:
+      return "receive";
+    case kind::try_receive:
+      return "try_receive";
+    case kind::close:
+      return "close";
   }
   return "?";
 }
@@ -292,17 +303,28 @@ std::string describe_history(const std::vector<hop>& h, std::size_t cap) {
   std::vector<hop> s = h;
   std::sort(s.begin(), s.end(), [](const hop& a, const hop& b) { return a.inv < b.inv; });
   std::ostringstream o;
-  o << "history on a channel of capacity " << cap << " (participant: op [invocation, response] -> result):\n";
+  o << "history on a channel of capacity " << cap
+    << " (participant: op [invocation, response] -> result):\n";
   for (const auto& x : s) {
     o << "  P" << x.who << ": " << kind_name(x.k);
     if (x.k == kind::send || x.k == kind::try_send) o << "(" << x.arg << ")";
     o << " [" << x.inv << ", " << x.res << "] -> ";
     switch (x.out) {
-      case outcome::none: o << "(no response)"; break;
-      case outcome::ok: o << (x.k == kind::try_send ? "true" : "ok"); break;
-      case outcome::fail: o << (x.k == kind::try_send ? "false" : "nullopt"); break;
-      case outcome::closed: o << "channel_closed"; break;
-      case outcome::value: o << x.val; break;
+      case outcome::none:
+        o << "(no response)";
+        break;
+      case outcome::ok:
+        o << (x.k == kind::try_send ? "true" : "ok");
+        break;
+      case outcome::fail:
+        o << (x.k == kind::try_send ? "false" : "nullopt");
+        break;
+      case outcome::closed:
+        o << "channel_closed";
+        break;
+      case outcome::value:
+        o << x.val;
+        break;
     }
     o << "\n";
   }
@@ -317,7 +339,8 @@ class lin_checker {
       events_.push_back({ops_[i].inv, static_cast<int>(i), true});
       events_.push_back({ops_[i].res, static_cast<int>(i), false});
     }
-    std::sort(events_.begin(), events_.end(), [](const event& a, const event& b) { return a.t < b.t; });
+    std::sort(events_.begin(), events_.end(),
+              [](const event& a, const event& b) { return a.t < b.t; });
     invoked_at_.assign(ops_.size(), 0);
     for (std::size_t p = 0; p < events_.size(); ++p)
       if (events_[p].inv) invoked_at_[static_cast<std::size_t>(events_[p].op)] = p;
@@ -515,7 +538,11 @@ std::vector<std::vector<hop>> random_script(std::mt19937_64& rng, int participan
       hop h;
       h.who = p;
       const unsigned r = static_cast<unsigned>(rng() % 20);
-      h.k = r < 5 ? kind::send : r < 9 ? kind::try_send : r < 14 ? kind::receive : r < 18 ? kind::try_receive : kind::close;
+      h.k = r < 5    ? kind::send
+            : r < 9  ? kind::try_send
+            : r < 14 ? kind::receive
+            : r < 18 ? kind::try_receive
+                     : kind::close;
       h.arg = 10 * (p + 1) + j;
       sc[static_cast<std::size_t>(p)].push_back(h);
     }
@@ -560,7 +587,8 @@ bool check_history(const std::vector<hop>& h, std::size_t cap, lin_stats& stats)
 
 // The checker itself: it accepts histories that are linearizable and rejects ones that are not.
 TEST(ChannelLinearizabilityChecker, AcceptsAndRejectsKnownHistories) {
-  auto op = [](int who, kind k, int arg, outcome out, int val, std::uint64_t inv, std::uint64_t res) {
+  auto op = [](int who, kind k, int arg, outcome out, int val, std::uint64_t inv,
+               std::uint64_t res) {
     hop h;
     h.who = who, h.k = k, h.arg = arg, h.out = out, h.val = val, h.inv = inv, h.res = res;
     return h;
@@ -571,44 +599,66 @@ TEST(ChannelLinearizabilityChecker, AcceptsAndRejectsKnownHistories) {
     return c.linearizable();
   };
   // Sequential FIFO on capacity 2: ok; out of order: not.
-  EXPECT_TRUE(lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(0, kind::send, 2, outcome::ok, 0, 3, 4),
-                   op(1, kind::receive, 0, outcome::value, 1, 5, 6), op(1, kind::receive, 0, outcome::value, 2, 7, 8)},
-                  2));
-  EXPECT_FALSE(lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(0, kind::send, 2, outcome::ok, 0, 3, 4),
-                    op(1, kind::receive, 0, outcome::value, 2, 5, 6), op(1, kind::receive, 0, outcome::value, 1, 7, 8)},
-                   2));
+  EXPECT_TRUE(
+      lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(0, kind::send, 2, outcome::ok, 0, 3, 4),
+           op(1, kind::receive, 0, outcome::value, 1, 5, 6),
+           op(1, kind::receive, 0, outcome::value, 2, 7, 8)},
+          2));
+  EXPECT_FALSE(
+      lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(0, kind::send, 2, outcome::ok, 0, 3, 4),
+           op(1, kind::receive, 0, outcome::value, 2, 5, 6),
+           op(1, kind::receive, 0, outcome::value, 1, 7, 8)},
+          2));
   // Rendezvous: a send completes only with its receive; overlapping: ok.
-  EXPECT_TRUE(lin({op(0, kind::send, 1, outcome::ok, 0, 1, 4), op(1, kind::receive, 0, outcome::value, 1, 2, 3)}, 0));
+  EXPECT_TRUE(lin({op(0, kind::send, 1, outcome::ok, 0, 1, 4),
+                   op(1, kind::receive, 0, outcome::value, 1, 2, 3)},
+                  0));
   // Rendezvous: a send that returned before the receive was invoked: not linearizable.
-  EXPECT_FALSE(lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(1, kind::receive, 0, outcome::value, 1, 3, 4)}, 0));
+  EXPECT_FALSE(lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2),
+                    op(1, kind::receive, 0, outcome::value, 1, 3, 4)},
+                   0));
   // A receive of a value nobody sent; a value received twice.
   EXPECT_FALSE(lin({op(1, kind::receive, 0, outcome::value, 7, 1, 2)}, 1));
-  EXPECT_FALSE(lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(1, kind::receive, 0, outcome::value, 1, 3, 4),
-                    op(2, kind::receive, 0, outcome::value, 1, 5, 6)},
-                   1));
+  EXPECT_FALSE(lin(
+      {op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(1, kind::receive, 0, outcome::value, 1, 3, 4),
+       op(2, kind::receive, 0, outcome::value, 1, 5, 6)},
+      1));
   // try_send on room succeeds; a failed try_send is accepted as a (spurious) no-op.
   EXPECT_TRUE(lin({op(0, kind::try_send, 1, outcome::fail, 0, 1, 2)}, 1));
-  EXPECT_TRUE(lin({op(0, kind::try_send, 1, outcome::ok, 0, 1, 2), op(0, kind::try_send, 2, outcome::fail, 0, 3, 4)}, 1));
+  EXPECT_TRUE(lin({op(0, kind::try_send, 1, outcome::ok, 0, 1, 2),
+                   op(0, kind::try_send, 2, outcome::fail, 0, 3, 4)},
+                  1));
   // try_send to a receiver that is certainly parked… cannot be forced (its registration may be
   // later), but a try_send that succeeded needs a receiver: overlapping receive ok, none: not.
-  EXPECT_TRUE(lin({op(1, kind::receive, 0, outcome::value, 5, 1, 4), op(0, kind::try_send, 5, outcome::ok, 0, 2, 3)}, 0));
+  EXPECT_TRUE(lin({op(1, kind::receive, 0, outcome::value, 5, 1, 4),
+                   op(0, kind::try_send, 5, outcome::ok, 0, 2, 3)},
+                  0));
   EXPECT_FALSE(lin({op(0, kind::try_send, 5, outcome::ok, 0, 1, 2)}, 0));
   // Close: buffered values still received, then channel_closed; a send after close fails.
-  EXPECT_TRUE(lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(0, kind::close, 0, outcome::ok, 0, 3, 4),
-                   op(1, kind::receive, 0, outcome::value, 1, 5, 6), op(1, kind::receive, 0, outcome::closed, 0, 7, 8),
-                   op(2, kind::send, 3, outcome::closed, 0, 9, 10)},
-                  1));
-  EXPECT_FALSE(lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(0, kind::close, 0, outcome::ok, 0, 3, 4),
-                    op(1, kind::receive, 0, outcome::closed, 0, 5, 6)},
-                   1));
+  EXPECT_TRUE(
+      lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(0, kind::close, 0, outcome::ok, 0, 3, 4),
+           op(1, kind::receive, 0, outcome::value, 1, 5, 6),
+           op(1, kind::receive, 0, outcome::closed, 0, 7, 8),
+           op(2, kind::send, 3, outcome::closed, 0, 9, 10)},
+          1));
+  EXPECT_FALSE(
+      lin({op(0, kind::send, 1, outcome::ok, 0, 1, 2), op(0, kind::close, 0, outcome::ok, 0, 3, 4),
+           op(1, kind::receive, 0, outcome::closed, 0, 5, 6)},
+          1));
   // A rendezvous sender parked across close() is still received from.
-  EXPECT_TRUE(lin({op(0, kind::send, 1, outcome::ok, 0, 1, 10), op(1, kind::close, 0, outcome::ok, 0, 2, 3),
-                   op(1, kind::receive, 0, outcome::value, 1, 4, 5), op(1, kind::receive, 0, outcome::closed, 0, 6, 7)},
-                  0));
+  EXPECT_TRUE(
+      lin({op(0, kind::send, 1, outcome::ok, 0, 1, 10), op(1, kind::close, 0, outcome::ok, 0, 2, 3),
+           op(1, kind::receive, 0, outcome::value, 1, 4, 5),
+           op(1, kind::receive, 0, outcome::closed, 0, 6, 7)},
+          0));
   // A receiver parked across close() gets channel_closed; one invoked after close with nothing
   // left must too.
-  EXPECT_TRUE(lin({op(0, kind::receive, 0, outcome::closed, 0, 1, 10), op(1, kind::close, 0, outcome::ok, 0, 2, 3)}, 0));
-  EXPECT_FALSE(lin({op(1, kind::close, 0, outcome::ok, 0, 1, 2), op(0, kind::send, 1, outcome::ok, 0, 3, 4)}, 1));
+  EXPECT_TRUE(lin({op(0, kind::receive, 0, outcome::closed, 0, 1, 10),
+                   op(1, kind::close, 0, outcome::ok, 0, 2, 3)},
+                  0));
+  EXPECT_FALSE(
+      lin({op(1, kind::close, 0, outcome::ok, 0, 1, 2), op(0, kind::send, 1, outcome::ok, 0, 3, 4)},
+          1));
   (void)st;
 }
 
@@ -634,11 +684,13 @@ TEST_P(ChannelStress, LinearizableHistoriesWithTasklets) {
       }
       go = true;
       // Wait until every participant has finished or is parked in an operation, then clean up.
-      (void)yield_until([&] {
-        for (auto& t : ts)
-          if (t.alive() && !t.blocked()) return false;
-        return true;
-      }, 10s);
+      (void)yield_until(
+          [&] {
+            for (auto& t : ts)
+              if (t.alive() && !t.blocked()) return false;
+            return true;
+          },
+          10s);
       std::vector<hop> extra;
       cleanup(ch, extra, participants);
       bool stuck = false;
@@ -652,7 +704,8 @@ TEST_P(ChannelStress, LinearizableHistoriesWithTasklets) {
       for (auto& ops : script) h.insert(h.end(), ops.begin(), ops.end());
       if (stuck) {
         ++stats.failures;
-        ADD_FAILURE() << "a participant never returned after close + drain: " << describe_history(h, cap);
+        ADD_FAILURE() << "a participant never returned after close + drain: "
+                      << describe_history(h, cap);
         continue;
       }
       check_history(h, cap, stats);
@@ -660,7 +713,8 @@ TEST_P(ChannelStress, LinearizableHistoriesWithTasklets) {
   });
   RecordProperty("histories", stats.histories);
   RecordProperty("max_explored", static_cast<int>(stats.max_explored));
-  EXPECT_EQ(stats.failures, 0) << stats.failures << " of " << stats.histories << " histories are not linearizable";
+  EXPECT_EQ(stats.failures, 0) << stats.failures << " of " << stats.histories
+                               << " histories are not linearizable";
 }
 
 // Participants: two tasklets and one plain thread; the coordinator is this plain thread.
@@ -691,13 +745,15 @@ TEST_P(ChannelStress, LinearizableHistoriesWithAPlainThread) {
     go = true;
     // Quiescent: all finished, or the ones left are parked (tasklets: blocked(); the thread: the
     // channel's balance counts it). Best effort: the history is valid whenever cleanup starts.
-    (void)wait_until([&] {
-      const int left = participants - done.load();
-      if (left == 0) return true;
-      for (auto& t : ts)
-        if (t.alive() && !t.blocked()) return false;
-      return std::abs(ch.balance()) >= left;
-    }, 2s);
+    (void)wait_until(
+        [&] {
+          const int left = participants - done.load();
+          if (left == 0) return true;
+          for (auto& t : ts)
+            if (t.alive() && !t.blocked()) return false;
+          return std::abs(ch.balance()) >= left;
+        },
+        2s);
     std::vector<hop> extra;
     cleanup(ch, extra, participants);
     bool stuck = false;
@@ -717,12 +773,14 @@ TEST_P(ChannelStress, LinearizableHistoriesWithAPlainThread) {
     for (auto& ops : script) h.insert(h.end(), ops.begin(), ops.end());
     if (stuck) {
       ++stats.failures;
-      ADD_FAILURE() << "a participant never returned after close + drain: " << describe_history(h, cap);
+      ADD_FAILURE() << "a participant never returned after close + drain: "
+                    << describe_history(h, cap);
       continue;
     }
     check_history(h, cap, stats);
   }
-  EXPECT_EQ(stats.failures, 0) << stats.failures << " of " << stats.histories << " histories are not linearizable";
+  EXPECT_EQ(stats.failures, 0) << stats.failures << " of " << stats.histories
+                               << " histories are not linearizable";
 }
 
 }  // namespace

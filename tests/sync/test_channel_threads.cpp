@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_channel_threads.cpp — plain OS threads (no tasklet) as channel clients: thread to thread
 // with no scheduler at all, thread to tasklet and back, select between threads, several plain
 // threads and tasklets mixed as producers and consumers (every value once, per-producer order),
@@ -161,12 +162,14 @@ TEST_P(ChannelThreads, PlainThreadSelectWithTasklets) {
   int pending = 0, received = 0, forwarded = 0;
   while (received < 2 * per || pending > 0) {
     if (pending > 0 && received < 2 * per) {
-      select(on_receive(a, [&](int) { ++received, ++pending; }), on_receive(b, [&](int) { ++received, ++pending; }),
+      select(on_receive(a, [&](int) { ++received, ++pending; }),
+             on_receive(b, [&](int) { ++received, ++pending; }),
              on_send(out, 1, [&] { --pending, ++forwarded; }));
     } else if (pending > 0) {
       select(on_send(out, 1, [&] { --pending, ++forwarded; }));
     } else {
-      select(on_receive(a, [&](int) { ++received, ++pending; }), on_receive(b, [&](int) { ++received, ++pending; }));
+      select(on_receive(a, [&](int) { ++received, ++pending; }),
+             on_receive(b, [&](int) { ++received, ++pending; }));
     }
   }
   out.close();
@@ -180,7 +183,8 @@ TEST_P(ChannelThreads, PlainThreadSelectWithTasklets) {
 // Several plain threads and tasklets, mixed as producers and consumers, on one channel: every
 // value is received exactly once, and each consumer sees each producer's values in order.
 TEST_P(ChannelThreads, MixedThreadsAndTaskletsProducersAndConsumers) {
-  const int thread_producers = 2, tasklet_producers = 3, thread_consumers = 2, tasklet_consumers = 2;
+  const int thread_producers = 2, tasklet_producers = 3, thread_consumers = 2,
+            tasklet_consumers = 2;
   const int producers = thread_producers + tasklet_producers;
   const int per = static_cast<int>(scaled(3'000, 300));
   for (std::size_t cap : {std::size_t{0}, std::size_t{4}}) {
@@ -305,10 +309,11 @@ TEST_P(ChannelThreads, PlainThreadsBlockingWhileSchedulersAreCreated) {
     if (!t.join_for(30s)) {
       // The tasklet never ran: the scheduler has no running worker. Its teardown would hang too,
       // so say why and stop here rather than wait for the hang guard.
-      std::fprintf(stderr,
-                   "FATAL: round %d: a tasklet of a fresh %u-worker scheduler never ran while plain "
-                   "threads were blocking in channel operations (no worker thread started)\n%s\n",
-                   r, workers(), describe(s.stats()).c_str());
+      std::fprintf(
+          stderr,
+          "FATAL: round %d: a tasklet of a fresh %u-worker scheduler never ran while plain "
+          "threads were blocking in channel operations (no worker thread started)\n%s\n",
+          r, workers(), describe(s.stats()).c_str());
       std::fflush(stderr);
       std::abort();
     }

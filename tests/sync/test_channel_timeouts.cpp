@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_channel_timeouts.cpp — try_send / try_receive never park, and succeed when a partner is
 // parked or the buffer has room / a value; send_for / receive_for (and the _until forms) time
 // out, and the channel then works normally: a timed-out send_for keeps its value, a timed-out
@@ -90,7 +91,8 @@ TEST_P(ChannelTimeouts, TryReceiveSucceedsWhenASenderIsParked) {
     if (cap) {
       EXPECT_EQ(ch.try_receive(), std::optional<int>(99));
     }
-    EXPECT_EQ(sched().block_on([ch]() mutable { return ch.try_receive(); }), std::optional<int>(30));
+    EXPECT_EQ(sched().block_on([ch]() mutable { return ch.try_receive(); }),
+              std::optional<int>(30));
     tx.join();
     EXPECT_TRUE(returned.load());
     EXPECT_FALSE(ch.try_receive().has_value());

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_condition_variable.cpp — stackless::condition_variable (sync/condition_variable.hpp) with
 // std::unique_lock<stackless::mutex>, from tasklets on every worker count and from plain threads:
 // a producer/consumer queue delivers every item exactly once; notify_one wakes exactly one waiter,
@@ -148,8 +149,8 @@ TEST_P(CondVar, NotifyOneWakesExactlyOne) {
     sl::mutex m;
     sl::condition_variable cv;
     const int n = 6;
-    int in_wait = 0;                          // guarded by m
-    std::vector<int> result(n, 0);            // guarded by m: 1 notified, 2 poked
+    int in_wait = 0;                // guarded by m
+    std::vector<int> result(n, 0);  // guarded by m: 1 notified, 2 poked
     std::atomic<int> not_owner{0};
     std::vector<tasklet<void>> ws;
     for (int i = 0; i < n; ++i)
@@ -175,9 +176,13 @@ TEST_P(CondVar, NotifyOneWakesExactlyOne) {
         cv.notify_one();
       }
     };
-    if (from_tasklet) sched().block_on(notify); else notify();
+    if (from_tasklet)
+      sched().block_on(notify);
+    else
+      notify();
     auto count = [&](int what) {
-      return under(m, [&] { return static_cast<int>(std::count(result.begin(), result.end(), what)); });
+      return under(
+          m, [&] { return static_cast<int>(std::count(result.begin(), result.end(), what)); });
     };
     ASSERT_TRUE(eventually([&] { return count(1) >= 1; })) << "notify_one() woke nobody";
     std::vector<int> still = under(m, [&] {
@@ -187,7 +192,8 @@ TEST_P(CondVar, NotifyOneWakesExactlyOne) {
       return v;
     });
     EXPECT_EQ(still.size(), static_cast<std::size_t>(n - 1)) << "notify_one() woke more than one";
-    for (int i : still) ws[static_cast<std::size_t>(i)].raise_exception(std::make_exception_ptr(poke{i}));
+    for (int i : still)
+      ws[static_cast<std::size_t>(i)].raise_exception(std::make_exception_ptr(poke{i}));
     for (auto& w : ws) w.join();
     EXPECT_EQ(count(1), 1) << "notify_one() woke more than one waiter";
     EXPECT_EQ(count(2), n - 1);
@@ -202,8 +208,8 @@ TEST_P(CondVar, NotifyOneWakesInFifoOrder) {
   sl::mutex m;
   sl::condition_variable cv;
   const int n = 9;
-  int in_wait = 0;          // guarded by m
-  std::vector<int> order;   // guarded by m
+  int in_wait = 0;         // guarded by m
+  std::vector<int> order;  // guarded by m
   auto waiter = [&](int i) {
     lock_t lk(m);
     ++in_wait;
@@ -213,12 +219,19 @@ TEST_P(CondVar, NotifyOneWakesInFifoOrder) {
   std::vector<tasklet<void>> ts;
   std::vector<std::thread> th;
   for (int i = 0; i < n; ++i) {
-    if (i % 3 == 2) th.emplace_back(waiter, i); else ts.push_back(sched().spawn(waiter, i));
+    if (i % 3 == 2)
+      th.emplace_back(waiter, i);
+    else
+      ts.push_back(sched().spawn(waiter, i));
     ASSERT_TRUE(eventually([&] { return under(m, [&] { return in_wait == i + 1; }); }));
   }
   for (int k = 0; k < n; ++k) {
-    if (k % 2) sched().block_on([&] { cv.notify_one(); }); else cv.notify_one();
-    ASSERT_TRUE(eventually([&] { return under(m, [&] { return order.size() >= static_cast<std::size_t>(k + 1); }); }));
+    if (k % 2)
+      sched().block_on([&] { cv.notify_one(); });
+    else
+      cv.notify_one();
+    ASSERT_TRUE(eventually(
+        [&] { return under(m, [&] { return order.size() >= static_cast<std::size_t>(k + 1); }); }));
     const auto got = under(m, [&] { return order; });
     ASSERT_EQ(got.size(), static_cast<std::size_t>(k + 1)) << "one notify_one() woke several";
     EXPECT_EQ(got.back(), k) << "notify_one() did not wake the longest waiter";
@@ -295,7 +308,8 @@ TEST_P(CondVar, TimedWaitsTimeOutHoldingTheLockAndPredicateFormsReturnPred) {
     calls = 0;
     EXPECT_TRUE(cv.wait_for(lk, 5ms, [&] { return ++calls >= 2; }));
     calls = 0;
-    EXPECT_TRUE(cv.wait_until(lk, std::chrono::steady_clock::now() + 5ms, [&] { return ++calls >= 2; }));
+    EXPECT_TRUE(
+        cv.wait_until(lk, std::chrono::steady_clock::now() + 5ms, [&] { return ++calls >= 2; }));
     EXPECT_TRUE(owns());
   };
   {
@@ -362,8 +376,10 @@ TEST_P(CondVar, WaitReleasesTheLockForOthers) {
 struct notify_race {
   sl::mutex m;
   sl::condition_variable cv;
-  channel<int> a_go = channel<int>(1), a_done = channel<int>(1);  // A: round or -1 / 1 no_timeout, 2 timeout
-  channel<int> b_go = channel<int>(1), b_done = channel<int>(1);  // B: round or -1 / 1 notified, 2 poked
+  channel<int> a_go = channel<int>(1),
+               a_done = channel<int>(1);  // A: round or -1 / 1 no_timeout, 2 timeout
+  channel<int> b_go = channel<int>(1),
+               b_done = channel<int>(1);  // B: round or -1 / 1 notified, 2 poked
   // Written under m just before each wait (so whoever reads them under m knows the waiter is
   // queued, or already woken); a_left: A's wait has returned (it then sends on a_done).
   std::atomic<int> a_in{0}, b_in{0}, a_left{0};
@@ -450,7 +466,8 @@ bool drive_round(notify_race& x, tasklet<void>& btk, std::minstd_rand& rng, int 
   } else {
     const auto b = x.b_done.receive_for(60s);
     if (!b) {
-      ADD_FAILURE() << "round " << r << ": A timed out and the notify was lost although B was queued";
+      ADD_FAILURE() << "round " << r
+                    << ": A timed out and the notify was lost although B was queued";
       btk.raise_exception(std::make_exception_ptr(poke{r}));  // let it end
       x.b_done.receive();
       return false;
@@ -469,7 +486,10 @@ void timeout_vs_notify(sl::scheduler& s, bool driver_thread, bool a_thread, int 
   auto a = [&x] { a_body(x); };
   std::thread at;
   tasklet<void> atk;
-  if (a_thread) at = std::thread(a); else atk = s.spawn(a);
+  if (a_thread)
+    at = std::thread(a);
+  else
+    atk = s.spawn(a);
   tasklet<void> btk = s.spawn([&x] { b_body(x); });
   auto driver = [&] {
     std::minstd_rand rng(9);
@@ -479,11 +499,18 @@ void timeout_vs_notify(sl::scheduler& s, bool driver_thread, bool a_thread, int 
     x.a_go.send(-1);
     x.b_go.send(-1);
   };
-  if (driver_thread) driver(); else s.block_on(driver);
-  if (at.joinable()) at.join(); else atk.join();
+  if (driver_thread)
+    driver();
+  else
+    s.block_on(driver);
+  if (at.joinable())
+    at.join();
+  else
+    atk.join();
   EXPECT_TRUE(btk.join_for(60s));
   EXPECT_EQ(x.not_owner.load(), 0) << "a wait returned without the lock";
-  EXPECT_EQ(x.a_woken.load() + x.b_woken.load(), rounds) << "a_woken=" << x.a_woken.load() << " b_woken=" << x.b_woken.load();
+  EXPECT_EQ(x.a_woken.load() + x.b_woken.load(), rounds)
+      << "a_woken=" << x.a_woken.load() << " b_woken=" << x.b_woken.load();
   ::testing::Test::RecordProperty("a_woken_" + std::to_string(tag), x.a_woken.load());
   ::testing::Test::RecordProperty("b_woken_" + std::to_string(tag), x.b_woken.load());
 }
@@ -491,7 +518,9 @@ void timeout_vs_notify(sl::scheduler& s, bool driver_thread, bool a_thread, int 
 TEST_P(CondVar, TimeoutVersusNotifyRace) {
   const int rounds = static_cast<int>(scaled(20000, 5000, 5000));
   for (int mix = 0; mix < 3; ++mix) {
-    SCOPED_TRACE(mix == 0 ? "driver on a plain thread" : mix == 1 ? "driver in a tasklet" : "A on a plain thread");
+    SCOPED_TRACE(mix == 0   ? "driver on a plain thread"
+                 : mix == 1 ? "driver in a tasklet"
+                            : "A on a plain thread");
     timeout_vs_notify(sched(), mix == 0, mix == 2, mix == 0 ? rounds : rounds / 2, mix);
   }
 }
@@ -541,22 +570,34 @@ void interrupt_waiter(sl::scheduler& s, interrupt how, bool hold_during) {
   ASSERT_TRUE(eventually([&] { return under(m, [&] { return in_wait == 1; }); }));
   if (hold_during) m.lock();  // W is queued on cv (it released m only inside wait())
   switch (how) {
-    case interrupt::kill: w.kill(/*pending=*/true); break;
-    case interrupt::raise: w.raise_exception(std::make_exception_ptr(poke{1})); break;
-    case interrupt::scope: break;  // its own deadline
+    case interrupt::kill:
+      w.kill(/*pending=*/true);
+      break;
+    case interrupt::raise:
+      w.raise_exception(std::make_exception_ptr(poke{1}));
+      break;
+    case interrupt::scope:
+      break;  // its own deadline
   }
   if (hold_during) {
     // W cannot finish: it must own m again before the exception leaves wait().
-    if (how == interrupt::scope) std::this_thread::sleep_for(20ms);  // let the scope expire (usually)
+    if (how == interrupt::scope)
+      std::this_thread::sleep_for(20ms);  // let the scope expire (usually)
     EXPECT_TRUE(eventually([&] { return w.blocked(); }));
     EXPECT_TRUE(w.alive()) << "the exception left wait() while another held the mutex";
     m.unlock();
   }
   ASSERT_TRUE(w.join_for(60s));
   switch (how) {
-    case interrupt::kill: EXPECT_NO_THROW(w.join()); break;
-    case interrupt::raise: EXPECT_THROW(w.join(), poke); break;
-    case interrupt::scope: EXPECT_THROW(w.join(), sl::timeout_error); break;
+    case interrupt::kill:
+      EXPECT_NO_THROW(w.join());
+      break;
+    case interrupt::raise:
+      EXPECT_THROW(w.join(), poke);
+      break;
+    case interrupt::scope:
+      EXPECT_THROW(w.join(), sl::timeout_error);
+      break;
   }
   EXPECT_FALSE(returned.load()) << "wait() returned normally";
   EXPECT_TRUE(owned_at_unwind.load()) << "the exception left wait() without the lock";
@@ -606,7 +647,9 @@ TEST_P(CondVar, TimeoutScopeLeavesWaitWithTheLockHeld) {
       cv.wait(lk);
       what = "returned";
     } catch (const sl::timeout_error& e) {
-      what = !e.from(sc) ? "another scope" : (lk.owns_lock() && m.owned_by_caller()) ? "owned" : "not owned";
+      what = !e.from(sc)                               ? "another scope"
+             : (lk.owns_lock() && m.owned_by_caller()) ? "owned"
+                                                       : "not owned";
     }
   });
   t.join();
@@ -627,7 +670,8 @@ TEST_P(CondVar, TimeoutScopeLeavesWaitWithTheLockHeld) {
 TEST_P(CondVar, StopTokenFormsReturnFalseWithTheLockHeld) {
   for (int form = 0; form < 3; ++form) {  // wait(st) / wait_for(st, 60s) / wait_until(st, +60s)
     for (int waiter_thread = 0; waiter_thread < 2; ++waiter_thread) {
-      SCOPED_TRACE("form " + std::to_string(form) + (waiter_thread ? ", plain thread" : ", tasklet"));
+      SCOPED_TRACE("form " + std::to_string(form) +
+                   (waiter_thread ? ", plain thread" : ", tasklet"));
       sl::mutex m;
       sl::condition_variable cv;
       std::stop_source src;
@@ -647,10 +691,19 @@ TEST_P(CondVar, StopTokenFormsReturnFalseWithTheLockHeld) {
       bool ok = false;
       std::thread th;
       tasklet<bool> tk;
-      if (waiter_thread) th = std::thread([&] { ok = body(); }); else tk = sched().spawn(body);
+      if (waiter_thread)
+        th = std::thread([&] { ok = body(); });
+      else
+        tk = sched().spawn(body);
       ASSERT_TRUE(eventually([&] { return under(m, [&] { return entered > 0; }); }));
-      if (waiter_thread) sched().block_on([&] { src.request_stop(); }); else src.request_stop();
-      if (waiter_thread) th.join(); else ok = tk.join();
+      if (waiter_thread)
+        sched().block_on([&] { src.request_stop(); });
+      else
+        src.request_stop();
+      if (waiter_thread)
+        th.join();
+      else
+        ok = tk.join();
       EXPECT_TRUE(ok) << "did not return false with the lock held";
       EXPECT_TRUE(is_free(m));
     }
@@ -668,12 +721,14 @@ TEST_P(CondVar, StopTokenFormsEdgeCases) {
     EXPECT_FALSE(cv.wait(lk, stopped.get_token(), [] { return false; }));
     EXPECT_TRUE(cv.wait(lk, stopped.get_token(), [] { return true; }));
     EXPECT_FALSE(cv.wait_for(lk, stopped.get_token(), 60s, [] { return false; }));
-    EXPECT_FALSE(cv.wait_until(lk, stopped.get_token(), std::chrono::steady_clock::now() + 60s, [] { return false; }));
+    EXPECT_FALSE(cv.wait_until(lk, stopped.get_token(), std::chrono::steady_clock::now() + 60s,
+                               [] { return false; }));
     EXPECT_TRUE(lk.owns_lock() && m.owned_by_caller());
     // Not stopped: a timed form times out and returns pred().
     std::stop_source live;
     EXPECT_FALSE(cv.wait_for(lk, live.get_token(), 5ms, [] { return false; }));
-    EXPECT_FALSE(cv.wait_until(lk, live.get_token(), std::chrono::steady_clock::now() + 5ms, [] { return false; }));
+    EXPECT_FALSE(cv.wait_until(lk, live.get_token(), std::chrono::steady_clock::now() + 5ms,
+                               [] { return false; }));
     EXPECT_TRUE(cv.wait_for(lk, live.get_token(), 0ms, [] { return true; }));
     // A token that can never be stopped.
     EXPECT_FALSE(cv.wait_for(lk, std::stop_token{}, 5ms, [] { return false; }));
@@ -755,7 +810,7 @@ TEST_P(CondVar, PlainThreadsAndTaskletsPassATurnAround) {
   sl::mutex m;
   sl::condition_variable cv;
   const int laps = static_cast<int>(scaled(2000, 500, 500));
-  int turn = 0;   // guarded by m
+  int turn = 0;     // guarded by m
   long passes = 0;  // guarded by m
   auto member = [&](int me) {
     for (int i = 0; i < laps; ++i) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_future.cpp — promise<T> / future<T> (sync/future.hpp; sync/src/future.cpp), from
 // tasklets and plain threads, over workers ∈ {1, 2, 4}: for int, void and a move-only type, in
 // every direction (tasklet ↔ tasklet, tasklet ↔ plain thread); exceptions; broken promise; the
@@ -205,10 +206,13 @@ TEST_P(Future, FutureErrorCodes) {
   in_tasklet_and_thread(sched(), [] {
     promise<int> p;
     future<int> f = p.get_future();
-    EXPECT_EQ(future_error_code([&] { (void)p.get_future(); }), code(std::future_errc::future_already_retrieved));
+    EXPECT_EQ(future_error_code([&] { (void)p.get_future(); }),
+              code(std::future_errc::future_already_retrieved));
     p.set_value(1);
-    EXPECT_EQ(future_error_code([&] { p.set_value(2); }), code(std::future_errc::promise_already_satisfied));
-    EXPECT_EQ(future_error_code([&] { p.set_exception(std::make_exception_ptr(std::runtime_error("x"))); }),
+    EXPECT_EQ(future_error_code([&] { p.set_value(2); }),
+              code(std::future_errc::promise_already_satisfied));
+    EXPECT_EQ(future_error_code(
+                  [&] { p.set_exception(std::make_exception_ptr(std::runtime_error("x"))); }),
               code(std::future_errc::promise_already_satisfied));
     EXPECT_EQ(f.get(), 1) << "a second set changed the value";
     // After get() the future is invalid.
@@ -218,7 +222,8 @@ TEST_P(Future, FutureErrorCodes) {
     EXPECT_FALSE(none.valid());
     EXPECT_EQ(future_error_code([&] { (void)none.get(); }), code(std::future_errc::no_state));
     EXPECT_EQ(future_error_code([&] { none.wait(); }), code(std::future_errc::no_state));
-    EXPECT_EQ(future_error_code([&] { (void)none.wait_for(1ms); }), code(std::future_errc::no_state));
+    EXPECT_EQ(future_error_code([&] { (void)none.wait_for(1ms); }),
+              code(std::future_errc::no_state));
     EXPECT_EQ(future_error_code([&] { (void)none.is_ready(); }), code(std::future_errc::no_state));
     // A moved-from promise has no state.
     promise<void> a;
@@ -232,7 +237,8 @@ TEST_P(Future, FutureErrorCodes) {
     promise<void> e;
     future<void> fe = e.get_future();
     e.set_exception(std::make_exception_ptr(std::runtime_error("first")));
-    EXPECT_EQ(future_error_code([&] { e.set_value(); }), code(std::future_errc::promise_already_satisfied));
+    EXPECT_EQ(future_error_code([&] { e.set_value(); }),
+              code(std::future_errc::promise_already_satisfied));
     EXPECT_THROW(fe.get(), std::runtime_error);
   });
 }

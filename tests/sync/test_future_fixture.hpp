@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tests/sync/test_future_fixture.hpp — what the promise/future tests (test_future.cpp) and the
 // when_any / when_all tests (test_future_when.cpp) share, on top of channel_fixture.hpp:
 //

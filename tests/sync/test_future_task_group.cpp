@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_future_task_group.cpp — task_group (sync/task_group.hpp), from tasklets and plain
 // threads, over workers ∈ {1, 2, 4}: the first exception is rethrown and the other tasks are
 // killed (they unwind); tasks run tasks; run() after cancel; cancel(); the destructor of an
@@ -54,17 +55,18 @@ TEST_P(TaskGroup, FirstExceptionIsRethrownAndTheOthersAreKilled) {
     std::atomic<int> started{0}, saw_exit{0}, unwound{0}, finished{0};
     auto scenario = [&] {
       task_group g = from_thread ? task_group(sched()) : task_group();
-      for (int i = 0; i < k; ++i) g.run([&] {
-        raii_count d(unwound);
-        try {
-          started.fetch_add(1);
-          never.wait();
-          finished.fetch_add(1);
-        } catch (const tasklet_exit&) {
-          saw_exit.fetch_add(1);
-          throw;
-        }
-      });
+      for (int i = 0; i < k; ++i)
+        g.run([&] {
+          raii_count d(unwound);
+          try {
+            started.fetch_add(1);
+            never.wait();
+            finished.fetch_add(1);
+          } catch (const tasklet_exit&) {
+            saw_exit.fetch_add(1);
+            throw;
+          }
+        });
       g.run([&] {
         yield_until([&] { return started.load() == k; });
         throw std::runtime_error("boom");
@@ -95,11 +97,12 @@ TEST_P(TaskGroup, OneOfSeveralErrorsAndReuse) {
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
     const bool failing = round == 1;
-    for (int i = 0; i < 8; ++i) g.run([&, i, failing] {
-      this_tasklet::yield();
-      if (failing) throw std::runtime_error(std::to_string(i));
-      count.fetch_add(1);
-    });
+    for (int i = 0; i < 8; ++i)
+      g.run([&, i, failing] {
+        this_tasklet::yield();
+        if (failing) throw std::runtime_error(std::to_string(i));
+        count.fetch_add(1);
+      });
     if (failing) {
       try {
         g.wait();
@@ -152,11 +155,12 @@ TEST_P(TaskGroup, RunAfterCancelIsKilledAtOnce) {
       task_group g = from_thread ? task_group(sched()) : task_group();
       g.cancel();
       EXPECT_TRUE(g.cancelled());
-      for (int i = 0; i < 4; ++i) g.run([&] {
-        started.fetch_add(1);
-        never.wait();
-        finished.fetch_add(1);
-      });
+      for (int i = 0; i < 4; ++i)
+        g.run([&] {
+          started.fetch_add(1);
+          never.wait();
+          finished.fetch_add(1);
+        });
       if (!from_thread && workers() == 1) {
         EXPECT_EQ(started.load(), 0) << "a task run after cancel() ran (nobody else could take it)";
       }
@@ -226,15 +230,16 @@ TEST_P(TaskGroup, KilledOwnerTakesItsTasksAlong) {
   std::atomic<int> started{0}, saw_exit{0}, owner_exit{0};
   auto owner = sched().spawn([&] {
     task_group g;
-    for (int i = 0; i < k; ++i) g.run([&] {
-      try {
-        started.fetch_add(1);
-        never.wait();
-      } catch (const tasklet_exit&) {
-        saw_exit.fetch_add(1);
-        throw;
-      }
-    });
+    for (int i = 0; i < k; ++i)
+      g.run([&] {
+        try {
+          started.fetch_add(1);
+          never.wait();
+        } catch (const tasklet_exit&) {
+          saw_exit.fetch_add(1);
+          throw;
+        }
+      });
     try {
       g.wait();
     } catch (const tasklet_exit&) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_future_when.cpp — when_any / when_all over futures and tasklets (sync/future.hpp;
 // sync/src/future.cpp), from tasklets and plain threads, over workers ∈ {1, 2, 4}.
 //
@@ -316,7 +317,8 @@ TEST_P(WhenAny, KillVersusCompletionRace) {
     second.join();
     ASSERT_FALSE(w.alive());
     const int res = result.load();
-    ASSERT_TRUE(res == -2 || res == (r % 2 ? 0 : 1)) << "round " << r << ": when_any returned " << res;
+    ASSERT_TRUE(res == -2 || res == (r % 2 ? 0 : 1))
+        << "round " << r << ": when_any returned " << res;
     killed += res == -2;
     ASSERT_FALSE(has_waiters(f)) << "round " << r;
     if (src.alive()) {
@@ -384,9 +386,7 @@ void set_concurrently_rounds(sl::scheduler& s, bool all) {
 // writing it under the lock: a data race that TSan reports. The two tests built to provoke it are
 // skipped under TSan until it is fixed.
 
-TEST_P(WhenAny, SetConcurrentlyRaceAny) {
-  set_concurrently_rounds(sched(), false);
-}
+TEST_P(WhenAny, SetConcurrentlyRaceAny) { set_concurrently_rounds(sched(), false); }
 TEST_P(WhenAny, SetConcurrentlyRaceAll) { set_concurrently_rounds(sched(), true); }
 
 // when_any over many futures while one of the first is being set: the notification comes while
@@ -407,7 +407,8 @@ TEST_P(WhenAny, SubscribeWhileSetRace) {
       while (when_subscribed && !has_waiters(fs[which])) spin_pause();
       ps[which].set_value(1);
     });
-    const std::size_t got = (r % 2) ? sched().block_on([&] { return sl::when_any(fs); }) : sl::when_any(fs);
+    const std::size_t got =
+        (r % 2) ? sched().block_on([&] { return sl::when_any(fs); }) : sl::when_any(fs);
     setter.join();
     ASSERT_EQ(got, which) << "round " << r;
     for (auto& f : fs) ASSERT_FALSE(has_waiters(f)) << "round " << r << ": a proxy was left behind";

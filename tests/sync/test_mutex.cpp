@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_mutex.cpp — stackless::mutex, timed_mutex and recursive_mutex (sync/mutex.hpp), from
 // tasklets on every worker count and from plain threads: mutual exclusion under contention; FIFO
 // hand-off with no barging (try_lock() fails while anyone is queued); a holder may park and its
@@ -136,7 +137,8 @@ TEST_P(Mutex, FifoHandOffAndNoBarging) {
       ASSERT_TRUE(parked(ws.back())) << "waiter " << i << " never parked";
     }
     // Newcomers fail while waiters are queued: a tasklet and a plain thread.
-    EXPECT_FALSE(sched().block_on([&] { return m.try_lock(); })) << "a tasklet barged past the queue";
+    EXPECT_FALSE(sched().block_on([&] { return m.try_lock(); }))
+        << "a tasklet barged past the queue";
     bool thread_took = true;
     std::thread([&] {
       thread_took = m.try_lock();
@@ -332,11 +334,14 @@ TEST_P(Mutex, TimedLockTimesOutWhileHeldAndNothingIsHandedToALeaver) {
     // Several waiters time out together, tasklets and plain threads.
     std::vector<tasklet<bool>> ts;
     for (int i = 0; i < 4; ++i)
-      ts.push_back(sched().spawn([&m, i] { return m.try_lock_for(std::chrono::milliseconds(5 + 5 * i)); }));
+      ts.push_back(
+          sched().spawn([&m, i] { return m.try_lock_for(std::chrono::milliseconds(5 + 5 * i)); }));
     std::vector<std::thread> th;
     std::atomic<int> thread_got{0};
     for (int i = 0; i < 2; ++i)
-      th.emplace_back([&m, &thread_got, i] { thread_got += m.try_lock_for(std::chrono::milliseconds(5 + 10 * i)); });
+      th.emplace_back([&m, &thread_got, i] {
+        thread_got += m.try_lock_for(std::chrono::milliseconds(5 + 10 * i));
+      });
     for (auto& t : ts) EXPECT_FALSE(t.join());
     for (auto& t : th) t.join();
     EXPECT_EQ(thread_got.load(), 0);
@@ -360,16 +365,24 @@ TEST_P(Mutex, TimedLockTimesOutWhileHeldAndNothingIsHandedToALeaver) {
 }
 
 TEST_P(Mutex, TimedLockSucceedsWhenReleasedInTime) {
-  for (int kind = 0; kind < 4; ++kind) {  // try_lock_for / try_lock_until / hours::max() / time_point::max()
+  for (int kind = 0; kind < 4;
+       ++kind) {  // try_lock_for / try_lock_until / hours::max() / time_point::max()
     SCOPED_TRACE("variant " + std::to_string(kind));
     sl::timed_mutex m;
     auto attempt = [&m, kind] {
       bool ok = false;
       switch (kind) {
-        case 0: ok = m.try_lock_for(60s); break;
-        case 1: ok = m.try_lock_until(std::chrono::steady_clock::now() + 60s); break;
-        case 2: ok = m.try_lock_for(std::chrono::hours::max()); break;
-        default: ok = m.try_lock_until(std::chrono::steady_clock::time_point::max());
+        case 0:
+          ok = m.try_lock_for(60s);
+          break;
+        case 1:
+          ok = m.try_lock_until(std::chrono::steady_clock::now() + 60s);
+          break;
+        case 2:
+          ok = m.try_lock_for(std::chrono::hours::max());
+          break;
+        default:
+          ok = m.try_lock_until(std::chrono::steady_clock::time_point::max());
       }
       const bool owned = ok && m.owned_by_caller();
       if (ok) m.unlock();
@@ -420,8 +433,10 @@ TEST_P(Mutex, HugeTimeoutsMeanForever) {
   sl::recursive_mutex rm;
   huge_wait(sched(), m, [&m] { return m.try_lock_for(std::chrono::hours::max()); });
   huge_wait(sched(), m, [&m] { return m.try_lock_for(std::chrono::nanoseconds::max()); });
-  huge_wait(sched(), m, [&m] { return m.try_lock_until(std::chrono::steady_clock::time_point::max()); });
-  huge_wait(sched(), rm, [&rm] { return rm.try_lock_until(std::chrono::steady_clock::time_point::max()); });
+  huge_wait(sched(), m,
+            [&m] { return m.try_lock_until(std::chrono::steady_clock::time_point::max()); });
+  huge_wait(sched(), rm,
+            [&rm] { return rm.try_lock_until(std::chrono::steady_clock::time_point::max()); });
 }
 
 TEST_P(Mutex, RecursiveTryLockForWithAHugeDurationWaits) {
@@ -520,7 +535,8 @@ TEST_P(Mutex, StdLockGuardUniqueLockScopedLock) {
   basics();
   {  // unique_lock's timed constructor times out against a holder.
     holder<sl::timed_mutex> h(sched(), tm);
-    EXPECT_FALSE(sched().block_on([&] { return std::unique_lock<sl::timed_mutex>(tm, 5ms).owns_lock(); }));
+    EXPECT_FALSE(
+        sched().block_on([&] { return std::unique_lock<sl::timed_mutex>(tm, 5ms).owns_lock(); }));
   }
   // scoped_lock(a, b) and scoped_lock(b, a) from many tasklets and threads: no deadlock, and
   // both counters stay consistent.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tests/sync/test_mutex_fixture.hpp — what the mutex tests (test_mutex.cpp: exclusion, fairness,
 // ownership, timed locking, recursive_mutex, std wrappers; test_mutex_leave.cpp: waiters that
 // leave a parked lock()) share, on top of channel_fixture.hpp:
@@ -31,7 +32,8 @@ class holder {
       door_.wait("holder");
       m.unlock();
     });
-    EXPECT_TRUE(eventually([&] { return held_.load() && door_.occupied(); })) << "holder never took the lock";
+    EXPECT_TRUE(eventually([&] { return held_.load() && door_.occupied(); }))
+        << "holder never took the lock";
   }
   /// let_go() makes the holder unlock, and waits until it has ended.
   void let_go() {

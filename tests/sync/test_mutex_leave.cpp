@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_mutex_leave.cpp — waiters that leave a parked lock() of stackless::mutex (sync/mutex.hpp)
 // without the lock, from tasklets on every worker count and from plain threads: timeout / stop
 // request / timeout_scope / kill racing an unlock never leave the mutex stuck or held by nobody;
@@ -170,16 +171,29 @@ void check_leave_race(sl::scheduler& s, leave_race& x, int tag) {
   ::testing::Test::RecordProperty("left_" + std::to_string(tag), x.left.load());
 }
 
-void unlock_vs_leave_race(sl::scheduler& s, leave how, bool h_thread, bool w_thread, int rounds, int tag) {
+void unlock_vs_leave_race(sl::scheduler& s, leave how, bool h_thread, bool w_thread, int rounds,
+                          int tag) {
   leave_race x(how, rounds);
   auto h = [&x] { h_body(x); };
   auto w = [&x] { w_body(x); };
   std::thread ht, wt;
   tasklet<void> htk, wtk;
-  if (w_thread) wt = std::thread(w); else wtk = s.spawn(w);
-  if (h_thread) ht = std::thread(h); else htk = s.spawn(h);
-  if (ht.joinable()) ht.join(); else htk.join();
-  if (wt.joinable()) wt.join(); else wtk.join();
+  if (w_thread)
+    wt = std::thread(w);
+  else
+    wtk = s.spawn(w);
+  if (h_thread)
+    ht = std::thread(h);
+  else
+    htk = s.spawn(h);
+  if (ht.joinable())
+    ht.join();
+  else
+    htk.join();
+  if (wt.joinable())
+    wt.join();
+  else
+    wtk.join();
   check_leave_race(s, x, tag);
 }
 
@@ -235,7 +249,8 @@ TEST_P(Mutex, KillAndRaiseIntoParkedLockers) {
     EXPECT_EQ(unwound.load(), 1);
     ls[2].raise_exception(std::make_exception_ptr(poke{2}));
     EXPECT_TRUE(eventually([&] { return !ls[2].alive(); }));
-    EXPECT_EQ(poked_not_owner.load(), 1) << "the raised exception did not leave lock() (or the lock was taken)";
+    EXPECT_EQ(poked_not_owner.load(), 1)
+        << "the raised exception did not leave lock() (or the lock was taken)";
     try {
       ls[2].join();
       ADD_FAILURE() << "the raised exception was swallowed";
@@ -410,9 +425,9 @@ TEST_P(Mutex, TimeoutScopeAroundLockThrowsAndTakesNothing) {
     EXPECT_FALSE(sched().block_on([&] { return sl::with_timeout(10ms, [&] { m.lock(); }); }));
     EXPECT_FALSE(sl::with_timeout(10ms, [&] { m.lock(); }));
     EXPECT_THROW(sched().block_on([&] {
-                   sl::timeout_scope s(10ms);
-                   (void)m.try_lock_for(60s);
-                 }),
+      sl::timeout_scope s(10ms);
+      (void)m.try_lock_for(60s);
+    }),
                  sl::timeout_error);
     EXPECT_FALSE(sched().block_on([&] {
       sl::timeout_scope s(60s);
@@ -420,9 +435,9 @@ TEST_P(Mutex, TimeoutScopeAroundLockThrowsAndTakesNothing) {
     }));
     // An expired scope: lock() would have to wait, so it throws at once.
     EXPECT_THROW(sched().block_on([&] {
-                   sl::timeout_scope s(0ms);
-                   m.lock();
-                 }),
+      sl::timeout_scope s(0ms);
+      m.lock();
+    }),
                  sl::timeout_error);
   }
   EXPECT_TRUE(is_free(m)) << "a waiter that timed out was handed the lock";

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tests/sync/test_mutex_policy.cpp — mutex_policy::throughput (Go's sync.Mutex rules: barging,
 // one woken waiter competing, FIFO hand-off once a waiter has waited 1 ms). The default, fair
 // policy is tested in test_mutex.cpp; here: the same safety properties under the other rules, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_race_million.cpp — timed waits against notifies, a million rounds per test (issue 5:
 // "timeout vs notify races in a loop, nothing lost, nothing woken twice").
 //
@@ -152,7 +153,8 @@ TEST_P(RaceMillion, SemaphoreTryAcquireForAgainstRelease) {
       // pairs with the waiter's release store of `acquired`
       if (!busy_wait([&] {
             return stop.load(std::memory_order_acquire) ||
-                   acquired.load(std::memory_order_acquire) == released.load(std::memory_order_relaxed);
+                   acquired.load(std::memory_order_acquire) ==
+                       released.load(std::memory_order_relaxed);
           }))
         break;
       if (stop.load(std::memory_order_acquire)) break;
@@ -191,11 +193,12 @@ TEST_P(RaceMillion, SemaphoreTryAcquireForAgainstRelease) {
   EXPECT_EQ(took + timed_out, rounds);
   EXPECT_GT(took, 0u);
   EXPECT_GT(timed_out, 0u);
-  std::printf("semaphore (workers %u): %zu rounds, %llu acquired (%llu released during the "
-              "call, %llu of them against a zero timeout), %llu timed out\n",
-              workers(), rounds, static_cast<unsigned long long>(took),
-              static_cast<unsigned long long>(raced), static_cast<unsigned long long>(zero_raced),
-              static_cast<unsigned long long>(timed_out));
+  std::printf(
+      "semaphore (workers %u): %zu rounds, %llu acquired (%llu released during the "
+      "call, %llu of them against a zero timeout), %llu timed out\n",
+      workers(), rounds, static_cast<unsigned long long>(took),
+      static_cast<unsigned long long>(raced), static_cast<unsigned long long>(zero_raced),
+      static_cast<unsigned long long>(timed_out));
   b.note(rounds);
 }
 
@@ -236,9 +239,9 @@ TEST_P(RaceMillion, EventWaitForAgainstSet) {
       const bool was_set = ev.is_set();
       if (ev.wait_for(d)) {
         ++notified;
-        raced += !was_set;  // the set came during the call
+        raced += !was_set;                        // the set came during the call
         zero_true += !was_set && d.count() == 0;  // ... and beat a timeout due as it parked
-        if (!ev.is_set()) ++set_without;  // nobody clears during the round
+        if (!ev.is_set()) ++set_without;          // nobody clears during the round
       } else {
         ++timed_out;
         if (before) ++missed;  // the set had completed before the wait began
@@ -260,11 +263,12 @@ TEST_P(RaceMillion, EventWaitForAgainstSet) {
   EXPECT_FALSE(ev.is_set());
   EXPECT_GT(notified, 0u);
   EXPECT_GT(timed_out, 0u);
-  std::printf("event (workers %u): %zu rounds, %llu true (%llu set during the call, %llu of them "
-              "against a zero timeout), %llu timed out\n",
-              workers(), rounds, static_cast<unsigned long long>(notified),
-              static_cast<unsigned long long>(raced), static_cast<unsigned long long>(zero_true),
-              static_cast<unsigned long long>(timed_out));
+  std::printf(
+      "event (workers %u): %zu rounds, %llu true (%llu set during the call, %llu of them "
+      "against a zero timeout), %llu timed out\n",
+      workers(), rounds, static_cast<unsigned long long>(notified),
+      static_cast<unsigned long long>(raced), static_cast<unsigned long long>(zero_true),
+      static_cast<unsigned long long>(timed_out));
   b.note(rounds);
 }
 
@@ -272,12 +276,13 @@ TEST_P(RaceMillion, EventWaitForAgainstSet) {
 
 /// channel_race is one receive_for-vs-send_for race over `ch`: a sender sends 0, 1, 2, … with
 /// send_for(tiny) (retrying a value whose send timed out), the receiver calls receive_for(tiny)
-/// kRounds times (or until the budget is spent) and checks that the values come in order, without gap or repeat.
+/// kRounds times (or until the budget is spent) and checks that the values come in order, without
+/// gap or repeat.
 struct channel_race {
   std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> sent{0};      // values whose send_for returned true
-  std::atomic<std::uint64_t> received{0};  // written by the receiver only
-  std::uint64_t timed_out = 0, out_of_order = 0;   // the receiver's
+  std::atomic<std::uint64_t> sent{0};               // values whose send_for returned true
+  std::atomic<std::uint64_t> received{0};           // written by the receiver only
+  std::uint64_t timed_out = 0, out_of_order = 0;    // the receiver's
   std::uint64_t send_timeouts = 0, kept_wrong = 0;  // the sender's
   std::size_t rounds = 0;                           // the receiver's
   budget b{kRounds};
@@ -289,7 +294,8 @@ struct channel_race {
       // One value in flight: wait until the last one was received, so that each value meets a
       // receiver that is in (or between) its timed waits, not a full buffer.
       if (!busy_wait([&] {
-            return stop.load(std::memory_order_acquire) || received.load(std::memory_order_acquire) == v;
+            return stop.load(std::memory_order_acquire) ||
+                   received.load(std::memory_order_acquire) == v;
           }) ||
           stop.load(std::memory_order_acquire))
         return;
@@ -329,11 +335,11 @@ struct channel_race {
     EXPECT_TRUE(wait_balance(ch, 0)) << "a timed-out operation left a waiter behind";
     EXPECT_GT(received.load(), 0u);
     EXPECT_GT(timed_out, 0u);
-    std::printf("%s (workers %u): %zu receive rounds, %llu received, %llu receives timed out, "
-                "%llu sends timed out\n",
-                what, w, rounds, static_cast<unsigned long long>(received.load()),
-                static_cast<unsigned long long>(timed_out),
-                static_cast<unsigned long long>(send_timeouts));
+    std::printf(
+        "%s (workers %u): %zu receive rounds, %llu received, %llu receives timed out, "
+        "%llu sends timed out\n",
+        what, w, rounds, static_cast<unsigned long long>(received.load()),
+        static_cast<unsigned long long>(timed_out), static_cast<unsigned long long>(send_timeouts));
     b.note(rounds);
   }
 };
@@ -383,7 +389,8 @@ TEST_P(RaceMillion, ConditionVariableWaitForAgainstNotifyOne) {
     for (;;) {
       if (!busy_wait([&] {
             return stop.load(std::memory_order_acquire) ||
-                   consumed.load(std::memory_order_acquire) == produced.load(std::memory_order_relaxed);
+                   consumed.load(std::memory_order_acquire) ==
+                       produced.load(std::memory_order_relaxed);
           }) ||
           stop.load(std::memory_order_acquire))
         break;
@@ -398,8 +405,7 @@ TEST_P(RaceMillion, ConditionVariableWaitForAgainstNotifyOne) {
       cv.notify_one();
     }
   });
-  std::uint64_t woken = 0, timed_out = 0, empty_wake = 0, late_wake = 0, taken = 0,
-                woken_ahead = 0;
+  std::uint64_t woken = 0, timed_out = 0, empty_wake = 0, late_wake = 0, taken = 0, woken_ahead = 0;
   sched().block_on([&] {
     std::minstd_rand rng(41);
     std::unique_lock lk(mu);
@@ -439,11 +445,12 @@ TEST_P(RaceMillion, ConditionVariableWaitForAgainstNotifyOne) {
   EXPECT_LE(items, 1u);
   EXPECT_GT(woken, 0u);
   EXPECT_GT(timed_out, 0u);
-  std::printf("condition_variable (workers %u): %zu rounds, %llu woken (%llu by a late notify), "
-              "%llu timed out; %llu items\n",
-              workers(), rounds, static_cast<unsigned long long>(woken),
-              static_cast<unsigned long long>(late_wake), static_cast<unsigned long long>(timed_out),
-              static_cast<unsigned long long>(taken));
+  std::printf(
+      "condition_variable (workers %u): %zu rounds, %llu woken (%llu by a late notify), "
+      "%llu timed out; %llu items\n",
+      workers(), rounds, static_cast<unsigned long long>(woken),
+      static_cast<unsigned long long>(late_wake), static_cast<unsigned long long>(timed_out),
+      static_cast<unsigned long long>(taken));
 }
 
 }  // namespace

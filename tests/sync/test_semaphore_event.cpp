@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_semaphore_event.cpp — counting_semaphore / bounded_semaphore (sync/semaphore.hpp;
 // sync/src/gates.cpp), from tasklets and from plain threads, over workers ∈ {1, 2, 4}.
 //
@@ -101,13 +102,15 @@ TEST_P(Semaphore, HandsOffInFifoOrder) {
     } else {
       sched().block_on([&] { sem.release(); });  // from a tasklet
     }
-    ASSERT_TRUE(wait_until([&] { return done.load() == i + 1; })) << "release " << i << " woke nobody";
+    ASSERT_TRUE(wait_until([&] { return done.load() == i + 1; }))
+        << "release " << i << " woke nobody";
     {
       std::lock_guard<std::mutex> g(mu);
       ASSERT_EQ(order.size(), static_cast<std::size_t>(i + 1));
       EXPECT_EQ(order.back(), i) << "permit " << i << " did not go to the longest waiter";
     }
-    for (int j = i + 1; j < n; ++j) EXPECT_TRUE(ts[j].alive()) << "acquirer " << j << " got a permit early";
+    for (int j = i + 1; j < n; ++j)
+      EXPECT_TRUE(ts[j].alive()) << "acquirer " << j << " got a permit early";
     EXPECT_EQ(sem.value(), 0);
   }
   for (auto& t : ts) t.join();
@@ -139,7 +142,8 @@ TEST_P(Semaphore, TryAcquireFailsWhileSomeoneIsQueued) {
   EXPECT_TRUE(b.alive());
   // The same from a plain thread: b is queued; release and try at once.
   sem.release();
-  EXPECT_FALSE(sem.try_acquire()) << "try_acquire() from a plain thread barged past a queued acquirer";
+  EXPECT_FALSE(sem.try_acquire())
+      << "try_acquire() from a plain thread barged past a queued acquirer";
   b.join();
   EXPECT_EQ(got.load(), 2);
   EXPECT_EQ(sem.value(), 0);
@@ -203,10 +207,11 @@ TEST_P(Semaphore, ReleaseNWakesNWaiters) {
   const int n = 5;
   std::atomic<int> done{0};
   std::vector<tasklet<void>> ts;
-  for (int i = 0; i < n; ++i) ts.push_back(spawn_parked(sched(), [&] {
-    sem.acquire();
-    done.fetch_add(1);
-  }));
+  for (int i = 0; i < n; ++i)
+    ts.push_back(spawn_parked(sched(), [&] {
+      sem.acquire();
+      done.fetch_add(1);
+    }));
   sem.release(3);
   for (int i = 0; i < 3; ++i) ts[i].join();
   EXPECT_EQ(sem.value(), 0);
@@ -248,7 +253,8 @@ TEST_P(Semaphore, AcquireWithStopTokenIsCancelledAndLosesNoPermit) {
     ss2.request_stop();
   });
   th.join();
-  in_tasklet_and_thread(sched(), [&] { EXPECT_THROW(sem.acquire(ss.get_token()), operation_cancelled); });
+  in_tasklet_and_thread(sched(),
+                        [&] { EXPECT_THROW(sem.acquire(ss.get_token()), operation_cancelled); });
   EXPECT_EQ(sem.value(), 0);
   sem.release();
   EXPECT_EQ(sem.value(), 1);
@@ -260,13 +266,14 @@ TEST_P(Semaphore, KilledAcquirerLosesNoPermit) {
   const int n = 6;
   std::atomic<int> got{0}, unwound{0};
   std::vector<tasklet<void>> ts;
-  for (int i = 0; i < n; ++i) ts.push_back(spawn_parked(sched(), [&] {
-    raii_count g(unwound);
-    sem.acquire();
-    got.fetch_add(1);
-  }));
-  ts[0].kill();  // the head of the queue
-  ts[3].kill();  // one in the middle
+  for (int i = 0; i < n; ++i)
+    ts.push_back(spawn_parked(sched(), [&] {
+      raii_count g(unwound);
+      sem.acquire();
+      got.fetch_add(1);
+    }));
+  ts[0].kill();                             // the head of the queue
+  ts[3].kill();                             // one in the middle
   sched().block_on([&] { ts[5].kill(); });  // the tail, from a tasklet
   EXPECT_EQ(unwound.load(), 3);
   EXPECT_EQ(got.load(), 0);

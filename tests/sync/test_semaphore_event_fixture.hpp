@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tests/sync/test_semaphore_event_fixture.hpp — what the semaphore tests
 // (test_semaphore_event.cpp) and the gate tests (test_semaphore_event_gates.cpp) share, on top of
 // channel_fixture.hpp: spawn_parked(s, f).

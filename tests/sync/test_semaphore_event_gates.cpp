@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_semaphore_event_gates.cpp — event, latch, wait_group and barrier (sync/event.hpp;
 // sync/src/gates.cpp), from tasklets and from plain threads, over workers ∈ {1, 2, 4}.
 //
@@ -44,19 +45,21 @@ TEST_P(Event, SetReleasesAllWaiters) {
   const int n = 6;
   std::atomic<int> released{0};
   std::vector<tasklet<void>> ts;
-  for (int i = 0; i < n; ++i) ts.push_back(spawn_parked(sched(), [&, i] {
-    if (i % 2) {
-      e.wait();
-    } else {
-      EXPECT_TRUE(e.wait_for(1h));
-    }
-    released.fetch_add(1);
-  }));
+  for (int i = 0; i < n; ++i)
+    ts.push_back(spawn_parked(sched(), [&, i] {
+      if (i % 2) {
+        e.wait();
+      } else {
+        EXPECT_TRUE(e.wait_for(1h));
+      }
+      released.fetch_add(1);
+    }));
   std::vector<std::thread> th;
-  for (int i = 0; i < 2; ++i) th.emplace_back([&] {
-    e.wait();
-    released.fetch_add(1);
-  });
+  for (int i = 0; i < 2; ++i)
+    th.emplace_back([&] {
+      e.wait();
+      released.fetch_add(1);
+    });
   EXPECT_EQ(released.load(), 0);
   sched().block_on([&] { e.set(); });
   for (auto& t : ts) t.join();
@@ -108,13 +111,14 @@ TEST_P(Event, SetThenImmediatelyClearStillReleasesParkedWaiters) {
   const int rounds = static_cast<int>(scaled(200, 100, 60));
   for (int r = 0; r < rounds; ++r) {
     std::vector<tasklet<bool>> ts;
-    for (int i = 0; i < 4; ++i) ts.push_back(spawn_parked(sched(), [&, i]() -> bool {
-      if (i == 0) {
-        e.wait();
-        return true;
-      }
-      return e.wait_for(1h);
-    }));
+    for (int i = 0; i < 4; ++i)
+      ts.push_back(spawn_parked(sched(), [&, i]() -> bool {
+        if (i == 0) {
+          e.wait();
+          return true;
+        }
+        return e.wait_for(1h);
+      }));
     if (r % 2) {
       e.set();
       e.clear();
@@ -124,7 +128,8 @@ TEST_P(Event, SetThenImmediatelyClearStillReleasesParkedWaiters) {
         e.clear();
       });
     }
-    for (auto& t : ts) ASSERT_TRUE(t.join()) << "round " << r << ": a waiter parked before set() timed out";
+    for (auto& t : ts)
+      ASSERT_TRUE(t.join()) << "round " << r << ": a waiter parked before set() timed out";
     EXPECT_FALSE(e.is_set());
   }
   EXPECT_FALSE(sched().block_on([&] { return e.wait_for(5ms); }));
@@ -168,10 +173,11 @@ TEST_P(Latch, CountDownToZeroReleasesWaiters) {
   EXPECT_FALSE(l.try_wait());
   std::atomic<int> released{0};
   std::vector<tasklet<void>> ts;
-  for (int i = 0; i < 4; ++i) ts.push_back(spawn_parked(sched(), [&] {
-    l.wait();
-    released.fetch_add(1);
-  }));
+  for (int i = 0; i < 4; ++i)
+    ts.push_back(spawn_parked(sched(), [&] {
+      l.wait();
+      released.fetch_add(1);
+    }));
   std::thread th([&] {
     EXPECT_TRUE(l.wait_for(1h));
     released.fetch_add(1);
@@ -277,24 +283,27 @@ TEST_P(WaitGroup, AddDoneWaitAcrossWorkersAndThreadsWithReuse) {
     wg.add(tasklets);
     wg.add(threads);
     std::vector<tasklet<void>> work;
-    for (int i = 0; i < tasklets; ++i) work.push_back(sched().spawn([&, i] {
-      for (int y = 0; y < i % 3; ++y) this_tasklet::yield();
-      finished.fetch_add(1);
-      wg.done();
-    }));
+    for (int i = 0; i < tasklets; ++i)
+      work.push_back(sched().spawn([&, i] {
+        for (int y = 0; y < i % 3; ++y) this_tasklet::yield();
+        finished.fetch_add(1);
+        wg.done();
+      }));
     std::vector<std::thread> th;
-    for (int i = 0; i < threads; ++i) th.emplace_back([&] {
-      finished.fetch_add(1);
-      wg.done();
-    });
+    for (int i = 0; i < threads; ++i)
+      th.emplace_back([&] {
+        finished.fetch_add(1);
+        wg.done();
+      });
     auto check = [&] {
       if (finished.load() != tasklets + threads) early.fetch_add(1);
     };
     std::vector<tasklet<void>> waiters;
-    for (int i = 0; i < 3; ++i) waiters.push_back(sched().spawn([&] {
-      wg.wait();
-      check();
-    }));
+    for (int i = 0; i < 3; ++i)
+      waiters.push_back(sched().spawn([&] {
+        wg.wait();
+        check();
+      }));
     std::thread tw([&] {
       wg.wait();
       check();
@@ -305,7 +314,8 @@ TEST_P(WaitGroup, AddDoneWaitAcrossWorkersAndThreadsWithReuse) {
     for (auto& t : th) t.join();
     for (auto& t : waiters) t.join();
     tw.join();
-    ASSERT_EQ(early.load(), 0) << "round " << r << ": wait() returned before the counter reached zero";
+    ASSERT_EQ(early.load(), 0) << "round " << r
+                               << ": wait() returned before the counter reached zero";
     ASSERT_EQ(wg.count(), 0);
   }
 }
@@ -340,7 +350,8 @@ TEST_P(WaitGroup, WaitForTimesOut) {
     EXPECT_EQ(wg.count(), 1);
   });
   std::stop_source ss;
-  auto c = spawn_parked(sched(), [&] { EXPECT_THROW(wg.wait(ss.get_token()), operation_cancelled); });
+  auto c =
+      spawn_parked(sched(), [&] { EXPECT_THROW(wg.wait(ss.get_token()), operation_cancelled); });
   ss.request_stop();
   c.join();
   auto w = spawn_parked(sched(), [&] { return wg.wait_for(1h); });
@@ -383,7 +394,8 @@ TEST_P(Barrier, PhasesWithCompletion) {
   for (auto& t : th) t.join();
   EXPECT_EQ(early.load(), 0) << "a participant left a phase before everybody arrived / completed";
   EXPECT_EQ(completions.load(), phases) << "the completion did not run exactly once per phase";
-  EXPECT_EQ(bad_completion.load(), 0) << "a completion ran early, late, or after someone was released";
+  EXPECT_EQ(bad_completion.load(), 0)
+      << "a completion ran early, late, or after someone was released";
   for (int k = 0; k < phases; ++k) EXPECT_EQ(left[k].load(), n);
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_tasklet_local.cpp — tasklet_local<T> (runtime/tasklet_local.hpp; runtime/src/local.cpp):
 // every tasklet sees its own value, the same object on whichever worker it resumes; the value is
 // made on first use (default constructor or the factory), destroyed when its tasklet ends — on
@@ -35,7 +36,9 @@ struct probe {
   std::atomic<bool>* flag = nullptr;
   int value = 0;
   explicit probe(probe_counts& counts) : c(&counts) { c->made.fetch_add(1); }
-  probe(probe&& o) noexcept : c(o.c), owner(o.owner), flag(o.flag), value(o.value) { c->made.fetch_add(1); }
+  probe(probe&& o) noexcept : c(o.c), owner(o.owner), flag(o.flag), value(o.value) {
+    c->made.fetch_add(1);
+  }
   probe(const probe&) = delete;
   ~probe() {
     if (sd::current_tcb() != owner) c->wrong_owner.fetch_add(1);
@@ -127,7 +130,8 @@ TEST_P(TaskletLocal, ValueIsDestroyedWhenItsTaskletEnds) {
   }
   for (int i = 0; i < n; ++i) {
     ts[i].join();
-    EXPECT_TRUE(gone[i].load()) << "tasklet " << i << "'s value was not destroyed before join() returned";
+    EXPECT_TRUE(gone[i].load()) << "tasklet " << i
+                                << "'s value was not destroyed before join() returned";
   }
   EXPECT_EQ(counts.destroyed.load(), counts.made.load());
   EXPECT_GE(counts.destroyed.load(), n);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_timeout_scope.cpp — stackless::timeout_scope, timeout_error and with_timeout
 // (runtime/include/stackless/runtime/timeout.hpp), through every blocking call of the library:
 //  - each blocking call inside a scope throws timeout_error naming that scope when the deadline

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tests/sync/test_timeout_scope_fixture.hpp — what the timeout_scope tests share
 // (test_timeout_scope.cpp: every blocking call inside a scope; test_timeout_scope_rules.cpp:
 // nesting, whose scope, kill, races), on top of channel_fixture.hpp:

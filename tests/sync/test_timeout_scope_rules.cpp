@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // test_timeout_scope_rules.cpp — the rules of stackless::timeout_scope, timeout_error and
 // with_timeout (runtime/include/stackless/runtime/timeout.hpp) beyond a single blocking call:
 //  - nesting (the earliest deadline fires and names its scope; with_timeout swallows only its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench/peers/fiber/peer_fiber.cpp — the comparison workloads on Boost.Fiber (1.74).
 //
 // Usage: peer_fiber <workload> <workers> <n>; output, exit codes and workloads exactly as in
@@ -31,10 +32,8 @@
 //           (the other workloads never empty the queue, sleep does at once). So sleep at T=1 runs
 //           on the default round_robin on the main thread alone, as yield does; its
 //           suspend_until() blocks on a condition variable until the earliest deadline.
-#include "common.hpp"
-#include <boost/fiber/all.hpp>
-
 #include <atomic>
+#include <boost/fiber/all.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -46,6 +45,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "common.hpp"
 
 namespace {
 
@@ -105,7 +106,8 @@ std::int64_t skynet(std::int64_t num, std::int64_t size) {
   std::int64_t results[10];
   boost::fibers::fiber kids[10];
   for (int i = 0; i < 10; ++i)
-    kids[i] = boost::fibers::fiber([&results, i, num, step] { results[i] = skynet(num + i * step, step); });
+    kids[i] = boost::fibers::fiber(
+        [&results, i, num, step] { results[i] = skynet(num + i * step, step); });
   std::int64_t sum = 0;
   for (int i = 0; i < 10; ++i) {
     kids[i].join();
@@ -305,20 +307,29 @@ int main(int argc, char** argv) {
   bench::cli c;
   if (int rc = bench::parse(argc, argv, c)) return rc;
   std::function<outcome(std::int64_t)> run;
-  if (c.name == "spawn") run = run_spawn;
-  else if (c.name == "yield") run = run_yield;
-  else if (c.name == "pingpong") run = run_pingpong;
-  else if (c.name == "chain") run = run_chain;
-  else if (c.name == "fib") run = run_fib;
-  else if (c.name == "skynet") run = run_skynet;
+  if (c.name == "spawn")
+    run = run_spawn;
+  else if (c.name == "yield")
+    run = run_yield;
+  else if (c.name == "pingpong")
+    run = run_pingpong;
+  else if (c.name == "chain")
+    run = run_chain;
+  else if (c.name == "fib")
+    run = run_fib;
+  else if (c.name == "skynet")
+    run = run_skynet;
   else if (std::size_t cap = bench::mpmc_capacity(c.name))
     run = [cap](std::int64_t n) { return run_mpmc(cap, n); };
-  else if (c.name == "mutex" || c.name == "mutex_tp") run = run_mutex;  // one mutex kind
-  else if (c.name == "sleep") run = run_sleep;
+  else if (c.name == "mutex" || c.name == "mutex_tp")
+    run = run_mutex;  // one mutex kind
+  else if (c.name == "sleep")
+    run = run_sleep;
   // preempt, preempt_hard: not applicable — fibers are never preempted, so a hog would hold
   // its thread until the run ends and the periodic fiber would never wake. hog, hog_q0 measure
   // the cost of a preemption quantum, which fibers do not have.
-  else if (bench::preempt_workload(c.name)) return 2;
+  else if (bench::preempt_workload(c.name))
+    return 2;
 
   outcome r;
   if (c.name == "yield" || (c.name == "sleep" && c.workers == 1)) {

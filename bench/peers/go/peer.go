@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench/peers/go/peer.go — the comparison workloads on Go goroutines.
 //
 // Usage: peer_go <workload> <workers> <n>; output, exit codes and workloads exactly as in

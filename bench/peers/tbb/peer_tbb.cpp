@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench/peers/tbb/peer_tbb.cpp — the comparison workloads on oneTBB.
 //
 // Usage: peer_tbb <workload> <workers> <n>; output, exit codes and workloads exactly as in
@@ -8,7 +9,6 @@
 // `yield` (a suspension) is not applicable: exit code 2.
 // Workers: a task_arena of T slots (the main thread is one of them) under a global_control that
 // caps the whole process at T threads.
-#include "common.hpp"
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
@@ -18,6 +18,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include "common.hpp"
 
 namespace {
 
@@ -76,10 +78,14 @@ int main(int argc, char** argv) {
   bench::cli c;
   if (int rc = bench::parse(argc, argv, c)) return rc;
   outcome (*run)(std::int64_t) = nullptr;
-  if (c.name == "spawn") run = run_spawn;
-  else if (c.name == "fib") run = run_fib;
-  else if (c.name == "skynet") run = run_skynet;
-  else return 2;  // yield: not applicable to run-to-completion tasks
+  if (c.name == "spawn")
+    run = run_spawn;
+  else if (c.name == "fib")
+    run = run_fib;
+  else if (c.name == "skynet")
+    run = run_skynet;
+  else
+    return 2;  // yield: not applicable to run-to-completion tasks
 
   tbb::global_control cap(tbb::global_control::max_allowed_parallelism,
                           static_cast<std::size_t>(c.workers));

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bench/peers/threads/peer_threads.cpp — the comparison workloads on plain std::thread.
 //
 // Usage: peer_threads <workload> <workers> <n>; output and exit codes as in bench/workloads.cpp
@@ -16,7 +17,6 @@
 //           the kernel's timer plus the thread's timer slack, 50 µs by default).
 //   fib, skynet: not applicable (exit 2) — a thread per call means hundreds of thousands of live
 //           threads.
-#include "common.hpp"
 #include <sched.h>
 
 #include <chrono>
@@ -27,6 +27,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "common.hpp"
 
 namespace {
 
@@ -126,11 +128,16 @@ int main(int argc, char** argv) {
   bench::cli c;
   if (int rc = bench::parse(argc, argv, c)) return rc;
   outcome (*run)(std::int64_t) = nullptr;
-  if (c.name == "spawn") run = run_spawn;
-  else if (c.name == "yield") run = run_yield;
-  else if (c.name == "mutex" || c.name == "mutex_tp") run = run_mutex;  // one mutex kind
-  else if (c.name == "sleep") run = run_sleep;
-  else return 2;  // fib, skynet, ...: not applicable
+  if (c.name == "spawn")
+    run = run_spawn;
+  else if (c.name == "yield")
+    run = run_yield;
+  else if (c.name == "mutex" || c.name == "mutex_tp")
+    run = run_mutex;  // one mutex kind
+  else if (c.name == "sleep")
+    run = run_sleep;
+  else
+    return 2;  // fib, skynet, ...: not applicable
   if (!pin_to_first_cpus(c.name == "yield" ? 1 : c.workers)) {
     std::fprintf(stderr, "%s: sched_setaffinity failed\n", argv[0]);
     return 1;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // <stackless/sync.hpp> — channels, select(), and the tasklet-aware synchronisation of
 // stacklesslib: locks, condition variables, semaphores, events, latches, wait groups, barriers,
 // promises and futures, when_any / when_all, task_group. timeout_scope and tasklet_local come

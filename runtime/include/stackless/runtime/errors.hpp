@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/errors.hpp — the exceptions the runtime throws.
 #pragma once
 

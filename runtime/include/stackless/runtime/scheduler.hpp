@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/scheduler.hpp — the scheduler: workers that run tasklets.
 #pragma once
 
@@ -25,8 +26,8 @@ struct error_report {
 };
 
 struct options {
-  unsigned workers = 0;                  // 0: one per hardware thread; 1: single-threaded, deterministic
-  std::size_t stack_size = 256 * 1024;   // usable bytes; a guard page below; RSS grows only with use
+  unsigned workers = 0;  // 0: one per hardware thread; 1: single-threaded, deterministic
+  std::size_t stack_size = 256 * 1024;  // usable bytes; a guard page below; RSS grows only with use
   /// quantum > 0 turns preemption on: a monitor thread (one per scheduler) ticks every quantum/2
   /// and asks a worker that has run one tasklet for a whole quantum, while other work waits, to
   /// switch at its next safe point (soft; hard inside this_tasklet::preemptible). 0: no monitor
@@ -39,7 +40,7 @@ struct options {
   /// safe point while other work waits gets one line on stderr naming the tasklet (at most one
   /// line a second per scheduler). 0 or negative: no warning.
   std::chrono::milliseconds stall_warning{100};
-  std::string name = "stackless";        // worker thread names: name-0, name-1, …
+  std::string name = "stackless";  // worker thread names: name-0, name-1, …
   /// on_error receives exceptions that escape detached tasklets. Default: one line on stderr.
   std::function<void(const error_report&)> on_error{};
   /// deadlock_grace: how long the scheduler must stay quiescent (every tasklet parked, nothing
@@ -52,21 +53,21 @@ struct options {
 };
 
 struct worker_stats {
-  std::uint64_t runs = 0;          // tasklet switches-in
-  std::uint64_t steals = 0;        // tasklets stolen from other workers
+  std::uint64_t runs = 0;    // tasklet switches-in
+  std::uint64_t steals = 0;  // tasklets stolen from other workers
   std::uint64_t steal_attempts = 0;
-  std::uint64_t parks = 0;         // times the worker thread slept
-  std::uint64_t spins = 0;         // times it entered the spinning state
-  std::uint64_t inbox = 0;         // tasklets taken from its inbox
-  std::uint64_t injected = 0;      // tasklets taken from the injection queue
-  std::uint64_t overflows = 0;     // times its deque overflowed into the injection queue
+  std::uint64_t parks = 0;      // times the worker thread slept
+  std::uint64_t spins = 0;      // times it entered the spinning state
+  std::uint64_t inbox = 0;      // tasklets taken from its inbox
+  std::uint64_t injected = 0;   // tasklets taken from the injection queue
+  std::uint64_t overflows = 0;  // times its deque overflowed into the injection queue
 };
 
 struct scheduler_stats {
-  std::uint64_t spawned = 0;       // tasklets ever spawned
-  std::uint64_t live = 0;          // spawned and not ended
-  std::uint64_t runnable = 0;      // waiting in a run queue (approximate while workers run)
-  std::uint64_t parked = 0;        // blocked
+  std::uint64_t spawned = 0;   // tasklets ever spawned
+  std::uint64_t live = 0;      // spawned and not ended
+  std::uint64_t runnable = 0;  // waiting in a run queue (approximate while workers run)
+  std::uint64_t parked = 0;    // blocked
   std::uint64_t steals = 0;
   std::uint64_t preemptions = 0;       // soft_preemptions + hard_preemptions
   std::uint64_t soft_preemptions = 0;  // yields at a safe point because the monitor asked
@@ -113,7 +114,7 @@ class scheduler {
   auto spawn(F&& f, A&&... a) {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
     auto* b = new detail::tcb_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
-                                                                         std::forward<A>(a)...);
+                                                                           std::forward<A>(a)...);
     detail::tcb* t = detail::submit(impl_, b);
     return tasklet<R>(t, typename tasklet<R>::adopt_t{});
   }
@@ -159,9 +160,10 @@ template <class F, class... A>
 auto spawn(F&& f, A&&... a) {
   using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
   detail::scheduler_impl* s = detail::current_scheduler();
-  if (!s) detail::throw_usage("stackless::spawn() called outside a tasklet; use scheduler::spawn()");
+  if (!s)
+    detail::throw_usage("stackless::spawn() called outside a tasklet; use scheduler::spawn()");
   auto* b = new detail::tcb_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
-                                                                       std::forward<A>(a)...);
+                                                                         std::forward<A>(a)...);
   detail::tcb* t = detail::submit(s, b);
   return tasklet<R>(t, typename tasklet<R>::adopt_t{});
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/tasklet.hpp — tasklet<R>, the handle to a tasklet.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/tasklet_local.hpp — tasklet_local<T>: one value per tasklet
 // (stacklesslib util.local).
 #pragma once
@@ -35,10 +36,10 @@ class tasklet_local {
   tasklet_local() : make_(+[]() -> T* { return new T(); }) {}
   /// With a factory: `f()` returns the initial T of each tasklet.
   template <class F, class = std::enable_if_t<std::is_invocable_r_v<T, F&>>>
-  explicit tasklet_local(F f) : factory_(new F(std::move(f))), factory_call_(+[](void* p) -> T* {
-                                                                 return new T((*static_cast<F*>(p))());
-                                                               }),
-                                factory_free_(+[](void* p) noexcept { delete static_cast<F*>(p); }) {}
+  explicit tasklet_local(F f)
+      : factory_(new F(std::move(f))),
+        factory_call_(+[](void* p) -> T* { return new T((*static_cast<F*>(p))()); }),
+        factory_free_(+[](void* p) noexcept { delete static_cast<F*>(p); }) {}
   ~tasklet_local() {
     if (factory_free_) factory_free_(factory_);
   }
@@ -50,7 +51,8 @@ class tasklet_local {
     if (void* p = detail::local_find(key_)) return *static_cast<T*>(p);
     T* v = factory_call_ ? factory_call_(factory_) : make_();
     try {
-      detail::local_insert(key_, v, +[](void* p) noexcept { delete static_cast<T*>(p); });
+      detail::local_insert(
+          key_, v, +[](void* p) noexcept { delete static_cast<T*>(p); });
     } catch (...) {
       delete v;
       throw;

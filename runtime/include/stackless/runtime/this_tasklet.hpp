@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/this_tasklet.hpp — calls about the running tasklet.
 #pragma once
 
@@ -28,7 +29,8 @@ tasklet<void> current();
 inline void checkpoint() {
   detail::thread_block* b = detail::this_thread_block();
   if (__builtin_expect((b->preempt.load(std::memory_order_relaxed) |
-                        b->irq->load(std::memory_order_relaxed)) != 0, 0))
+                        b->irq->load(std::memory_order_relaxed)) != 0,
+                       0))
     detail::checkpoint_slow();
 }
 
@@ -45,12 +47,14 @@ inline std::int64_t ns_of(std::chrono::steady_clock::time_point tp) {
 /// timeout_error.
 template <class D>
 void sleep_until(std::chrono::time_point<std::chrono::steady_clock, D> tp) {
-  detail_::sleep_ns(detail_::ns_of(std::chrono::time_point_cast<std::chrono::steady_clock::duration>(tp)));
+  detail_::sleep_ns(
+      detail_::ns_of(std::chrono::time_point_cast<std::chrono::steady_clock::duration>(tp)));
 }
 /// sleep_until(tp, st): the same; a stop request on `st` ends it with operation_cancelled.
 template <class D>
 void sleep_until(std::chrono::time_point<std::chrono::steady_clock, D> tp, std::stop_token st) {
-  detail_::sleep_ns(detail_::ns_of(std::chrono::time_point_cast<std::chrono::steady_clock::duration>(tp)), &st);
+  detail_::sleep_ns(
+      detail_::ns_of(std::chrono::time_point_cast<std::chrono::steady_clock::duration>(tp)), &st);
 }
 /// sleep_for() parks the calling tasklet for `d` (blocks a plain thread). See sleep_until().
 template <class Rep, class P>
@@ -60,7 +64,8 @@ void sleep_for(std::chrono::duration<Rep, P> d) {
 /// sleep_for(d, st): the same; a stop request on `st` ends it with operation_cancelled.
 template <class Rep, class P>
 void sleep_for(std::chrono::duration<Rep, P> d, std::stop_token st) {
-  sleep_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d), std::move(st));
+  sleep_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d),
+              std::move(st));
 }
 
 /// atomic is an RAII scope in which the calling tasklet is neither preempted nor migrated to
@@ -83,8 +88,8 @@ bool in_atomic();
 
 /// preemptible is an RAII scope that opts the calling tasklet in to *hard* preemption (x86-64
 /// Linux): when the monitor (options::quantum > 0) has asked it to switch and it has not reached
-/// a safe point for half a quantum more, the monitor signals its worker thread and the signal handler
-/// redirects it into a trampoline that saves every register (general, flags, and the whole
+/// a safe point for half a quantum more, the monitor signals its worker thread and the signal
+/// handler redirects it into a trampoline that saves every register (general, flags, and the whole
 /// x87/SSE/AVX state with xsave) and yields; it later resumes exactly where it was, on the same
 /// worker thread (a hard-preempted tasklet is pinned until its next cooperative switch).
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/timeout.hpp — deadlines and cancellation for every blocking call:
 // timeout_scope (stacklesslib util.timeout), timeout_error, operation_cancelled.
 //
@@ -65,7 +66,8 @@ class timeout_scope {
   template <class D>
   explicit timeout_scope(std::chrono::time_point<std::chrono::steady_clock, D> tp)
       : timeout_scope(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count(), 0) {}
+            std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count(),
+            0) {}
   ~timeout_scope() { detail::scope_top() = prev_; }
   timeout_scope(const timeout_scope&) = delete;
   timeout_scope& operator=(const timeout_scope&) = delete;
@@ -85,7 +87,8 @@ class timeout_scope {
  private:
   // A scope's deadline is always a real one (no_deadline - 1 at most): "the scope passed" must
   // never compare equal to a call's own no_deadline.
-  timeout_scope(std::int64_t deadline_ns, int) : deadline_ns_(deadline_ns), prev_(detail::scope_top()) {
+  timeout_scope(std::int64_t deadline_ns, int)
+      : deadline_ns_(deadline_ns), prev_(detail::scope_top()) {
     if (deadline_ns_ >= detail::no_deadline) deadline_ns_ = detail::no_deadline - 1;
     eff_ns_ = deadline_ns_;
     eff_owner_ = this;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/sync/channel.hpp — channels (Stackless's channel, with capacities) and select().
 //
 //   stackless::channel<int> ch;                     // rendezvous, as in Stackless
@@ -155,7 +156,9 @@ class channel {
   /// balance() is the number of senders parked (> 0) or minus the number of receivers parked (<
   /// 0), Stackless's channel.balance.
   int balance() const noexcept { return detail::chan_balance(core_); }
-  void set_preference(preference p) noexcept { detail::chan_set_preference(core_, static_cast<int>(p)); }
+  void set_preference(preference p) noexcept {
+    detail::chan_set_preference(core_, static_cast<int>(p));
+  }
   preference get_preference() const noexcept {
     return static_cast<preference>(detail::chan_get_preference(core_));
   }
@@ -181,7 +184,9 @@ class channel {
       return *this;
     }
     void operator++(int) { next(); }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return !it.cur_; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+      return !it.cur_;
+    }
 
    private:
     void next() {
@@ -201,13 +206,17 @@ class channel {
  private:
   struct adopt_t {};
   static constexpr adopt_t adopt{};
-  channel(adopt_t, detail::chan_core* c) noexcept : core_(c) {}  // a tag: channel<int>(0) is a capacity
+  channel(adopt_t, detail::chan_core* c) noexcept
+      : core_(c) {}  // a tag: channel<int>(0) is a capacity
 
   bool send_impl(void* src, bool is_exc, bool block, std::int64_t deadline) {
     switch (detail::chan_send(core_, src, is_exc, block, deadline)) {
-      case detail::op_status::ok: return true;
-      case detail::op_status::closed: detail::throw_closed("stackless: send() on a closed channel");
-      default: return false;
+      case detail::op_status::ok:
+        return true;
+      case detail::op_status::closed:
+        detail::throw_closed("stackless: send() on a closed channel");
+      default:
+        return false;
     }
   }
   detail::op_status receive_impl(void* dst, bool block, std::int64_t deadline) {
@@ -216,9 +225,12 @@ class channel {
   std::optional<T> receive_opt(bool block, std::int64_t deadline) {
     detail::raw_value<T> r;
     switch (receive_impl(r.ptr(), block, deadline)) {
-      case detail::op_status::ok: return std::optional<T>(r.take());
-      case detail::op_status::closed: detail::throw_closed("stackless: receive() on a closed channel");
-      default: return std::nullopt;
+      case detail::op_status::ok:
+        return std::optional<T>(r.take());
+      case detail::op_status::closed:
+        detail::throw_closed("stackless: receive() on a closed channel");
+      default:
+        return std::nullopt;
     }
   }
 
@@ -236,8 +248,10 @@ struct recv_case {
   void fill(select_case& c) { c = select_case{select_case::kind_t::recv, ch->core(), r.ptr()}; }
   void run(select_case& c) {
     if constexpr (std::is_invocable_v<F&, std::optional<T>>) {
-      if (c.closed) f(std::optional<T>());
-      else f(std::optional<T>(r.take()));
+      if (c.closed)
+        f(std::optional<T>());
+      else
+        f(std::optional<T>(r.take()));
     } else {
       if (c.closed) throw_closed("stackless: select() received from a closed channel");
       f(r.take());

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/sync/condition_variable.hpp — condition_variable for tasklets and plain threads
 // (stacklesslib locks.Condition), with std::condition_variable_any's interface.
 #pragma once
@@ -99,20 +100,22 @@ class condition_variable {
   template <class Lock>
   struct relock {  // takes the lock again on every way out of wait_impl
     Lock& l;
-    ~relock() noexcept(false) { detail::relock_uninterruptibly([](void* p) { static_cast<Lock*>(p)->lock(); }, &l); }
+    ~relock() noexcept(false) {
+      detail::relock_uninterruptibly([](void* p) { static_cast<Lock*>(p)->lock(); }, &l);
+    }
   };
   template <class Lock>
   std::cv_status wait_impl(Lock& lock, std::int64_t own, const std::stop_token* st) {
     detail::wake_reason r;
     {
       relock<Lock> again{lock};
-      r = detail::cv_wait(lk_, q_, own, st,
-                          [](void* p) { static_cast<Lock*>(p)->unlock(); }, &lock);
+      r = detail::cv_wait(
+          lk_, q_, own, st, [](void* p) { static_cast<Lock*>(p)->unlock(); }, &lock);
     }
     // The lock is held again. A stop request simply returns (the std forms re-check it).
     if (r == detail::wake_reason::cancelled) return std::cv_status::no_timeout;
     return detail::settle(r, own) == detail::settled::timed_out ? std::cv_status::timeout
-                                                               : std::cv_status::no_timeout;
+                                                                : std::cv_status::no_timeout;
   }
 
   detail::spinlock lk_;

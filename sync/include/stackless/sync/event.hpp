@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/sync/event.hpp — event, latch, wait_group and barrier for tasklets and plain threads
 // (stacklesslib locks.Event / Barrier, std::latch / std::barrier, Go's sync.WaitGroup).
 //
@@ -62,7 +63,9 @@ class latch {
   void count_down(std::ptrdiff_t n = 1);
   bool try_wait() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
   void wait() const { const_cast<latch*>(this)->wait_impl(detail::no_deadline, nullptr); }
-  void wait(std::stop_token st) const { const_cast<latch*>(this)->wait_impl(detail::no_deadline, &st); }
+  void wait(std::stop_token st) const {
+    const_cast<latch*>(this)->wait_impl(detail::no_deadline, &st);
+  }
   template <class Rep, class P>
   bool wait_for(std::chrono::duration<Rep, P> d) const {
     return const_cast<latch*>(this)->wait_impl(detail::deadline_after(d), nullptr);
@@ -130,7 +133,9 @@ class barrier {
   barrier& operator=(const barrier&) = delete;
 
   [[nodiscard]] arrival_token arrive(std::ptrdiff_t n = 1);
-  void wait(arrival_token t) const { const_cast<barrier*>(this)->wait_impl(t, detail::no_deadline, nullptr); }
+  void wait(arrival_token t) const {
+    const_cast<barrier*>(this)->wait_impl(t, detail::no_deadline, nullptr);
+  }
   template <class Rep, class P>
   bool wait_for(arrival_token t, std::chrono::duration<Rep, P> d) const {
     return const_cast<barrier*>(this)->wait_impl(t, detail::deadline_after(d), nullptr);
@@ -148,10 +153,10 @@ class barrier {
   arrival_token arrive_impl(std::ptrdiff_t n, bool drop);
 
   std::function<void()> completion_;
-  std::ptrdiff_t expected_;    // guarded by g_.lk
-  std::ptrdiff_t remaining_;   // guarded by g_.lk
+  std::ptrdiff_t expected_;              // guarded by g_.lk
+  std::ptrdiff_t remaining_;             // guarded by g_.lk
   std::atomic<std::uint64_t> phase_{0};  // written under g_.lk
-  bool completing_ = false;    // guarded by g_.lk
+  bool completing_ = false;              // guarded by g_.lk
   detail::gate g_;
 };
 

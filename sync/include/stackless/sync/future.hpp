@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/sync/future.hpp — promise<T> / future<T> for tasklets and plain threads
 // (stacklesslib futures), and when_any / when_all over futures and tasklets (stacklesslib
 // wait.any / wait.all).
@@ -26,11 +27,11 @@ namespace detail {
 
 /// future_state_base is the shared state of a promise and its future (sync/src/future.cpp).
 struct future_state_base : gate {  // gate::q holds waiters and when_any/when_all proxies
-  std::atomic<int> refs{1};              // the promise's; get_future() adds the future's
-                                         // gate::lk guards q, error, and the value before `ready`
-  std::atomic<bool> ready{false};        // release-stored after the value/error, under lk
+  std::atomic<int> refs{1};        // the promise's; get_future() adds the future's
+                                   // gate::lk guards q, error, and the value before `ready`
+  std::atomic<bool> ready{false};  // release-stored after the value/error, under lk
   std::exception_ptr error;
-  bool retrieved = false;                // get_future() was called
+  bool retrieved = false;  // get_future() was called
   virtual ~future_state_base() = default;
 
   void release() noexcept {
@@ -94,11 +95,13 @@ class future {
   void wait(std::stop_token st) const { need()->wait(detail::no_deadline, &st); }
   template <class Rep, class P>
   std::future_status wait_for(std::chrono::duration<Rep, P> d) const {
-    return need()->wait(detail::deadline_after(d), nullptr) ? std::future_status::ready : std::future_status::timeout;
+    return need()->wait(detail::deadline_after(d), nullptr) ? std::future_status::ready
+                                                            : std::future_status::timeout;
   }
   template <class C, class D>
   std::future_status wait_until(std::chrono::time_point<C, D> tp) const {
-    return need()->wait(detail::deadline_at(tp), nullptr) ? std::future_status::ready : std::future_status::timeout;
+    return need()->wait(detail::deadline_at(tp), nullptr) ? std::future_status::ready
+                                                          : std::future_status::timeout;
   }
   T get() {
     wait();
@@ -213,7 +216,9 @@ when_source when_source_of(const tasklet<R>& t) {
   return {t.raw(), nullptr};
 }
 template <class T>
-concept when_waitable = requires(const T& x) { when_source_of(x); };
+concept when_waitable = requires(const T& x) {
+  when_source_of(x);
+};
 template <class Range>
 std::vector<when_source> when_sources_of(const Range& r) {
   std::vector<when_source> v;
@@ -241,8 +246,8 @@ std::optional<std::size_t> when_any_for(std::chrono::duration<Rep, P> d, const W
 }
 /// when_any over a range (a std::vector of futures or tasklets). An empty range is a usage_error.
 template <class Range>
-  requires(!detail::when_waitable<Range>)
-auto when_any(const Range& r) -> decltype(std::begin(r), std::size_t{}) {
+requires(!detail::when_waitable<Range>) auto when_any(const Range& r)
+    -> decltype(std::begin(r), std::size_t{}) {
   auto s = detail::when_sources_of(r);
   if (s.empty()) throw usage_error("stackless: when_any() of an empty range");
   return detail::when_wait(s.data(), s.size(), false, detail::no_deadline);
@@ -262,8 +267,8 @@ bool when_all_for(std::chrono::duration<Rep, P> d, const W&... w) {
 }
 /// when_all over a range.
 template <class Range>
-  requires(!detail::when_waitable<Range>)
-auto when_all(const Range& r) -> decltype(std::begin(r), void()) {
+requires(!detail::when_waitable<Range>) auto when_all(const Range& r)
+    -> decltype(std::begin(r), void()) {
   auto s = detail::when_sources_of(r);
   detail::when_wait(s.data(), s.size(), true, detail::no_deadline);
 }

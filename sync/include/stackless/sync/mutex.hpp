@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/sync/mutex.hpp — mutex, timed_mutex, recursive_mutex for tasklets and plain threads
 // (stacklesslib locks.Lock / RLock). std Lockable / TimedLockable: std::lock_guard,
 // std::unique_lock, std::scoped_lock and std::condition_variable_any work with them.
@@ -79,7 +80,8 @@ class mutex {
     owner_.store(nullptr, std::memory_order_relaxed);
     std::uint32_t one = 1;
     // Release: pairs with the acquire of the next lock().
-    if (!state_.compare_exchange_strong(one, 0, std::memory_order_release, std::memory_order_relaxed))
+    if (!state_.compare_exchange_strong(one, 0, std::memory_order_release,
+                                        std::memory_order_relaxed))
       unlock_slow();
   }
 
@@ -108,10 +110,11 @@ class mutex {
   // Bits (mutex.cpp): 1 LOCKED, 2 WAITERS (queued waiters possible: unlock takes the slow path),
   // 4 HANDOFF (throughput policy: FIFO hand-off mode, no barging).
   std::atomic<std::uint32_t> state_{0};
-  // written by the holder; read by unlock()'s check and lock()'s self-deadlock check: relaxed, since
-  // a caller only compares it with its own token (only the caller itself can have stored that).
+  // written by the holder; read by unlock()'s check and lock()'s self-deadlock check: relaxed,
+  // since a caller only compares it with its own token (only the caller itself can have stored
+  // that).
   std::atomic<const void*> owner_{nullptr};
-  detail::spinlock lk_;                      // guards q_, and setting WAITERS / HANDOFF
+  detail::spinlock lk_;  // guards q_, and setting WAITERS / HANDOFF
   detail::wait_list q_;
   bool fair_ = true;
 };

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/sync/semaphore.hpp — counting_semaphore and bounded_semaphore for tasklets and plain
 // threads (stacklesslib locks.Semaphore / BoundedSemaphore; std::counting_semaphore's names).
 #pragma once
@@ -50,8 +51,8 @@ class counting_semaphore {
   bool acquire_impl(std::int64_t own, const std::stop_token* st);
 
   mutable detail::spinlock lk_;
-  detail::wait_list q_;       // guarded by lk_
-  std::ptrdiff_t count_;      // guarded by lk_
+  detail::wait_list q_;   // guarded by lk_
+  std::ptrdiff_t count_;  // guarded by lk_
   const std::ptrdiff_t max_;
 };
 
@@ -62,7 +63,8 @@ class bounded_semaphore : public counting_semaphore {
  public:
   /// bounded_semaphore(initial, bound = initial): 0 <= initial <= bound.
   explicit bounded_semaphore(std::ptrdiff_t initial) : counting_semaphore(initial, initial) {}
-  bounded_semaphore(std::ptrdiff_t initial, std::ptrdiff_t bound) : counting_semaphore(initial, bound) {}
+  bounded_semaphore(std::ptrdiff_t initial, std::ptrdiff_t bound)
+      : counting_semaphore(initial, bound) {}
 };
 
 }  // namespace stackless

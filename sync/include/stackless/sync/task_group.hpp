@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/sync/task_group.hpp — task_group: structured fork/join (stacklesslib futures'
 // executor, oneTBB task_group, Go's errgroup).
 #pragma once
@@ -66,7 +67,8 @@ class task_group {
   /// deadline (they keep running; nothing is rethrown yet).
   template <class Rep, class P>
   bool wait_for(std::chrono::duration<Rep, P> d) {
-    return wait_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d));
+    return wait_until(std::chrono::steady_clock::now() +
+                      std::chrono::ceil<std::chrono::nanoseconds>(d));
   }
   bool wait_until(std::chrono::steady_clock::time_point tp) {
     for (std::size_t i = 0;;) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/detail/deadline.hpp — the one vocabulary for time in every blocking call.
 // Internal: the names may change at any time.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/detail/preempt.hpp — the per-thread word that checkpoint() reads.
 // Everything here is internal: the names may change at any time. The mechanism is described at
 // the top of runtime/src/preempt.cpp.

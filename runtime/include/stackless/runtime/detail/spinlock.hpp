@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/detail/spinlock.hpp — cpu_relax() and the spinlock. Internal: the names may
 // change at any time. (Public only because a tasklet's control block holds a spinlock.)
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/detail/tcb.hpp — the public part of a tasklet's control block: what the
 // header templates (spawn, tasklet<R>::join) need, and nothing else. Everything here is internal:
 // the names may change at any time.
@@ -40,12 +41,12 @@ enum class wake_reason : std::uint8_t { notified = 0, timeout = 1, interrupted =
 struct waiter {
   waiter* next = nullptr;
   waiter* prev = nullptr;
-  tcb* t = nullptr;                        // tasklet waiter
-  std::uint64_t gen = 0;                   //   the park generation it was registered for
-  std::atomic<std::uint32_t>* word = nullptr;  // plain-thread waiter: its futex word
+  tcb* t = nullptr;                                // tasklet waiter
+  std::uint64_t gen = 0;                           //   the park generation it was registered for
+  std::atomic<std::uint32_t>* word = nullptr;      // plain-thread waiter: its futex word
   void (*notify)(waiter*, wake_reason) = nullptr;  // proxy waiter: called (under the list's lock)
-  std::uintptr_t data = 0;                 // what the list's owner keeps per waiter (a count…)
-  bool linked = false;                     // guarded by the lock of the list it is on
+  std::uintptr_t data = 0;  // what the list's owner keeps per waiter (a count…)
+  bool linked = false;      // guarded by the lock of the list it is on
 };
 
 /// tcb_base is what a spawn template allocates and derives from (tcb_impl below).
@@ -109,9 +110,9 @@ std::uint64_t tasklet_id(const tcb* t) noexcept;
 // Out-of-line operations on a tcb (tasklet.cpp); the handle templates call them.
 void handle_acquire(tcb*) noexcept;
 void handle_release(tcb*) noexcept;
-void join_wait(tcb*);                                   // waits for the end; may throw deadlock_error
-bool join_wait_for(tcb*, std::chrono::nanoseconds);     // false on timeout
-void join_rethrow(tcb*, bool has_value);                // rethrows error; tasklet_killed if no value
+void join_wait(tcb*);                                // waits for the end; may throw deadlock_error
+bool join_wait_for(tcb*, std::chrono::nanoseconds);  // false on timeout
+void join_rethrow(tcb*, bool has_value);             // rethrows error; tasklet_killed if no value
 void kill(tcb*, bool pending);
 void raise(tcb*, std::exception_ptr, bool pending);
 void pause(tcb*);
@@ -129,13 +130,13 @@ void set_name(tcb*, std::string);
 [[noreturn]] void throw_usage(const char* what);
 
 // Scheduling entry points.
-scheduler_impl* current_scheduler() noexcept;           // null outside a tasklet
-tcb* current_tcb() noexcept;                            // null outside a tasklet
-bool spinning_may_help() noexcept;                      // another worker (or thread) may
-                                                        //   release what we wait for now
-const void* self_token() noexcept;                      // the calling tasklet, or a token of
-                                                        //   the plain thread (lock owners)
-tcb* submit(scheduler_impl*, tcb_base*);                // a new tasklet (one handle): make it
-                                                        //   runnable; returns its control block
+scheduler_impl* current_scheduler() noexcept;  // null outside a tasklet
+tcb* current_tcb() noexcept;                   // null outside a tasklet
+bool spinning_may_help() noexcept;             // another worker (or thread) may
+                                               //   release what we wait for now
+const void* self_token() noexcept;             // the calling tasklet, or a token of
+                                               //   the plain thread (lock owners)
+tcb* submit(scheduler_impl*, tcb_base*);       // a new tasklet (one handle): make it
+                                               //   runnable; returns its control block
 
 }  // namespace stackless::detail

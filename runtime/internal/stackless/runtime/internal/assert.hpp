@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/internal/assert.hpp — STACKLESS_ASSERT: invariants that execute.
 //
 // STACKLESS_ASSERT(cond, what) is on in debug and sanitizer builds (NDEBUG unset, or
@@ -22,17 +23,17 @@ namespace stackless::detail {
 }  // namespace stackless::detail
 
 #if STACKLESS_ASSERTS_ON
-#define STACKLESS_ASSERT(cond, what)                                                        \
-  do {                                                                                      \
-    if (__builtin_expect(!(cond), 0))                                                       \
-      ::stackless::detail::assert_failed(#cond, what, __FILE__, __LINE__);                  \
+#define STACKLESS_ASSERT(cond, what)                                       \
+  do {                                                                     \
+    if (__builtin_expect(!(cond), 0))                                      \
+      ::stackless::detail::assert_failed(#cond, what, __FILE__, __LINE__); \
   } while (0)
 /// STACKLESS_ASSERT_STATE(cond, what, word): the same, printing the state word that broke it.
-#define STACKLESS_ASSERT_STATE(cond, what, word)                                            \
-  do {                                                                                      \
-    if (__builtin_expect(!(cond), 0))                                                       \
-      ::stackless::detail::assert_failed(#cond, what, __FILE__, __LINE__,                   \
-                                         static_cast<long long>(word));                     \
+#define STACKLESS_ASSERT_STATE(cond, what, word)                          \
+  do {                                                                    \
+    if (__builtin_expect(!(cond), 0))                                     \
+      ::stackless::detail::assert_failed(#cond, what, __FILE__, __LINE__, \
+                                         static_cast<long long>(word));   \
   } while (0)
 #else
 #define STACKLESS_ASSERT(cond, what) \

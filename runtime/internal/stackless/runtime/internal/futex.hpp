@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/internal/futex.hpp — the two futex calls everything that sleeps is built on.
 #pragma once
 
@@ -23,7 +24,8 @@ inline void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
             nullptr, nullptr, 0);
     return;
   }
-  timespec ts{static_cast<time_t>(deadline_ns / 1000000000), static_cast<long>(deadline_ns % 1000000000)};
+  timespec ts{static_cast<time_t>(deadline_ns / 1000000000),
+              static_cast<long>(deadline_ns % 1000000000)};
   // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time (steady_clock on Linux).
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_BITSET_PRIVATE, expected,
           &ts, nullptr, FUTEX_BITSET_MATCH_ANY);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // runtime/src/park.hpp — the park/wake door: the one way a tasklet (or a plain thread) waits.
 //
 // Usage: a blocking primitive waits through wait_here (below), which hides the tasklet-versus-
@@ -15,17 +16,17 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <optional>
 #include <stop_token>
 #include <type_traits>
-#include <cstdint>
 
 #include "stackless/runtime/detail/deadline.hpp"
 #include "stackless/runtime/detail/tcb.hpp"
-#include "stackless/runtime/internal/tcb.hpp"
 #include "stackless/runtime/internal/assert.hpp"
 #include "stackless/runtime/internal/scheduling.hpp"
 #include "stackless/runtime/internal/spin.hpp"
+#include "stackless/runtime/internal/tcb.hpp"
 
 namespace stackless::detail {
 
@@ -43,7 +44,6 @@ class function_ref {
   void* obj_;
   void (*call_)(void*);
 };
-
 
 /// prepare_park() starts a park of the calling tasklet: a new generation, phase PARKING, and
 /// returns its waiter record for the caller to publish. `what` (a string literal) and `target`
@@ -132,8 +132,10 @@ struct stop_waker {
   std::uint64_t gen = 0;
   thread_waiter* tw = nullptr;
   void operator()() const noexcept {
-    if (tw) tw->cancel();
-    else wake_park(t, gen, wake_reason::cancelled);
+    if (tw)
+      tw->cancel();
+    else
+      wake_park(t, gen, wake_reason::cancelled);
   }
 };
 

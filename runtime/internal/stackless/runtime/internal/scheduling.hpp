@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/internal/scheduling.hpp — the two scheduling calls a primitive needs besides
 // the park door (park.hpp): giving the worker away for a moment, and making sure a plain thread
 // that is about to block will be served.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/runtime/internal/tcb.hpp — the runtime's private part of a tasklet's control block.
 //
 // A control block is one allocation: this `tcb`, then (at tcb_prefix bytes) the public
@@ -40,8 +41,8 @@ struct context {
   void (*entry)(void*) = nullptr;  // set until the first switch into a new context
   void* xfer_arg = nullptr;        // what a switch away from this context hands the other side
   void (*xfer_entry)(void*) = nullptr;
-  void* eh_caught = nullptr;       // the C++ runtime's per-thread exception state, kept per
-  unsigned eh_uncaught = 0;        //   context (a tasklet may park inside a catch block)
+  void* eh_caught = nullptr;  // the C++ runtime's per-thread exception state, kept per
+  unsigned eh_uncaught = 0;   //   context (a tasklet may park inside a catch block)
 };
 
 class tcb {
@@ -68,21 +69,21 @@ class tcb {
   scheduler_impl* sched = nullptr;
   std::uint64_t id = 0;
 
-  spinlock lk;                    // guards name, pending, joiners
+  spinlock lk;  // guards name, pending, joiners
   std::string name;
-  std::exception_ptr pending;     // the exception raise_exception()/kill() delivers
-  waiter* joiners = nullptr;      // who waits for this tasklet to end
+  std::exception_ptr pending;  // the exception raise_exception()/kill() delivers
+  waiter* joiners = nullptr;   // who waits for this tasklet to end
 
   // Outcome, written by the tasklet before it is marked dead, read after (acquire on state).
-  std::exception_ptr error;       // the exception that escaped body()
-  bool ended_by_kill = false;     // body() left through tasklet_exit (or never started)
-  bool exit_thrown = false;       // tasklet_exit was thrown in it at least once (own writes)
-  error_sink* sink = nullptr;     // set when it ended with an error: where to report it
+  std::exception_ptr error;    // the exception that escaped body()
+  bool ended_by_kill = false;  // body() left through tasklet_exit (or never started)
+  bool exit_thrown = false;    // tasklet_exit was thrown in it at least once (own writes)
+  error_sink* sink = nullptr;  // set when it ended with an error: where to report it
 
   // Execution, touched only by the worker running the tasklet.
-  waiter wait;                    // this tasklet's waiter record
+  waiter wait;                      // this tasklet's waiter record
   const char* wait_what = nullptr;  // what it parks on, for the deadlock report
-  std::uint64_t wait_target = 0;  //   and the id it waits for, if any
+  std::uint64_t wait_target = 0;    //   and the id it waits for, if any
   context ctx;
   stack* stk = nullptr;
   tcb* next = nullptr;            // intrusive link: yield list, inbox
@@ -105,10 +106,9 @@ class tcb {
   unsigned shard = 0;
 };
 
-
 /// tcb_prefix is the offset of the public part from the start of the allocation.
-inline constexpr std::size_t tcb_prefix =
-    (sizeof(tcb) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) * alignof(std::max_align_t);
+inline constexpr std::size_t tcb_prefix = (sizeof(tcb) + alignof(std::max_align_t) - 1) /
+                                          alignof(std::max_align_t) * alignof(std::max_align_t);
 
 inline tcb_base* tcb::base() noexcept {
   return reinterpret_cast<tcb_base*>(reinterpret_cast<char*>(this) + tcb_prefix);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/sync/detail/channel_core.hpp — the type-erased channel engine (sync/src/chan_engine.hpp
 // describes it) that channel<T> and select() wrap. Internal: the names may change at any time.
 // Deadlines are points of the steady clock in nanoseconds, no_deadline for none
@@ -26,7 +27,7 @@ struct elem_ops {
 
 template <class T>
 inline constexpr elem_ops elem_ops_of{
-    sizeof(T), alignof(T), std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
+    sizeof(T), alignof(T), std::is_trivially_copyable_v<T>&& std::is_trivially_destructible_v<T>,
     [](void* d, void* s) { ::new (d) T(std::move(*static_cast<T*>(s))); },
     [](void* p) noexcept { static_cast<T*>(p)->~T(); }};
 
@@ -60,10 +61,10 @@ std::size_t chan_capacity(const chan_core*) noexcept;
 struct select_case {
   enum class kind_t : std::uint8_t { recv, send, after, fallback };
   kind_t kind;
-  chan_core* ch = nullptr;          // recv / send
-  void* buf = nullptr;              // send: the T to move from; recv: raw storage for a T
-  bool is_exc = false;              // send: buf is a std::exception_ptr
-  std::int64_t deadline = 0;        // after
+  chan_core* ch = nullptr;    // recv / send
+  void* buf = nullptr;        // send: the T to move from; recv: raw storage for a T
+  bool is_exc = false;        // send: buf is a std::exception_ptr
+  std::int64_t deadline = 0;  // after
   // out: the receive found the channel closed and drained (recv cases only)
   bool closed = false;
 };

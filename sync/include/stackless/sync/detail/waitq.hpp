@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stackless/sync/detail/waitq.hpp — the wait queue every lock, condition variable, semaphore,
 // event, latch, barrier and future is built on (sync/src/waitq.cpp). Internal: the names may
 // change at any time.
@@ -23,14 +24,20 @@ struct wait_list {
   void push_back(waiter* w) noexcept {
     w->next = nullptr;
     w->prev = tail;
-    if (tail) tail->next = w; else head = w;
+    if (tail)
+      tail->next = w;
+    else
+      head = w;
     tail = w;
     w->linked = true;
   }
   void push_front(waiter* w) noexcept {
     w->prev = nullptr;
     w->next = head;
-    if (head) head->prev = w; else tail = w;
+    if (head)
+      head->prev = w;
+    else
+      tail = w;
     head = w;
     w->linked = true;
   }
@@ -46,8 +53,14 @@ struct wait_list {
     return true;
   }
   void erase(waiter* w) noexcept {
-    if (w->prev) w->prev->next = w->next; else head = w->next;
-    if (w->next) w->next->prev = w->prev; else tail = w->prev;
+    if (w->prev)
+      w->prev->next = w->next;
+    else
+      head = w->next;
+    if (w->next)
+      w->next->prev = w->prev;
+    else
+      tail = w->prev;
     w->next = w->prev = nullptr;
     w->linked = false;
   }
@@ -55,16 +68,16 @@ struct wait_list {
 
 /// block_options says how block() waits.
 struct block_options {
-  const char* what = "wait";                 // what the caller waits on (deadlock reports)
-  std::int64_t deadline = no_deadline;       // already shortened by timeout_scope
-  const std::stop_token* st = nullptr;       // a stop request ends the wait with `cancelled`
-  bool front = false;                        // queue at the front instead of the back
-  std::uintptr_t data = 0;                   // stored in the record (waiter::data) for the waker
-  std::uintptr_t* data_out = nullptr;        // after a notified wait: the record's data (a waker
-                                             //   may write it back before it wakes)
-  void (*after_publish)(void*) = nullptr;    // runs once the record is published and lk released,
-  void* arg = nullptr;                       //   before the wait (a condition variable releases
-                                             //   the user's mutex there); may throw: no wait then
+  const char* what = "wait";               // what the caller waits on (deadlock reports)
+  std::int64_t deadline = no_deadline;     // already shortened by timeout_scope
+  const std::stop_token* st = nullptr;     // a stop request ends the wait with `cancelled`
+  bool front = false;                      // queue at the front instead of the back
+  std::uintptr_t data = 0;                 // stored in the record (waiter::data) for the waker
+  std::uintptr_t* data_out = nullptr;      // after a notified wait: the record's data (a waker
+                                           //   may write it back before it wakes)
+  void (*after_publish)(void*) = nullptr;  // runs once the record is published and lk released,
+  void* arg = nullptr;                     //   before the wait (a condition variable releases
+                                           //   the user's mutex there); may throw: no wait then
 };
 
 /// block() makes the caller wait on q. Called with `lk` held; returns with it released and the
@@ -104,11 +117,9 @@ enum class settled : std::uint8_t { done, timed_out, retry };
 /// that passed was an enclosing timeout_scope's (earlier than `own`).
 settled settle(wake_reason r, std::int64_t own);
 
-
 /// relock_uninterruptibly() runs lock(arg) with interrupts held back and outside any
 /// timeout_scope: a condition variable must own its lock again before any exception leaves
 /// wait(). A pending kill is delivered at the next suspension point.
 void relock_uninterruptibly(void (*lock)(void*), void* arg);
-
 
 }  // namespace stackless::detail
