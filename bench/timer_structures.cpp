@@ -12,7 +12,7 @@
 //     sleep_mix  deadline now + U[1 µs, 1 s]; all fire.
 //   heap4, std_pq  entries {deadline, t, gen}; a cancel bumps the timer's generation and leaves a
 //                  stale entry, dropped when it pops or by a purge once the heap is twice its size
-//                  after the last purge (scheduler.cpp's rule; std_pq gets the same purge).
+//                  after the last purge (timers.cpp's rule; std_pq gets the same purge).
 //   wheel          4 levels x 64 slots of 1024 ns ticks; O(1) insert, cancel unlinks (below).
 // Counters: live, fired/op, cancel/op, entries (heaps: live + stale). The times include the
 // simulation's own work (RNG, timer pool, checks), the same for all three and under ~15 ns.
@@ -234,7 +234,7 @@ struct std_pq : std::priority_queue<entry, std::vector<entry>, later> {
   }
 };
 
-/// lazy<H>: a heap with lazy cancellation, as scheduler.cpp does it: a cancelled entry stays
+/// lazy<H>: a heap with lazy cancellation, as timers.cpp does it: a cancelled entry stays
 /// until it pops or a purge (when the heap reaches twice its size after the last purge) drops it.
 template <class H>
 struct lazy {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // test_timers.cpp — the per-worker timers: the 4-ary heap alone (timer_heap.hpp), then the
-// scheduler's use of it (scheduler.cpp, "timers"):
+// scheduler's use of it (timers.cpp):
 //  - heap4: pushes and pops, interleaved at random, come out in deadline order at every size from
 //    0 to 1000, with and without duplicate deadlines; purge() keeps exactly the entries it is told
 //    to keep, hands every other one to drop(), and leaves a heap that still pops in order;
