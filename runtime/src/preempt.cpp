@@ -288,8 +288,8 @@ extern const char __stop_stackless_text_cold[] __attribute__((weak));
 
 bool runtime_library(const char* name) {
   static const char* const libs[] = {
-      "/libc.so",          "/libstdc++.so", "/libgcc_s.so", "/ld-linux",    "/libpthread.so",
-      "/libboost_context", "/libasan.so",   "/libtsan.so",  "/libubsan.so", "linux-vdso",
+      "/libc.so", "/libstdc++.so", "/libgcc_s.so", "/ld-linux", "/libpthread.so",
+      "/libboost_context", "/libasan.so", "/libtsan.so", "/libubsan.so", "linux-vdso",
       // A shared build's other library (libstackless_sync.so: the channel's spin states, the
       // wait queues' spinlocks); the one holding this function is counted above.
       "/libstackless_"};
