@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "context.hpp"
@@ -64,14 +65,23 @@ scheduler_impl::scheduler_impl(options o)
   if (cap < 4 || (cap & (cap - 1)) != 0)
     throw std::invalid_argument(
         "stackless: options::local_queue_capacity must be a power of two >= 4");
-  sink->fn = opts.on_error ? opts.on_error : default_on_error;
-  shards.reset(new registry_shard[nworkers + 1]);
-  for (unsigned i = 0; i < nworkers; ++i) {
-    workers.push_back(std::make_unique<worker>(this, i, cap));
-    workers.back()->rng = 0x9e3779b97f4a7c15ULL * (i + 1) ^ reinterpret_cast<std::uintptr_t>(this);
+  // A constructor that throws runs no destructor: what it made by hand goes back here (the
+  // members, workers included, are destroyed by the language; start_threads() has joined every
+  // thread it started before it throws).
+  try {
+    sink->fn = opts.on_error ? opts.on_error : default_on_error;
+    shards.reset(new registry_shard[nworkers + 1]);
+    for (unsigned i = 0; i < nworkers; ++i) {
+      workers.push_back(std::make_unique<worker>(this, i, cap));
+      workers.back()->rng =
+          0x9e3779b97f4a7c15ULL * (i + 1) ^ reinterpret_cast<std::uintptr_t>(this);
+    }
+    install_overflow_handler();
+    if (nworkers > 1) start_threads();
+  } catch (...) {
+    sink->release();
+    throw;
   }
-  install_overflow_handler();
-  if (nworkers > 1) start_threads();
   // Last: a plain thread blocking on a channel may call ensure_started() on it from now on.
   std::lock_guard g(live_schedulers_mu());
   live_schedulers().push_back(this);
@@ -101,14 +111,42 @@ void scheduler_impl::start_threads() {
   // release: pairs with the acquire loads of mode (ensure_started(), quiescent(), shutdown()):
   // who sees M_THREADED also sees the scheduler as constructed.
   mode.store(M_THREADED, std::memory_order_release);
-  if (opts.quantum.count() > 0) start_monitor();
-  for (auto& w : workers) {
-    worker* wp = w.get();
-    wp->thread = std::thread([this, wp] {
-      std::string n = opts.name + "-" + std::to_string(wp->index);
-      pthread_setname_np(pthread_self(), n.substr(0, 15).c_str());
-      worker_main(*wp);
-    });
+  std::size_t started = 0;
+  try {
+    if (opts.quantum.count() > 0) start_monitor();
+    for (auto& w : workers) {
+      worker* wp = w.get();
+      wp->thread = std::thread([this, wp] {
+        std::string n = opts.name + "-" + std::to_string(wp->index);
+        pthread_setname_np(pthread_self(), n.substr(0, 15).c_str());
+        worker_main(*wp);
+      });
+      ++started;
+    }
+  } catch (...) {  // system_error or bad_alloc: the process is out of threads or address space
+    stop_monitor();
+    if (started > 0) {
+      // The constructor's case (workers > 1): the scheduler is not made. The threads that did
+      // start have nothing to run; they see `stopping`, or the unpark, as at shutdown (step 3).
+      stopping.store(true, std::memory_order_seq_cst);  // pairs as in shutdown()
+      for (auto& w : workers) unpark(*w);
+      for (auto& w : workers)
+        if (w->thread.joinable()) w->thread.join();
+    } else {
+      // Nothing started (also a lazy start of a single worker): worker 0 is nobody's again,
+      // and the caller may try again later. release: as the end of run_pumped().
+      mode.store(M_UNOWNED, std::memory_order_release);
+    }
+    const std::string what = "stackless: could not start the worker threads of scheduler '" +
+                             opts.name + "' (" + std::to_string(started) + " of " +
+                             std::to_string(nworkers) + " started)";
+    try {
+      throw;
+    } catch (const std::system_error& e) {
+      throw std::system_error(e.code(), what);
+    } catch (const std::bad_alloc&) {
+      throw std::system_error(std::make_error_code(std::errc::not_enough_memory), what);
+    }
   }
 }
 
@@ -133,6 +171,10 @@ void scheduler_impl::ensure_started() {
   // A stale M_UNOWNED only costs the trip through the lock and the CAS below.
   if (mode.load(std::memory_order_acquire) != M_UNOWNED) return;
   std::lock_guard g(lifecycle_mu);
+  start_unowned_locked();
+}
+
+void scheduler_impl::start_unowned_locked() {  // lifecycle_mu held
   if (stopping.load()) return;
   int m = M_UNOWNED;  // a CAS: run()/run_for() may be taking worker 0 for a pump right now
   // acq_rel: pairs with run_pumped()'s CAS on the same word — exactly one of them takes worker 0.
@@ -231,6 +273,12 @@ void scheduler_impl::shutdown() {
       std::uint32_t seq = drain_word.load(std::memory_order_acquire);
       if (live() != 0) futex_wait(&drain_word, seq, now_ns() + 100'000'000);
       drain_waiters.fetch_sub(1, std::memory_order_seq_cst);
+    } else if (current_worker()) {
+      // No worker thread, and the caller is a worker of another scheduler (a scheduler destroyed
+      // inside a tasklet of another): it cannot pump ours (one thread drives one worker), so
+      // ours gets its thread, and the next round waits for it like any other.
+      start_unowned_locked();  // lifecycle_mu is ours already
+      if (mode.load(std::memory_order_acquire) == M_PUMPED) std::this_thread::yield();
     } else {
       // No worker thread: run the dying tasklets here, as run() would.
       while (mode.load(std::memory_order_acquire) == M_PUMPED) std::this_thread::yield();

@@ -92,8 +92,9 @@ class scheduler_impl {
   // ---- lifecycle (lifecycle.cpp) ---------------------------------------------------------------
   explicit scheduler_impl(options o);
   ~scheduler_impl();
-  void start_threads();   // workers > 1: at construction; workers == 1: lazily
-  void ensure_started();  // a plain thread is about to wait: make sure someone runs
+  void start_threads();         // workers > 1: at construction; workers == 1: lazily
+  void ensure_started();        // a plain thread is about to wait: make sure someone runs
+  void start_unowned_locked();  // ensure_started() with lifecycle_mu held
   void run_pumped(std::int64_t slice_ns, tcb** overran);  // run() / run_for()
   void drain();
   void shutdown();

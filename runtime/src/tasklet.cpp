@@ -141,9 +141,7 @@ bool joiner_unlink(tcb* t, waiter* w) { return unlink_joiner(t, w); }
 
 void join_wait(tcb* t) { wait_dead(t, no_deadline, "join"); }
 
-bool join_wait_for(tcb* t, std::chrono::nanoseconds d) {
-  return wait_dead(t, add_saturating(now_ns(), d.count()), "join");
-}
+bool join_wait_until(tcb* t, std::int64_t deadline) { return wait_dead(t, deadline, "join"); }
 
 void join_rethrow(tcb* t, bool has_value) {
   if (!dead(t))

@@ -339,4 +339,27 @@ TEST_P(ChannelClose, SendExceptionIsThrownFromReceiveAndTheNextValueArrives) {
   parked.join();
 }
 
+// send_exception(nullptr) is refused with std::invalid_argument, from a tasklet and a plain
+// thread, on a rendezvous and a buffered channel; nothing is queued, so the next value arrives
+// (before, the receiver got a T that was never constructed: for std::string, a free of a pointer
+// malloc never returned).
+TEST_P(ChannelClose, SendExceptionOfNullIsRefused) {
+  for (int buffered = 0; buffered < 2; ++buffered) {
+    channel<std::string> ch(buffered ? 4 : 0);
+    auto rx = sched().spawn([ch]() mutable { return ch.receive(); });
+    EXPECT_THROW(ch.send_exception(nullptr), std::invalid_argument);
+    EXPECT_TRUE(sched().block_on([ch]() mutable {
+      try {
+        ch.send_exception(nullptr);
+      } catch (const std::invalid_argument& e) {
+        return std::string(e.what()).find("send_exception(nullptr)") != std::string::npos;
+      }
+      return false;
+    }));
+    ch.send("after");
+    EXPECT_EQ(rx.join(), "after");
+    EXPECT_EQ(ch.balance(), 0);
+  }
+}
+
 }  // namespace

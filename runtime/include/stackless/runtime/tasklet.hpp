@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "stackless/runtime/detail/deadline.hpp"
 #include "stackless/runtime/detail/tcb.hpp"
 #include "stackless/runtime/errors.hpp"
 
@@ -53,12 +54,12 @@ class tasklet {
   /// once).
   template <class Rep, class P>
   bool join_for(std::chrono::duration<Rep, P> d) {
-    return detail::join_wait_for(need(), std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+    return detail::join_wait_until(need(), detail::deadline_after(d));
   }
   /// join_until() waits until `tp` at most; true if the tasklet has ended.
   template <class C, class D>
   bool join_until(std::chrono::time_point<C, D> tp) {
-    return join_for(std::chrono::ceil<std::chrono::nanoseconds>(tp - C::now()));
+    return detail::join_wait_until(need(), detail::deadline_at(tp));
   }
 
   /// kill() raises tasklet_exit in the tasklet at its suspension point and unblocks it if it is

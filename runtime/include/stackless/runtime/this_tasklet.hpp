@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <stop_token>
 
+#include "stackless/runtime/detail/deadline.hpp"
 #include "stackless/runtime/detail/preempt.hpp"
 #include "stackless/runtime/tasklet.hpp"
 
@@ -36,9 +37,6 @@ inline void checkpoint() {
 
 namespace detail_ {
 void sleep_ns(std::int64_t deadline_steady_ns, const std::stop_token* st = nullptr);
-inline std::int64_t ns_of(std::chrono::steady_clock::time_point tp) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count();
-}
 }  // namespace detail_
 /// sleep_until() parks the calling tasklet until the steady-clock time `tp` (blocks a plain
 /// thread). The timer is the calling worker's (a 4-ary heap, timer_heap.hpp); a sleep wakes on
@@ -47,25 +45,22 @@ inline std::int64_t ns_of(std::chrono::steady_clock::time_point tp) {
 /// timeout_error.
 template <class D>
 void sleep_until(std::chrono::time_point<std::chrono::steady_clock, D> tp) {
-  detail_::sleep_ns(
-      detail_::ns_of(std::chrono::time_point_cast<std::chrono::steady_clock::duration>(tp)));
+  detail_::sleep_ns(detail::deadline_at(tp));
 }
 /// sleep_until(tp, st): the same; a stop request on `st` ends it with operation_cancelled.
 template <class D>
 void sleep_until(std::chrono::time_point<std::chrono::steady_clock, D> tp, std::stop_token st) {
-  detail_::sleep_ns(
-      detail_::ns_of(std::chrono::time_point_cast<std::chrono::steady_clock::duration>(tp)), &st);
+  detail_::sleep_ns(detail::deadline_at(tp), &st);
 }
 /// sleep_for() parks the calling tasklet for `d` (blocks a plain thread). See sleep_until().
 template <class Rep, class P>
 void sleep_for(std::chrono::duration<Rep, P> d) {
-  sleep_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d));
+  detail_::sleep_ns(detail::deadline_after(d));
 }
 /// sleep_for(d, st): the same; a stop request on `st` ends it with operation_cancelled.
 template <class Rep, class P>
 void sleep_for(std::chrono::duration<Rep, P> d, std::stop_token st) {
-  sleep_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d),
-              std::move(st));
+  detail_::sleep_ns(detail::deadline_after(d), &st);
 }
 
 /// atomic is an RAII scope in which the calling tasklet is neither preempted nor migrated to

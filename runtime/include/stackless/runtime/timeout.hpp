@@ -65,9 +65,7 @@ class timeout_scope {
       : timeout_scope(detail::add_saturating(detail::now_ns(), detail::saturating_ns(d))) {}
   template <class D>
   explicit timeout_scope(std::chrono::time_point<std::chrono::steady_clock, D> tp)
-      : timeout_scope(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count(),
-            0) {}
+      : timeout_scope(detail::deadline_at(tp), 0) {}
   ~timeout_scope() { detail::scope_top() = prev_; }
   timeout_scope(const timeout_scope&) = delete;
   timeout_scope& operator=(const timeout_scope&) = delete;

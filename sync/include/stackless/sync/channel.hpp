@@ -144,8 +144,14 @@ class channel {
     return receive_opt(true, detail::deadline_at(tp));
   }
   /// send_exception() sends e like a value (parking the same way): the receiver gets it thrown
-  /// from receive() (Stackless's send_exception).
-  void send_exception(std::exception_ptr e) { send_impl(&e, true, true, detail::no_deadline); }
+  /// from receive() (Stackless's send_exception). A null e is std::invalid_argument (the receiver
+  /// would have nothing to throw and no value to return).
+  void send_exception(std::exception_ptr e) {
+    if (!e)
+      throw std::invalid_argument(
+          "stackless: channel::send_exception(nullptr): there is no exception to send");
+    send_impl(&e, true, true, detail::no_deadline);
+  }
 
   /// close() stops the channel from growing (Stackless): see the top of this file.
   void close() { detail::chan_close(core_); }

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "stackless/runtime/detail/deadline.hpp"
 #include "stackless/runtime/errors.hpp"
 #include "stackless/runtime/scheduler.hpp"
 #include "stackless/runtime/tasklet.hpp"
@@ -62,34 +63,16 @@ class task_group {
 
   /// wait() waits until every task (including ones started meanwhile) has ended, then rethrows
   /// the first exception a task threw, if any. The group may be reused afterwards.
-  void wait() { (void)wait_until(std::chrono::steady_clock::time_point::max()); }
+  void wait() { (void)wait_deadline(detail::no_deadline); }
   /// wait_for() / wait_until(): as wait(), but false when tasks are still running at the
   /// deadline (they keep running; nothing is rethrown yet).
   template <class Rep, class P>
   bool wait_for(std::chrono::duration<Rep, P> d) {
-    return wait_until(std::chrono::steady_clock::now() +
-                      std::chrono::ceil<std::chrono::nanoseconds>(d));
+    return wait_deadline(detail::deadline_after(d));  // saturates: hours::max() waits forever
   }
-  bool wait_until(std::chrono::steady_clock::time_point tp) {
-    for (std::size_t i = 0;;) {
-      st_->lk.lock();
-      if (i == st_->tasks.size()) {
-        st_->tasks.clear();
-        std::exception_ptr e = std::exchange(st_->first, nullptr);
-        st_->cancelled = false;
-        st_->lk.unlock();
-        if (e) std::rethrow_exception(e);
-        return true;
-      }
-      tasklet<void> t = st_->tasks[i];
-      st_->lk.unlock();
-      if (tp == std::chrono::steady_clock::time_point::max()) {
-        t.join();
-      } else if (!t.join_until(tp)) {
-        return false;
-      }
-      ++i;
-    }
+  template <class C, class D>
+  bool wait_until(std::chrono::time_point<C, D> tp) {
+    return wait_deadline(detail::deadline_at(tp));
   }
 
   /// cancel() kills every task still running; wait() still waits for them.
@@ -103,6 +86,30 @@ class task_group {
   }
 
  private:
+  // wait_deadline() is wait_until() on the steady clock in nanoseconds (detail/deadline.hpp).
+  bool wait_deadline(std::int64_t deadline) {
+    for (std::size_t i = 0;;) {
+      st_->lk.lock();
+      if (i == st_->tasks.size()) {
+        st_->tasks.clear();
+        std::exception_ptr e = std::exchange(st_->first, nullptr);
+        st_->cancelled = false;
+        st_->lk.unlock();
+        if (e) std::rethrow_exception(e);
+        return true;
+      }
+      tasklet<void> t = st_->tasks[i];
+      st_->lk.unlock();
+      if (deadline == detail::no_deadline) {
+        t.join();
+      } else if (!t.join_until(
+                     std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline)))) {
+        return false;
+      }
+      ++i;
+    }
+  }
+
   struct state {
     detail::spinlock lk;
     std::vector<tasklet<void>> tasks;  // guarded by lk

@@ -110,9 +110,9 @@ std::uint64_t tasklet_id(const tcb* t) noexcept;
 // Out-of-line operations on a tcb (tasklet.cpp); the handle templates call them.
 void handle_acquire(tcb*) noexcept;
 void handle_release(tcb*) noexcept;
-void join_wait(tcb*);                                // waits for the end; may throw deadlock_error
-bool join_wait_for(tcb*, std::chrono::nanoseconds);  // false on timeout
-void join_rethrow(tcb*, bool has_value);             // rethrows error; tasklet_killed if no value
+void join_wait(tcb*);                               // waits for the end; may throw deadlock_error
+bool join_wait_until(tcb*, std::int64_t deadline);  // false on timeout (deadline.hpp)
+void join_rethrow(tcb*, bool has_value);            // rethrows error; tasklet_killed if no value
 void kill(tcb*, bool pending);
 void raise(tcb*, std::exception_ptr, bool pending);
 void pause(tcb*);
