@@ -59,7 +59,9 @@ void default_on_error(const error_report& r) {
 }  // namespace
 
 scheduler_impl::scheduler_impl(options o)
-    : opts(std::move(o)), stacks(opts.stack_size), sink(new error_sink) {
+    : opts(std::move(o)),
+      stacks(checked_stack_size(opts.stack_size), opts.stack_guard),
+      sink(new error_sink) {
   nworkers = resolve_workers(opts.workers);
   std::size_t cap = opts.local_queue_capacity;
   if (cap < 4 || (cap & (cap - 1)) != 0)

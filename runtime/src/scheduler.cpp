@@ -13,6 +13,7 @@
 //   from a plain thread or another scheduler → the injection queue, waking an idle worker
 #include <cstdio>
 #include <string>
+#include <system_error>
 
 #include "context.hpp"
 #include "scheduler_impl.hpp"
@@ -100,6 +101,18 @@ void scheduler_impl::submit(tcb* t) {
     // relaxed: t is not published yet; the queue push below publishes it with its state.
     t->irq.store(IRQ_KILLED, std::memory_order_relaxed);  // born killed: it will never run
   }
+  // stack_guard = always: its guarded stack is reserved now, so that spawn() is what fails past
+  // the mapping budget (stack.hpp); finish() gives the slot back.
+  if (opts.stack_guard == stack_guard_policy::always && !reserve_guarded()) {
+    release(t);  // the handle's reference
+    release(t);  // ours
+    throw std::system_error(
+        std::make_error_code(std::errc::resource_unavailable_try_again),
+        "stackless: spawn(): options::stack_guard is always and " +
+            std::to_string(guarded_limit()) +
+            " tasklets with guarded stacks are live (3/8 of vm.max_map_count, the mapping "
+            "budget); raise vm.max_map_count or use stack_guard_policy::canary_beyond_budget");
+  }
   if (local) {
     if (w->id_next == w->id_end) {
       w->id_next = plain_next_id();
@@ -171,6 +184,7 @@ namespace {
 // recycle_stack() puts the stack of t, which is off it for good, in w's cache (half of a full
 // cache goes back to the pool first).
 void recycle_stack(scheduler_impl& s, worker& w, tcb* t) {
+  if (!t->stk) return;  // it never got one (end_unstarted(), worker.cpp)
   context_destroy(t->ctx);
   if (w.stack_cache.size() >= 32) {
     s.stacks.put(w.stack_cache.data() + 16, w.stack_cache.size() - 16);
@@ -218,6 +232,9 @@ void scheduler_impl::finish(worker& w, tcb* t) {
     sink->acquire();
     t->sink = sink;  // whoever drops the last handle may need it after we are gone
   }
+  // submit() took a guarded-stack slot: given back before the joiners wake, so that a joiner
+  // may spawn in its place at once.
+  if (opts.stack_guard == stack_guard_policy::always) release_guarded();
   wake_joiners(t);
   // seq_cst: the second half of the Dekker pair with handle_release() (the DEAD store above).
   // The exchange (acq_rel) makes exactly one of finish() and handle_release() report.

@@ -116,8 +116,10 @@ class scheduler_impl {
   tcb* find_runnable(worker& w, bool may_park);  // everything, then park; returns it claimed
   tcb* search(worker& w, bool may_park);         //   its loop
   tcb* next_local(worker& w);                    // local queues only; claimed; never blocks
-  void launch(worker& w, tcb* t);                // t is about to be switched to on w
-  void after_switch(worker& w);                  // finish what w.prev started
+  bool launch(worker& w, tcb* t);                // t is about to be switched to on w;
+                                                 //   false: it ended, no stack (worker.cpp)
+  void end_unstarted(worker& w, tcb* t, std::exception_ptr error);
+  void after_switch(worker& w);  // finish what w.prev started
   void run_tasklet(worker& w, tcb* t);
   tcb* fair_pick(worker& w);
   tcb* injected_batch(worker& w);

@@ -4,15 +4,20 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
 #include <new>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 
 #include "context.hpp"
 #include "stackless/runtime/detail/tcb.hpp"
@@ -29,15 +34,29 @@ constexpr std::size_t pool_keep_guarded = 1024;  // guarded stacks kept in the p
 // between their reads); no data is published through it. The made_ counters below are counts
 // for stats(), relaxed as well.
 std::atomic<long> g_guarded_live{0};
+// Slots of stack_guard = always schedulers taken by live tasklets (reserve_guarded()); relaxed
+// like the above, but an RMW, so the limit itself is never overshot.
+std::atomic<long> g_guarded_reserved{0};
+std::atomic<long> g_max_map_count_for_tests{0};  // relaxed: set by a test before it spawns
 
-long guard_budget() {
-  static const long budget = [] {
+long max_map_count() {
+  static const long kernel = [] {
     long max_maps = 65530;
     std::ifstream f("/proc/sys/vm/max_map_count");
     if (f) f >> max_maps;
-    return max_maps / 4;  // two mappings per guarded stack: half of the limit at most
+    return max_maps;
   }();
-  return budget;
+  long t = g_max_map_count_for_tests.load(std::memory_order_relaxed);  // relaxed: see above
+  return t > 0 ? t : kernel;
+}
+
+// Two mappings per guarded stack: canary_beyond_budget uses half of the limit at most.
+long guard_budget() { return max_map_count() / 4; }
+
+[[noreturn]] void throw_map_failure(int err, std::size_t bytes) {
+  throw std::system_error(err, std::generic_category(),
+                          "stackless: cannot map a tasklet stack (" + std::to_string(bytes) +
+                              " bytes; RLIMIT_AS or vm.max_map_count reached?)");
 }
 
 // The descriptor sits just below the top 256 bytes of the region, which are the canary zone of
@@ -60,19 +79,39 @@ stack* describe(char* lo, std::size_t total, bool guarded) {
 
 }  // namespace
 
-stack_pool::stack_pool(std::size_t usable)
-    : page_(static_cast<std::size_t>(sysconf(_SC_PAGESIZE))) {
+std::size_t checked_stack_size(std::size_t requested) {
+  if (requested > max_stack_size)
+    throw std::invalid_argument("stackless: options::stack_size (" + std::to_string(requested) +
+                                " bytes) is above the limit of 1 GiB (max_stack_size, " +
+                                std::to_string(max_stack_size) + " bytes)");
+  return requested;
+}
+
+long guarded_limit() noexcept { return max_map_count() / 8 * 3; }
+
+bool reserve_guarded() noexcept {
+  // relaxed: a count; the RMW alone makes the limit exact.
+  if (g_guarded_reserved.fetch_add(1, std::memory_order_relaxed) < guarded_limit()) return true;
+  g_guarded_reserved.fetch_sub(1, std::memory_order_relaxed);
+  return false;
+}
+
+void release_guarded() noexcept { g_guarded_reserved.fetch_sub(1, std::memory_order_relaxed); }
+
+void set_max_map_count_for_tests(long n) noexcept {
+  g_max_map_count_for_tests.store(n, std::memory_order_relaxed);  // relaxed: see its declaration
+}
+
+stack_pool::stack_pool(std::size_t usable, stack_guard_policy policy)
+    : policy_(policy), page_(static_cast<std::size_t>(sysconf(_SC_PAGESIZE))) {
   if (usable < 16 * 1024) usable = 16 * 1024;
+  if (usable > max_stack_size) usable = max_stack_size;  // checked_stack_size() threw already
   size_ = (usable + page_ - 1) / page_ * page_;
 }
 
 stack_pool::~stack_pool() {
   std::lock_guard g(mu_);
-  for (stack* s : guarded_all_) {
-    context_fiber_free(s->fiber);
-    munmap(s->lo - page_, size_ + page_);
-    g_guarded_live.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a budget count
-  }
+  for (stack* s : guarded_all_) unmap_guarded(s);
   for (char* slab : slabs_) {
     for (std::size_t i = 0; i < slab_stacks; ++i)
       context_fiber_free(descriptor_of(slab + page_ + i * size_, size_)->fiber);
@@ -87,25 +126,38 @@ stack* stack_pool::get() {
     free_.pop_back();
     return s;
   }
-  if (g_guarded_live.load(std::memory_order_relaxed) < guard_budget()) {  // relaxed: a budget count
+  // always: every stack guarded (spawn reserved the slot); otherwise while the budget lasts.
+  if (policy_ == stack_guard_policy::always ||
+      g_guarded_live.load(std::memory_order_relaxed) < guard_budget()) {  // relaxed: a budget count
     g.unlock();
-    stack* s = map_guarded();
+    int err = 0;
+    stack* s = map_guarded(err);
     g.lock();
     if (s) {
-      s->all_index = guarded_all_.size();
-      guarded_all_.push_back(s);
+      try {
+        guarded_all_.push_back(s);
+      } catch (...) {
+        unmap_guarded(s);
+        throw;
+      }
+      s->all_index = guarded_all_.size() - 1;
       guarded_made_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count (under mu_)
       return s;
     }
+    if (policy_ == stack_guard_policy::always) throw_map_failure(err, size_ + page_);
   }
   return carve_slab();
 }
 
-stack* stack_pool::map_guarded() {
+stack* stack_pool::map_guarded(int& err) {
   void* m = mmap(nullptr, size_ + page_, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (m == MAP_FAILED) return nullptr;
+  if (m == MAP_FAILED) {
+    err = errno;
+    return nullptr;
+  }
   if (mprotect(m, page_, PROT_NONE) != 0) {
+    err = errno;
     munmap(m, size_ + page_);
     return nullptr;
   }
@@ -113,13 +165,27 @@ stack* stack_pool::map_guarded() {
   return describe(static_cast<char*>(m) + page_, size_, true);
 }
 
+void stack_pool::unmap_guarded(stack* s) noexcept {
+  context_fiber_free(s->fiber);
+  munmap(s->lo - page_, size_ + page_);
+  g_guarded_live.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a budget count
+}
+
 // Called with mu_ held.
 stack* stack_pool::carve_slab() {
   if (slab_free_.empty()) {
-    void* m = mmap(nullptr, page_ + slab_stacks * size_, PROT_READ | PROT_WRITE,
+    const std::size_t bytes = page_ + slab_stacks * size_;
+    void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (m == MAP_FAILED) throw std::bad_alloc();
-    slabs_.push_back(static_cast<char*>(m));
+    if (m == MAP_FAILED) throw_map_failure(errno, bytes);
+    try {
+      slabs_.push_back(static_cast<char*>(m));
+      slab_free_.reserve(slab_free_.size() + slab_stacks);
+    } catch (...) {
+      if (!slabs_.empty() && slabs_.back() == m) slabs_.pop_back();
+      munmap(m, bytes);
+      throw;
+    }
     for (std::size_t i = slab_stacks; i-- > 0;)
       slab_free_.push_back(describe(static_cast<char*>(m) + page_ + i * size_, size_, false));
   }
@@ -147,9 +213,7 @@ void stack_pool::put(stack* const* s, std::size_t n) {
       last->all_index = st->all_index;    // thousands at once
       guarded_all_[st->all_index] = last;
       guarded_all_.pop_back();
-      context_fiber_free(st->fiber);
-      munmap(st->lo - page_, size_ + page_);
-      g_guarded_live.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a budget count
+      unmap_guarded(st);
       continue;
     }
     free_.push_back(st);
@@ -180,20 +244,62 @@ void write_num(unsigned long long v) {
   (void)!write(2, buf + i, sizeof buf - i);
 }
 
+// The interrupted stack pointer, from the signal's context.
+std::uintptr_t interrupted_sp(void* uc) {
+  auto* u = static_cast<ucontext_t*>(uc);
+#if defined(__x86_64__)
+  return static_cast<std::uintptr_t>(u->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+  return static_cast<std::uintptr_t>(u->uc_mcontext.sp);
+#else
+  (void)u;
+  return 0;  // unknown: only the guard-page test applies
+#endif
+}
+
+bool on_altstack(std::uintptr_t sp) {
+  stack_t ss{};
+  if (sigaltstack(nullptr, &ss) != 0 || (ss.ss_flags & SS_DISABLE)) return false;
+  auto lo = reinterpret_cast<std::uintptr_t>(ss.ss_sp);
+  return sp >= lo && sp < lo + ss.ss_size;
+}
+
+// is_overflow(): the fault at `addr`, with the stack pointer at `sp`, is t's stack overflowing
+// (stack.hpp says which faults count).
+bool is_overflow(const tcb* t, std::uintptr_t addr, std::uintptr_t sp) {
+  const stack* st = t->stk;
+  auto lo = reinterpret_cast<std::uintptr_t>(st->lo);
+  // The guard page, or just below it (a frame of up to 64 KiB can step over the guard).
+  if (st->guarded && addr < lo && addr + 64 * 1024 >= lo) return true;
+  if (sp == 0) return false;
+  auto top = reinterpret_cast<std::uintptr_t>(st);  // the descriptor: the stack's top
+  if (sp >= lo && sp <= top) return false;          // on its stack: some other fault
+  return !sp_on_switch_side(sp) && !on_altstack(sp);
+}
+
 void on_segv(int sig, siginfo_t* si, void* uc) {
   const tcb* t = current_tcb();  // reads the worker's thread_local pointer: async-signal-safe
-  if (t && t->stk && t->stk->guarded) {
-    auto a = reinterpret_cast<std::uintptr_t>(si->si_addr);
-    auto lo = reinterpret_cast<std::uintptr_t>(t->stk->lo);
-    // The guard page, or just below it (a large frame can jump over the guard).
-    if (a < lo && a + 64 * 1024 >= lo) {
+  if (t && t->stk) {
+    const std::uintptr_t sp = interrupted_sp(uc);
+    if (is_overflow(t, reinterpret_cast<std::uintptr_t>(si->si_addr), sp)) {
       write_str("stackless: stack overflow in tasklet #");
       write_num(t->id);
       write_str(" '");
       (void)!write(2, t->name.data(), t->name.size());
-      write_str("' (stack size ");
+      write_str("' (");
+      write_str(t->stk->guarded ? "guarded" : "unguarded");
+      write_str(" stack of ");
       write_num(t->stk->size);
-      write_str(" bytes); raise options::stack_size\n");
+      write_str(" bytes; the stack pointer is ");
+      const auto lo = reinterpret_cast<std::uintptr_t>(t->stk->lo);
+      if (sp != 0 && sp < lo) {
+        write_num(lo - sp);
+        write_str(" bytes below it");
+      } else {
+        write_str(sp != 0 && sp <= reinterpret_cast<std::uintptr_t>(t->stk) ? "inside it"
+                                                                            : "outside it");
+      }
+      write_str("); raise options::stack_size\n");
       signal(SIGABRT, SIG_DFL);
       abort();
     }

@@ -22,6 +22,23 @@
 // slabs of 64 (one mapping each, plus one leading page), without a guard page. A hit guard page
 // is reported by a SIGSEGV handler on an alternate signal stack (install_overflow_handler,
 // thread_altstack).
+//
+// options::stack_guard = always changes the budget's meaning: no slabs; every stack is guarded,
+// and the budget (3/8 of max_map_count: three quarters of the mappings, the rest left to
+// everything else in the process) is reserved per tasklet at spawn (reserve_guarded()), so a
+// spawn past it fails at once instead of a tasklet later. canary_beyond_budget (the default) is
+// the behaviour above.
+//
+// Failure to map: get() throws std::system_error (ENOMEM: RLIMIT_AS, the kernel's map count, an
+// absurd size). The worker that asked delivers it to the tasklet's joiners (launch(),
+// worker.cpp); the pool itself is unchanged, so the next get() may succeed.
+//
+// The overflow handler reports a fault as a stack overflow when the fault address is on (or
+// just below) the running tasklet's guard page, or when the thread's stack pointer is outside
+// the running tasklet's stack (below its lowest byte or above its top) while not on the worker's
+// own stack, the previous tasklet's (half-way through a switch) or the alternate signal stack:
+// a frame bigger than the guard page that jumped over it, or a recursion that ran through an
+// unguarded slab.
 #pragma once
 
 #include <atomic>
@@ -29,6 +46,8 @@
 #include <cstdint>
 #include <mutex>
 #include <vector>
+
+#include "stackless/runtime/scheduler.hpp"
 
 namespace stackless::detail {
 
@@ -55,12 +74,14 @@ struct stack {
 /// Thread-safe (a mutex: it is only reached when a worker's cache is empty or full).
 class stack_pool {
  public:
-  explicit stack_pool(std::size_t usable_size);
+  /// The size must have been checked against max_stack_size (checked_stack_size()).
+  stack_pool(std::size_t usable_size, stack_guard_policy policy);
   ~stack_pool();
   stack_pool(const stack_pool&) = delete;
   stack_pool& operator=(const stack_pool&) = delete;
 
-  /// get() returns a stack: a pooled one, or a fresh mapping.
+  /// get() returns a stack: a pooled one, or a fresh mapping. Throws std::system_error when
+  /// the kernel refuses the mapping (the pool is unchanged).
   stack* get();
   /// put() returns stacks; they are trimmed (MADV_DONTNEED) and guarded ones beyond a watermark
   /// are unmapped.
@@ -77,11 +98,13 @@ class stack_pool {
   }
 
  private:
-  stack* map_guarded();
+  stack* map_guarded(int& err);  // null (err: errno) when the kernel refuses
+  void unmap_guarded(stack* s) noexcept;
   stack* carve_slab();
   void trim(stack* s) noexcept;
 
   std::size_t size_;  // usable bytes, page multiple, descriptor included
+  stack_guard_policy policy_;
   std::size_t page_;
   mutable std::mutex mu_;
   std::vector<stack*> free_;         // guarded by mu_
@@ -92,8 +115,30 @@ class stack_pool {
   std::atomic<std::uint64_t> guarded_made_{0}, unguarded_made_{0};
 };
 
+/// checked_stack_size() is options::stack_size if it is at most max_stack_size; otherwise it
+/// throws std::invalid_argument naming the option and the limit.
+std::size_t checked_stack_size(std::size_t requested);
+
+/// reserve_guarded() takes one of the process's guarded-stack slots for a tasklet of a
+/// stack_guard = always scheduler (at spawn); false when none is left. release_guarded() gives
+/// it back (at the tasklet's end). Process-wide: the kernel counts mappings per process.
+bool reserve_guarded() noexcept;
+void release_guarded() noexcept;
+/// guarded_limit() is the number of such slots (3/8 of vm.max_map_count).
+long guarded_limit() noexcept;
+
+/// set_max_map_count_for_tests() replaces the vm.max_map_count the budgets derive from (0: the
+/// kernel's again), so a test reaches them with a few tasklets. Process-wide; tests only.
+void set_max_map_count_for_tests(long n) noexcept;
+
+/// sp_on_switch_side() (worker.cpp) is true when `sp` is on a stack the calling worker thread
+/// legitimately runs on outside its current tasklet's: its own (scheduler side) or the stack of
+/// the tasklet it is switching away from. Async-signal-safe (reads thread-locals and fields).
+bool sp_on_switch_side(std::uintptr_t sp) noexcept;
+
 /// install_overflow_handler() installs (once per process) the SIGSEGV handler that names the
-/// tasklet whose guard page was hit. It chains to the previous handler otherwise.
+/// tasklet that overflowed its stack (see the top of this file for what counts). It chains to
+/// the previous handler otherwise.
 void install_overflow_handler();
 
 /// thread_altstack gives the calling thread an alternate signal stack for its lifetime, so the

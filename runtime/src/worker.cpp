@@ -128,6 +128,20 @@ tcb* current_tcb() noexcept {
   return w ? w->current : nullptr;
 }
 
+bool sp_on_switch_side(std::uintptr_t sp) noexcept {
+  worker* w = tl_worker;
+  if (!w) return false;
+  auto within = [sp](const void* lo, std::size_t size) {
+    auto l = reinterpret_cast<std::uintptr_t>(lo);
+    return lo && sp >= l && sp < l + size;
+  };
+  if (within(w->sched_ctx.stack_lo, w->sched_ctx.stack_size)) return true;
+  // Half-way through a switch: still on the stack of the tasklet that is leaving (its stack's
+  // descriptor is its top).
+  const tcb* p = w->prev;
+  return p && p->stk && within(p->stk->lo, p->stk->size);
+}
+
 bool spinning_may_help() noexcept {
   worker* w = tl_worker;
   return !w || !w->current ||
@@ -272,7 +286,10 @@ tcb* scheduler_impl::next_local(worker& w) {
   }
 }
 
-void scheduler_impl::launch(worker& w, tcb* t) {
+// launch() readies t to be switched to on w: on its first run it gets a stack from the cache or
+// the pool. False when no stack can be had (the kernel refused the mapping): t has then ended
+// without running, its join() throwing the error (end_unstarted()), and the caller picks another.
+bool scheduler_impl::launch(worker& w, tcb* t) {
   if (!t->stk) {  // first run: a stack from the cache or the pool
     stack* st;
     if (!w.stack_cache.empty()) {
@@ -281,7 +298,12 @@ void scheduler_impl::launch(worker& w, tcb* t) {
       // relaxed: a count for stats().
       w.stack_cache_size.store(w.stack_cache.size(), std::memory_order_relaxed);
     } else {
-      st = stacks.get();
+      try {
+        st = stacks.get();
+      } catch (...) {
+        end_unstarted(w, t, std::current_exception());
+        return false;
+      }
     }
     bump(w.stacks_taken);
     t->stk = st;
@@ -298,6 +320,23 @@ void scheduler_impl::launch(worker& w, tcb* t) {
   b->irq = &t->irq;
   b->hard_ok.store(t->preemptible_depth > 0 && t->atomic_depth == 0, std::memory_order_relaxed);
   if (w.slice_ns) t->run_start_ns = now_ns();
+  return true;
+}
+
+// end_unstarted() ends t, claimed but never run, without a stack: `error` becomes its outcome
+// (unless it was killed: then it ends as killed, as it would have at its start). Its function
+// and arguments are destroyed here, on the worker, with no tasklet current: a destructor there
+// must not block. On a tasklet's stack half-way through leave(), or on the scheduler side.
+void scheduler_impl::end_unstarted(worker& w, tcb* t, std::exception_ptr error) {
+  // acquire: pairs with kill()'s seq_cst fetch_or (tasklet.cpp), as in tasklet_entry().
+  if (t->irq.load(std::memory_order_acquire) & IRQ_KILLED)
+    t->ended_by_kill = true;
+  else
+    t->error = std::move(error);
+  tcb* cur = std::exchange(w.current, nullptr);
+  t->base()->discard();
+  w.current = cur;
+  finish(w, t);
 }
 
 namespace {
@@ -367,6 +406,7 @@ void scheduler_impl::after_switch(worker& w) {
 static void leave(worker* w, tcb* t, bool exiting) {
   scheduler_impl* s = w->sched;
   tcb* next = w->why == switch_why::overrun ? nullptr : s->next_local(*w);
+  while (next && !s->launch(*w, next)) next = s->next_local(*w);  // false: it could not start
   // acquire: pairs with pause()'s seq_cst fetch_or of IRQ_PAUSE (tasklet.cpp).
   if (!next && w->why == switch_why::yield &&  // yielded, and nothing else is runnable here
       !(t->irq.load(std::memory_order_acquire) & IRQ_PAUSE)) {
@@ -379,7 +419,6 @@ static void leave(worker* w, tcb* t, bool exiting) {
     return;
   }
   if (next) {
-    s->launch(*w, next);
     context_switch(t->ctx, next->ctx, w, exiting);
   } else {
     w->current = nullptr;
@@ -591,7 +630,7 @@ bool scheduler_impl::work_anywhere() const {
 // ---- a worker's thread -------------------------------------------------------------------------
 
 void scheduler_impl::run_tasklet(worker& w, tcb* t) {
-  launch(w, t);
+  if (!launch(w, t)) return;  // it ended without a stack
   context_switch(w.sched_ctx, t->ctx, &w);
   after_switch(w);  // the tasklet that switched back to us (not necessarily t)
   // The scheduler side: no tasklet runs here now.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// test_stack_overflow.cpp — a tasklet that overflows its guarded stack hits the guard page; the
-// runtime's handler (on an alternate signal stack) prints "stack overflow" with the tasklet's id,
-// name and stack size, and aborts — instead of a bare SIGSEGV. Death tests.
+// test_stack_overflow.cpp — a tasklet that overflows its guarded stack hits the guard page (a deep
+// recursion, or a frame larger than the whole stack); the runtime's handler (on an alternate
+// signal stack) prints "stack overflow" with the tasklet's id, name and stack size, and aborts —
+// instead of a bare SIGSEGV. Death tests.
 //
 // Under ASan (STACKLESS_SANITIZED without STACKLESS_TSAN) ASan's own SEGV handler may report the
 // overflow first, as "stack-overflow"; under TSan either text is accepted.
@@ -19,11 +20,13 @@ using namespace stackless_test;
 // Either our handler's message or the sanitizer's ("AddressSanitizer: stack-overflow").
 constexpr const char* kOverflow = "stack.overflow";
 constexpr const char* kOverflowNamed = "stack.overflow";
+constexpr const char* kOverflowBigFrame = "stack.overflow";
 #else
 constexpr const char* kOverflow = "stack overflow";
 // Our handler names the tasklet; in either order relative to the words "stack overflow".
 constexpr const char* kOverflowNamed =
     "(stack overflow(.|\n)*deep-diver)|(deep-diver(.|\n)*stack overflow)";
+constexpr const char* kOverflowBigFrame = "stack overflow in tasklet #[0-9]+ 'big-frame'";
 #endif
 
 /// dive() recurses `depth` levels, each with a 1 KiB frame the compiler cannot elide: the volatile
@@ -55,6 +58,30 @@ void overflow(unsigned workers) {
   std::printf("joined: %llu\n", static_cast<unsigned long long>(t.join()));  // never
 }
 
+/// big_frame() has a 2 MiB frame — far larger than a stack and its guard page — and writes its
+/// lowest byte first, as code that jumps its stack pointer over the guard would.
+[[gnu::noinline]] int big_frame() {
+  volatile char frame[2 << 20];
+  frame[0] = 1;
+  frame[sizeof frame - 1] = 2;
+  return frame[0] + frame[sizeof frame - 1];
+}
+
+/// big_frame_overflow() runs big_frame() in a tasklet with the default (256 KiB) stack. The
+/// runtime's CMake target gives its users -fstack-clash-protection, so the frame is probed page
+/// by page and the guard page is hit; without it the stack pointer lands 2 MiB below the stack,
+/// and the handler still reports it (the stack pointer is outside the tasklet's stack).
+void big_frame_overflow(unsigned workers) {
+  stackless::options o;
+  o.workers = workers;
+  stackless::scheduler s(o);
+  auto t = s.spawn([] {
+    stackless::this_tasklet::current().set_name("big-frame");
+    return big_frame();
+  });
+  std::printf("joined: %d\n", t.join());  // never
+}
+
 class StackOverflowDeathTest : public ::testing::TestWithParam<unsigned> {};
 INSTANTIATE_TEST_SUITE_P(Workers, StackOverflowDeathTest, ::testing::Values(1u, 2u, 4u),
                          worker_count_name);
@@ -67,6 +94,11 @@ TEST_P(StackOverflowDeathTest, GuardPageHitPrintsAMessageAndAborts) {
 TEST_P(StackOverflowDeathTest, MessageNamesTheTasklet) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(overflow(GetParam()), kOverflowNamed);
+}
+
+TEST_P(StackOverflowDeathTest, AFrameBiggerThanTheStackIsReported) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(big_frame_overflow(GetParam()), kOverflowBigFrame);
 }
 
 // Using most of a small stack is fine: 32 levels of 1 KiB frames in 64 KiB.

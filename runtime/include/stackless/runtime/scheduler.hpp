@@ -25,9 +25,38 @@ struct error_report {
   std::string what;
 };
 
+/// max_stack_size is the largest options::stack_size a scheduler accepts: 1 GiB. Far more than
+/// any tasklet should need, and small enough that a few thousand such stacks (address space
+/// only: RSS grows with use) fit in the 128 TiB of a 47-bit user address space.
+inline constexpr std::size_t max_stack_size = std::size_t{1} << 30;
+
+/// stack_guard_policy says how tasklet stacks are protected against overflow.
+enum class stack_guard_policy : std::uint8_t {
+  /// canary_beyond_budget (the default): every stack gets a guard page while the process holds
+  /// fewer guarded stacks than a quarter of vm.max_map_count (16,382 on a stock kernel: each
+  /// costs two of the kernel's mappings); beyond that stacks come from unguarded slabs of 64,
+  /// with a 256-byte canary below each, checked whenever the tasklet switches away. What it can
+  /// miss on a slab stack: an overflow that steps over the canary without writing it (a frame
+  /// larger than 256 bytes: a big local array, alloca) silently overwrites the top of the stack
+  /// below it — another tasklet's — until something faults or that tasklet notices; an overflow
+  /// is only found at the next switch (or when the stack pointer leaves the slab and faults).
+  canary_beyond_budget,
+  /// always: every stack gets a guard page. A spawn that would take the process past 3/8 of
+  /// vm.max_map_count live tasklets of such schedulers (24,573 on a stock kernel) throws
+  /// std::system_error instead (raise vm.max_map_count for more).
+  always,
+};
+
 struct options {
   unsigned workers = 0;  // 0: one per hardware thread; 1: single-threaded, deterministic
-  std::size_t stack_size = 256 * 1024;  // usable bytes; a guard page below; RSS grows only with use
+  /// stack_size: usable bytes of each tasklet's stack (rounded up to pages, at least 16 KiB);
+  /// RSS grows only with use. At most max_stack_size (1 GiB): the scheduler's constructor throws
+  /// std::invalid_argument beyond it. A stack the kernel refuses to map (RLIMIT_AS, the map
+  /// count) makes the tasklet end without running: its join() throws std::system_error.
+  std::size_t stack_size = 256 * 1024;
+  /// stack_guard: guard pages for every stack, or until the mapping budget and canaries beyond
+  /// (stack_guard_policy says what each catches and misses).
+  stack_guard_policy stack_guard = stack_guard_policy::canary_beyond_budget;
   /// quantum > 0 turns preemption on: a monitor thread (one per scheduler) ticks every quantum/2
   /// and asks a worker that has run one tasklet for a whole quantum, while other work waits, to
   /// switch at its next safe point (soft; hard inside this_tasklet::preemptible). 0: no monitor
@@ -110,6 +139,7 @@ class scheduler {
   /// Inside a tasklet of this scheduler the new tasklet runs next on the same worker (its
   /// predecessor in that slot goes to the local queue). After shutdown() it throws usage_error
   /// from a plain thread; inside a dying tasklet it returns a tasklet that is already killed.
+  /// With options::stack_guard = always it throws std::system_error past the mapping budget.
   template <class F, class... A>
   auto spawn(F&& f, A&&... a) {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
