@@ -63,14 +63,14 @@ scheduler_impl::scheduler_impl(options o)
       stacks(checked_stack_size(opts.stack_size), opts.stack_guard),
       sink(new error_sink) {
   nworkers = resolve_workers(opts.workers);
-  std::size_t cap = opts.local_queue_capacity;
-  if (cap < 4 || (cap & (cap - 1)) != 0)
-    throw std::invalid_argument(
-        "stackless: options::local_queue_capacity must be a power of two >= 4");
   // A constructor that throws runs no destructor: what it made by hand goes back here (the
   // members, workers included, are destroyed by the language; start_threads() has joined every
   // thread it started before it throws).
   try {
+    const std::size_t cap = opts.local_queue_capacity;
+    if (cap < 4 || (cap & (cap - 1)) != 0)
+      throw std::invalid_argument(
+          "stackless: options::local_queue_capacity must be a power of two >= 4");
     sink->fn = opts.on_error ? opts.on_error : default_on_error;
     shards.reset(new registry_shard[nworkers + 1]);
     for (unsigned i = 0; i < nworkers; ++i) {
