@@ -21,6 +21,26 @@
 //      calling thread, as in run(). Then `stopping` is set, every worker is unparked, and the
 //      threads are joined.
 //   4. Stacks go back to the pool, which unmaps them when the scheduler is destroyed.
+//
+// Pump mode (run_for(slice)): `slice` bounds the whole call, as Stackless's watchdog did, not
+// only one tasklet's turn. Invariant: a pump with a deadline (worker_owned::pump_deadline) hands
+// worker 0 back to its loop at the first switch after the deadline (leave(), worker.cpp: no
+// direct switch to the next tasklet), the loop checks the deadline before it picks a tasklet, and
+// the monitor asks the running tasklet to stop at the deadline (preempt.cpp) — so run_for()
+// returns within the slice plus a monitor tick, whatever the tasklets do, unless one runs with
+// no safe point outside a preemptible scope. Rejected: relying on the monitor alone (it watches
+// one tasklet's turn; two tasklets that switch all the time never overrun one).
+// host_pump(): a plain thread that waits for a tasklet (kill(), join()) of a scheduler a host
+// pumps (host_driven, still M_UNOWNED) becomes worker 0 itself until the tasklet has ended,
+// instead of starting the worker thread — which would end pump mode for good (run_for() then
+// throws). pump_target makes the tasklet's end hand worker 0 back to the waiter at once.
+//
+// fork(): a pthread_atfork child handler marks every live scheduler `forked`; the child has none
+// of its threads (workers, monitor), and their locks may stay held forever. Every use then throws
+// usage_error; destroying it (destroy_scheduler(), also when the child returns from main) only
+// takes it off the live list and leaks the rest — memory, stacks, control blocks — which exit or
+// exec reclaims. Rejected: joining or re-creating the threads (their tasklets were mid-switch on
+// threads that no longer exist); getpid() on every call (a system call on hot paths).
 #include <pthread.h>
 
 #include <algorithm>
@@ -152,8 +172,37 @@ void scheduler_impl::start_threads() {
   }
 }
 
+// ---- the live list and fork() -----------------------------------------------------------------
+
+namespace {
+// How many schedulers inherited across fork() are still alive (0 in every parent). Relaxed: the
+// child handler writes it while the child has one thread; destroy_scheduler() on that thread.
+std::atomic<int> g_inherited{0};
+
+// The pthread_atfork handlers: the live list's lock is held across fork(), so the child's copy
+// of it is consistent and unlocked; the child marks every scheduler on it as inherited.
+void atfork_prepare() { live_schedulers_mu().lock(); }
+void atfork_parent() { live_schedulers_mu().unlock(); }
+void atfork_child() {
+  int n = 0;
+  for (scheduler_impl* s : live_schedulers()) {
+    s->forked.store(true, std::memory_order_relaxed);  // relaxed: one thread in the child
+    ++n;
+  }
+  g_inherited.store(n, std::memory_order_relaxed);
+  live_schedulers_mu().unlock();
+}
+
+constexpr const char* forked_msg =
+    "stackless: scheduler inherited across fork(): the child has none of its threads; it may "
+    "only exit, exec or destroy it";
+}  // namespace
+
 std::mutex& live_schedulers_mu() {
   static std::mutex mu;
+  // Once per process, before the first scheduler is listed (its constructor takes this lock).
+  [[maybe_unused]] static const int atfork =
+      pthread_atfork(&atfork_prepare, &atfork_parent, &atfork_child);
   return mu;
 }
 std::vector<scheduler_impl*>& live_schedulers() {
@@ -163,9 +212,19 @@ std::vector<scheduler_impl*>& live_schedulers() {
 
 void plain_thread_will_block() {
   // A plain thread is about to block on something a tasklet may have to end (a channel, a
-  // lock): every single-worker scheduler that nothing drives yet gets its thread now.
+  // lock): every single-worker scheduler that nothing drives yet gets its thread now (not one
+  // inherited across fork(): its tasklets never run again).
   std::lock_guard g(live_schedulers_mu());
-  for (scheduler_impl* s : live_schedulers()) s->ensure_started();
+  for (scheduler_impl* s : live_schedulers())
+    if (!s->forked.load(std::memory_order_relaxed)) s->ensure_started();  // relaxed: see forked
+}
+
+void plain_thread_check_fork() {
+  if (g_inherited.load(std::memory_order_relaxed) > 0) throw usage_error(forked_msg);
+}
+
+void scheduler_impl::check_not_forked() const {
+  if (forked.load(std::memory_order_relaxed)) throw usage_error(forked_msg);
 }
 
 void scheduler_impl::ensure_started() {
@@ -189,6 +248,7 @@ namespace {
 // take_pump() is run_pumped()'s entry check: the caller may pump worker 0 now (mode becomes
 // M_PUMPED), or learns why not.
 void take_pump(scheduler_impl& s) {
+  s.check_not_forked();
   if (current_worker())
     throw usage_error("stackless: run()/run_for() called from inside a tasklet or worker");
   if (s.nworkers != 1)
@@ -205,37 +265,99 @@ void take_pump(scheduler_impl& s) {
 }
 }  // namespace
 
+namespace {
+// pump_session: the calling thread is worker 0 while it lives (the pump was taken before).
+class pump_session {
+ public:
+  pump_session(scheduler_impl& s, std::int64_t slice_ns, tcb* target) : s_(s), w_(*s.workers[0]) {
+    set_current_worker(&w_);
+    context_init_thread(w_.sched_ctx);
+    w_.slice_ns = slice_ns;
+    w_.pump_deadline = slice_ns > 0 ? add_saturating(now_ns(), slice_ns) : 0;
+    w_.pump_target = target;
+    // relaxed (slice_pub, deadline_pub): published by attach_thread()'s release store of
+    // block_pub, which the monitor acquires.
+    w_.slice_pub.store(slice_ns, std::memory_order_relaxed);
+    w_.deadline_pub.store(w_.pump_deadline, std::memory_order_relaxed);
+    w_.overran = nullptr;
+    if (slice_ns > 0 || s.opts.quantum.count() > 0) s.start_monitor();  // it watches the slice
+    attach_thread(w_);
+  }
+  ~pump_session() {
+    detach_thread(w_);
+    // relaxed: hints for the monitor; detach_thread() has already withdrawn the block.
+    w_.slice_pub.store(0, std::memory_order_relaxed);
+    w_.deadline_pub.store(0, std::memory_order_relaxed);
+    w_.overran = nullptr;
+    w_.slice_ns = 0;
+    w_.pump_deadline = 0;
+    w_.pump_target = nullptr;
+    set_current_worker(nullptr);
+    // release: pairs with the acquire CAS of the next pump or of ensure_started(), which then
+    // sees worker 0 as this pump left it.
+    s_.mode.store(scheduler_impl::M_UNOWNED, std::memory_order_release);
+  }
+  pump_session(const pump_session&) = delete;
+  pump_session& operator=(const pump_session&) = delete;
+
+  worker& w() { return w_; }
+  bool past_deadline() const { return w_.pump_deadline && now_ns() >= w_.pump_deadline; }
+
+ private:
+  scheduler_impl& s_;
+  worker& w_;
+  thread_altstack alt_;  // where the preemption signal's handler runs (SA_ONSTACK)
+};
+}  // namespace
+
 void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
   take_pump(*this);
-  worker& w = *workers[0];
-  set_current_worker(&w);
-  thread_altstack alt;
-  context_init_thread(w.sched_ctx);
-  w.slice_ns = slice_ns;
-  // relaxed: published by attach_thread()'s release store of block_pub, which the monitor acquires.
-  w.slice_pub.store(slice_ns, std::memory_order_relaxed);
-  w.overran = nullptr;
-  if (slice_ns > 0 || opts.quantum.count() > 0) start_monitor();  // it watches the slice
-  attach_thread(w);
-  while (tcb* t = find_runnable(w, false)) {
+  pump_session ps(*this, slice_ns, nullptr);
+  worker& w = ps.w();
+  // The deadline is checked before each tasklet (leave() hands worker 0 back after it).
+  while (!ps.past_deadline()) {
+    tcb* t = find_runnable(w, false);
+    if (!t) break;
     run_tasklet(w, t);
     if (w.overran) break;
   }
-  detach_thread(w);
-  // relaxed: a hint for the monitor's period; detach_thread() has already withdrawn the block.
-  w.slice_pub.store(0, std::memory_order_relaxed);
   if (overran) *overran = w.overran;
-  w.overran = nullptr;
-  w.slice_ns = 0;
-  set_current_worker(nullptr);
-  // release: pairs with the acquire CAS of the next pump or of ensure_started(), which then sees
-  // worker 0 as this pump left it.
-  mode.store(M_UNOWNED, std::memory_order_release);
+}
+
+bool scheduler_impl::host_pumpable() const noexcept {
+  // relaxed (host_driven, forked): see their declarations. acquire (mode): pairs with the release
+  // stores of mode; a stale M_UNOWNED only makes take_pump() below fail.
+  return nworkers == 1 && host_driven.load(std::memory_order_relaxed) &&
+         !forked.load(std::memory_order_relaxed) && !current_worker() &&
+         mode.load(std::memory_order_acquire) == M_UNOWNED;
+}
+
+bool scheduler_impl::host_pump(tcb* target, void (*first)(tcb*), std::int64_t deadline) {
+  if (!host_pumpable()) return false;
+  int m = M_UNOWNED;
+  // acq_rel: as take_pump()'s CAS; a failure (someone else pumps, or started the thread) leaves
+  // the caller to wait the ordinary way.
+  if (!mode.compare_exchange_strong(m, M_PUMPED, std::memory_order_acq_rel)) return false;
+  pump_session ps(*this, 0, target);
+  worker& w = ps.w();
+  // first() makes target runnable here (a kill's delivery): on w's deque, taken next (LIFO) —
+  // unless the next pick is the fairness tick's, which would take the oldest; skip that tick.
+  if (first) first(target);
+  if ((w.tick + 1) % 61 == 0) ++w.tick;  // worker.cpp's fairness_tick
+  // acquire: pairs with the release store of DEAD in finish() (wake_joiners()).
+  while (target->state.load(std::memory_order_acquire) != S_DEAD) {
+    if (deadline != no_deadline && now_ns() >= deadline) break;
+    tcb* t = find_runnable(w, false);
+    if (!t) break;  // target waits for something outside the scheduler
+    run_tasklet(w, t);
+  }
+  return true;
 }
 
 // ---- drain() and shutdown() ------------------------------------------------------------------
 
 void scheduler_impl::drain() {
+  check_not_forked();
   if (current_worker())
     throw usage_error("stackless: drain() called from a tasklet; it would wait for itself");
   ensure_started();
@@ -299,19 +421,35 @@ void scheduler_impl::shutdown() {
 }
 
 scheduler_impl* make_scheduler(options o) { return new scheduler_impl(std::move(o)); }
-void destroy_scheduler(scheduler_impl* s) noexcept { delete s; }
+
+void destroy_scheduler(scheduler_impl* s) noexcept {
+  if (s->forked.load(std::memory_order_relaxed)) {  // relaxed: see forked
+    // Inherited across fork(): off the live list, and nothing else — the destructor would join
+    // threads that do not exist here and take locks they may hold. The rest leaks (see the top).
+    std::lock_guard g(live_schedulers_mu());
+    auto& v = live_schedulers();
+    v.erase(std::find(v.begin(), v.end(), s));
+    g_inherited.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see g_inherited
+    return;
+  }
+  delete s;
+}
 
 }  // namespace stackless::detail
 
 namespace stackless {
 
-void scheduler::run() { impl_->run_pumped(0, nullptr); }
+void scheduler::run() {
+  impl_->run_pumped(0, nullptr);
+  impl_->host_driven.store(true, std::memory_order_relaxed);  // relaxed: see host_driven
+}
 
 tasklet<void> scheduler::run_for(std::chrono::nanoseconds slice) {
   if (slice.count() <= 0)
     throw std::invalid_argument("stackless: run_for() needs a positive slice");
   detail::tcb* t = nullptr;
   impl_->run_pumped(slice.count(), &t);
+  impl_->host_driven.store(true, std::memory_order_relaxed);  // relaxed: see host_driven
   if (!t) return {};
   detail::handle_acquire(t);
   detail::release(t);  // the reference run_tasklet() took for us
@@ -319,7 +457,10 @@ tasklet<void> scheduler::run_for(std::chrono::nanoseconds slice) {
 }
 
 void scheduler::drain() { impl_->drain(); }
-void scheduler::shutdown() { impl_->shutdown(); }
+void scheduler::shutdown() {
+  impl_->check_not_forked();
+  impl_->shutdown();
+}
 unsigned scheduler::workers() const noexcept { return impl_->nworkers; }
 
 }  // namespace stackless

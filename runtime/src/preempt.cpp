@@ -8,7 +8,9 @@
 //   needs watching) wakes every quantum/2. For each worker it reads `runs` (bumped at every
 //   switch-in and every yield that carried on) and `running_id`; when both are unchanged for a
 //   whole quantum and other work waits anywhere (a queue, an inbox, a yield list, a due timer),
-//   it stores 1 in that worker's thread_block::preempt.
+//   it stores 1 in that worker's thread_block::preempt. In run_for() it also does so once the
+//   whole pump's deadline (worker_shared::deadline_pub) has passed, whoever runs then: the slice
+//   bounds the call, not only one turn (lifecycle.cpp).
 // - The running tasklet reads the word at its next safe point — this_tasklet::checkpoint(), or
 //   the entry of a blocking runtime call (preempt_point()) — and yields to the back of the queue,
 //   after firing due timers (a sleeper behind a hog becomes runnable only if someone fires its
@@ -77,8 +79,8 @@
 // - worker_shared::block_pub: release by the worker thread after it set up its block
 //   (attach_thread), acquire by the monitor before it touches the block or sends a signal to
 //   `tid`.
-// - worker_counters::runs, worker_shared::running_id / has_yielders / slice_pub: relaxed stores
-//   by the owner, relaxed loads by the monitor (hints compared across ticks).
+// - worker_counters::runs, worker_shared::running_id / has_yielders / slice_pub / deadline_pub:
+//   relaxed stores by the owner, relaxed loads by the monitor (hints compared across ticks).
 // - The counters are relaxed; stats() reads them at any time.
 //
 // Due timers are fired through scheduler_impl::fire_due_timers() (timers.cpp), the routine the
@@ -561,14 +563,18 @@ class monitor {
       // relaxed (running_id, runs, slice_pub): hints compared across ticks (Memory orders above).
       const std::uint64_t id = w.running_id.load(std::memory_order_relaxed);
       const std::uint64_t runs = w.runs.load(std::memory_order_relaxed);
-      if (!b || id == 0 || runs != st.runs || id != st.id) {
+      if (!b || id == 0) {
         st = seen{runs, id, now, 0, false, false};
         continue;
       }
+      if (runs != st.runs || id != st.id) st = seen{runs, id, now, 0, false, false};
       const std::int64_t ran = now - st.since;  // at least this long, at most a tick more
       const std::int64_t slice = w.slice_pub.load(std::memory_order_relaxed);
       const std::int64_t limit = slice > 0 ? slice : q_ns_;
-      if (limit > 0 && ran >= limit && (slice > 0 || work_waiting(now))) {
+      // run_for()'s whole pump ends at its deadline, whoever runs then (lifecycle.cpp).
+      const std::int64_t pump_end = w.deadline_pub.load(std::memory_order_relaxed);
+      if ((limit > 0 && ran >= limit && (slice > 0 || work_waiting(now))) ||
+          (pump_end > 0 && now >= pump_end)) {
         b->preempt.store(1, std::memory_order_relaxed);  // relaxed: a hint read at safe points
         if (!st.requested) {
           st.requested = true;

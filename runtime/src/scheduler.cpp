@@ -88,6 +88,11 @@ tcb* submit(scheduler_impl* s, tcb_base* b) {
 
 void scheduler_impl::submit(tcb* t) {
   t->sched = this;
+  if (forked.load(std::memory_order_relaxed)) {  // relaxed: see forked
+    release(t);                                  // the handle's reference
+    release(t);                                  // ours
+    check_not_forked();                          // throws
+  }
   worker* w = current_worker();
   bool local = w && w->sched == this && w->current;
   // acquire: pairs with shutdown()'s seq_cst store (see there: a spawn that misses it is killed
@@ -141,6 +146,10 @@ void scheduler_impl::inject(tcb* t) {
 }
 
 void scheduler_impl::make_runnable(tcb* t, bool to_back) {
+  // Inherited across fork() (a plain thread of the child completed a channel operation with a
+  // parked tasklet): nothing will run it again, and waking a worker could take a lock that a
+  // thread of the parent held at the fork. It stays where it is.
+  if (forked.load(std::memory_order_relaxed)) return;  // relaxed: see forked
   if (take_pause(t)) return;  // pause() asked while it ran, before it parked
   // relaxed: published by the queue push below (the claiming worker's acquire CAS on the state
   // comes after the queue's own acquire).

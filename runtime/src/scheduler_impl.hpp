@@ -96,6 +96,15 @@ class scheduler_impl {
   void ensure_started();        // a plain thread is about to wait: make sure someone runs
   void start_unowned_locked();  // ensure_started() with lifecycle_mu held
   void run_pumped(std::int64_t slice_ns, tcb** overran);  // run() / run_for()
+  /// host_pump() is a plain thread's wait for `target` on a scheduler a host pumps (workers == 1,
+  /// run()/run_for() used, no worker thread): the caller pumps worker 0 itself — after calling
+  /// first(target) there, if given — until target has ended, `deadline` passes or nothing is
+  /// runnable. False, having done nothing, when it may not (see host_pumpable()).
+  bool host_pump(tcb* target, void (*first)(tcb*), std::int64_t deadline);
+  /// host_pumpable(): a plain thread that waits here should pump rather than start the thread.
+  bool host_pumpable() const noexcept;
+  /// check_not_forked() throws usage_error in the child of a fork(): the scheduler was inherited.
+  void check_not_forked() const;
   void drain();
   void shutdown();
 
@@ -217,6 +226,13 @@ class scheduler_impl {
   std::atomic<bool> stopping{false};            // workers must exit
   bool shut_down = false;                       // guarded by lifecycle_mu
   std::atomic<std::uint64_t> plain_spawned{0};  // a count for stats() (relaxed)
+  // run()/run_for() drove worker 0 at least once: a host pumps this scheduler, so a plain
+  // thread's join()/kill() pumps too instead of starting the thread (host_pump()). Relaxed: set
+  // and read by the host's own thread; another thread reading it late only takes the old path.
+  std::atomic<bool> host_driven{false};
+  // Set by the pthread_atfork child handler (lifecycle.cpp) in the child of a fork(): the worker
+  // and monitor threads do not exist there. Relaxed: written before the child has a second thread.
+  std::atomic<bool> forked{false};
   // drain() and shutdown() wait on drain_word until live() is 0; finish() bumps it.
   alignas(64) std::atomic<int> drain_waiters{0};
   std::atomic<std::uint32_t> drain_word{0};
@@ -249,6 +265,9 @@ void set_current_worker(worker*) noexcept;
 std::mutex& live_schedulers_mu();
 std::vector<scheduler_impl*>& live_schedulers();
 void plain_thread_will_block();
+/// plain_thread_check_fork() throws usage_error while a scheduler inherited across fork() is alive
+/// in this process (a plain thread about to wait may be waiting for one of its tasklets).
+void plain_thread_check_fork();
 
 /// free_tcb_cache() returns a worker's cached control blocks to malloc (alloc.cpp).
 void free_tcb_cache(worker& w) noexcept;

@@ -2,6 +2,7 @@
 // runtime/src/tasklet.cpp — what a tasklet<> handle does: join, kill, raise_exception,
 // pause/resume, the predicates. Each wait goes through wait_here (park.cpp): a tasklet parks, a
 // plain thread waits on a futex.
+#include <chrono>
 #include <cstdio>
 #include <thread>
 
@@ -55,9 +56,24 @@ void link_joiner(tcb* t, waiter* w) {
 bool wait_dead(tcb* t, std::int64_t own, const char* what) {
   preempt_point();  // a call that may wait is a safe point
   if (dead(t)) return true;
+  t->sched->check_not_forked();
   const std::int64_t deadline = scoped_deadline(own);
   tcb* self = current_tcb();
   if (self == t) throw usage_error("stackless: a tasklet cannot join (or wait for) itself");
+  // The host thread of a pumped scheduler: it runs the tasklets itself (lifecycle.cpp's
+  // host_pump()); when t waits for something outside the scheduler, it polls — pumping again
+  // each time — rather than start the worker thread, which would end pump mode.
+  if (!self) {
+    while (t->sched->host_pump(t, nullptr, deadline)) {
+      if (dead(t)) return true;
+      if (deadline != no_deadline && now_ns() >= deadline) {
+        scope_check(own);  // a timeout_scope's deadline: timeout_error
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (dead(t)) return true;
+  }
   // A plain thread, or a tasklet of another scheduler, needs t's scheduler running.
   if (!self || t->sched != self->sched) t->sched->ensure_started();
   for (;;) {
@@ -157,6 +173,7 @@ void join_rethrow(tcb* t, bool has_value) {
 
 void kill(tcb* t, bool pending) {
   if (dead(t)) return;
+  t->sched->check_not_forked();
   if (t == current_tcb()) {
     t->irq.fetch_or(IRQ_KILLED, std::memory_order_seq_cst);  // our own word: order irrelevant
     t->exit_thrown = true;
@@ -165,6 +182,12 @@ void kill(tcb* t, bool pending) {
   // seq_cst: the Dekker pair with park() (which stores PARKING, then reads irq, both seq_cst):
   // this store, then door_interrupt()'s seq_cst load of the door.
   t->irq.fetch_or(IRQ_KILLED, std::memory_order_seq_cst);
+  // From the host of a pumped scheduler: the delivery happens with worker 0 taken, so the victim
+  // is queued there to run next, and the host pumps it to its end (Stackless switched to it).
+  if (!pending && !current_tcb() && t->sched->host_pump(t, &interrupt, no_deadline)) {
+    wait_dead(t, no_deadline, "kill");  // done, or it waits for something: pumps and polls
+    return;
+  }
   interrupt(t);
   if (!pending) wait_dead(t, no_deadline, "kill");
 }
@@ -172,6 +195,7 @@ void kill(tcb* t, bool pending) {
 void raise(tcb* t, std::exception_ptr e, bool pending) {
   if (!e) throw std::invalid_argument("stackless: raise_exception() needs an exception");
   if (dead(t)) throw usage_error("stackless: raise_exception() on a tasklet that has ended");
+  t->sched->check_not_forked();
   if (t == current_tcb()) std::rethrow_exception(e);
   t->lk.lock();
   t->pending = std::move(e);
@@ -186,6 +210,7 @@ void raise(tcb* t, std::exception_ptr e, bool pending) {
 }
 
 void pause(tcb* t) {
+  t->sched->check_not_forked();
   if (t == current_tcb()) throw usage_error("stackless: pause(): a tasklet cannot pause itself");
   bool asked = false;  // we set IRQ_PAUSE on a running tasklet and wait for it to take effect
   // acquire (here and below): pairs with the release stores / acq_rel CASes of tcb::state by the
@@ -250,6 +275,7 @@ bool take_pause(tcb* t) noexcept {
 }
 
 void resume(tcb* t) {
+  t->sched->check_not_forked();
   // acq_rel: pairs with take_pause()'s fetch_and — withdraw a pause not yet taken.
   t->irq.fetch_and(~IRQ_PAUSE, std::memory_order_acq_rel);
   std::uint32_t s = t->state.load(std::memory_order_acquire);  // pairs with take_pause()'s store

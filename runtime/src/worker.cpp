@@ -400,15 +400,23 @@ void scheduler_impl::after_switch(worker& w) {
 
 // ---- the tasklet side -----------------------------------------------------------------------
 
+// pump_wants_back(): a pump on this thread must get worker 0 back now (lifecycle.cpp): run_for()'s
+// deadline has passed, or the tasklet a host_pump() waits for is ending.
+static bool pump_wants_back(const worker* w, const tcb* t, bool exiting) {
+  return (exiting && t == w->pump_target) || (w->pump_deadline && now_ns() >= w->pump_deadline);
+}
+
 // Leaves tasklet t for the next local tasklet directly (one jump), or for the worker's scheduler
-// side when there is none (it steals, polls, parks). Whoever lands runs after_switch(), which
-// finishes what t started: the park's unlock step, the release of a dead tasklet's stack.
+// side when there is none (it steals, polls, parks) or a pump wants it back. Whoever lands runs
+// after_switch(), which finishes what t started: the park's unlock step, the release of a dead
+// tasklet's stack.
 static void leave(worker* w, tcb* t, bool exiting) {
   scheduler_impl* s = w->sched;
-  tcb* next = w->why == switch_why::overrun ? nullptr : s->next_local(*w);
+  const bool back = w->why == switch_why::overrun || pump_wants_back(w, t, exiting);
+  tcb* next = back ? nullptr : s->next_local(*w);
   while (next && !s->launch(*w, next)) next = s->next_local(*w);  // false: it could not start
   // acquire: pairs with pause()'s seq_cst fetch_or of IRQ_PAUSE (tasklet.cpp).
-  if (!next && w->why == switch_why::yield &&  // yielded, and nothing else is runnable here
+  if (!next && !back && w->why == switch_why::yield &&  // yielded, nothing else runnable here
       !(t->irq.load(std::memory_order_acquire) & IRQ_PAUSE)) {
     w->prev = nullptr;
     w->current = t;

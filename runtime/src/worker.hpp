@@ -67,6 +67,8 @@ struct worker_owned {
   bool spinning = false;
   std::int64_t slice_ns = 0;              // run_for(): the slice; 0 otherwise
   tcb* overran = nullptr;                 // run_for(): the tasklet that overran
+  std::int64_t pump_deadline = 0;         // run_for(): when the whole pump ends; 0 otherwise
+  tcb* pump_target = nullptr;             // host_pump(): the tasklet the host waits for
   std::vector<stack*> stack_cache;        // its size: worker_counters::stack_cache_size
   std::uint64_t id_next = 0, id_end = 0;  // block of tasklet ids
   thread_block* block = nullptr;          // the thread_block of the thread running the loop
@@ -119,8 +121,9 @@ struct worker_shared {
   // worker_counters::runs it lets the monitor tell "the same tasklet, still running" from
   // "switched meanwhile".
   std::atomic<std::uint64_t> running_id{0};
-  std::atomic<std::int64_t> slice_pub{0};  // run_for()'s slice while it pumps (0: none)
-  std::atomic<bool> has_yielders{false};   // yield list non-empty (relaxed hint for the monitor)
+  std::atomic<std::int64_t> slice_pub{0};     // run_for()'s slice while it pumps (0: none)
+  std::atomic<std::int64_t> deadline_pub{0};  // run_for()'s pump_deadline while it pumps (0: none)
+  std::atomic<bool> has_yielders{false};      // yield list non-empty (relaxed hint for the monitor)
 };
 
 /// worker_counters: counters the owner writes (relaxed: each is a count read on its own, nothing is

@@ -114,6 +114,9 @@ op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::
                         Op op) {
   tcb* t = current_tcb();
   if (t && block) preempt_point();  // a call that may wait is a safe point (try_ forms are not)
+  // A plain thread of a fork() child with an inherited scheduler: refused before anything is
+  // published (its partner may be a tasklet that never runs again).
+  if (!t && block) plain_thread_check_fork();
   const std::int64_t deadline =
       block ? scoped_deadline(own) : own;  // a timeout_scope may end first
   chan_ext* ext = block ? my_ext() : nullptr;

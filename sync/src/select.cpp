@@ -308,6 +308,9 @@ std::size_t select_call::clean_up() {
 
 std::size_t chan_select(select_case* cs, std::size_t n) {
   const select_cases p = read_cases(cs, n);
+  // A plain thread of a fork() child with an inherited scheduler: refused before anything is
+  // published (its partner may be a tasklet that never runs again).
+  if (!current_tcb() && p.def_i == none) plain_thread_check_fork();
   select_call call(cs, n, current_tcb());
   if (call.in_tasklet() && p.def_i == none)
     preempt_point();  // a select that may wait is a safe point

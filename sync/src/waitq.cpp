@@ -17,11 +17,20 @@
 #include "stackless/sync/detail/waitq.hpp"
 
 #include "stackless/runtime/internal/park.hpp"
+#include "stackless/runtime/internal/scheduling.hpp"
 #include "stackless/runtime/timeout.hpp"
 
 namespace stackless::detail {
 
 wake_reason block(spinlock& lk, wait_list& q, const block_options& o) {
+  if (!current_tcb()) {  // a fork() child with an inherited scheduler: refused, unpublished
+    try {
+      plain_thread_check_fork();
+    } catch (...) {
+      lk.unlock();  // as on the other exceptional exit below: the caller's lock is released
+      throw;
+    }
+  }
   wait_here wh(o.what);
   waiter* w = wh.record();
   w->data = o.data;

@@ -5,7 +5,11 @@
 // kill(). Both throw usage_error with more than one worker or once a worker thread started.
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fixture.hpp"
@@ -23,6 +27,40 @@ void busy(std::chrono::milliseconds d) {
   while (std::chrono::steady_clock::now() < end) {
   }
 }
+
+/// rescue runs `action` on its own thread once `after` has passed, unless it is destroyed first:
+/// it ends a test that would hang (a run_for() that does not return, a kill() that never ends)
+/// by making its tasklets stop, so the test fails on its assertions instead of hanging.
+class rescue {
+ public:
+  rescue(std::chrono::milliseconds after, std::function<void()> action)
+      : action_(std::move(action)), thread_([this, after] {
+          std::unique_lock g(mu_);
+          if (!cv_.wait_for(g, after, [this] { return done_; })) {
+            fired_ = true;
+            action_();
+          }
+        }) {}
+  ~rescue() {
+    {
+      std::lock_guard g(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  bool fired() {
+    std::lock_guard g(mu_);
+    return fired_;
+  }
+
+ private:
+  std::function<void()> action_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false, fired_ = false;
+  std::thread thread_;
+};
 
 class RunForTest : public ::testing::Test {
  protected:
@@ -201,6 +239,144 @@ TEST_F(RunForTest, EachOverrunnerIsReportedInTurn) {
   for (auto& f : found) f.resume();
   EXPECT_FALSE(s().run_for(30s));
   for (auto& f : found) EXPECT_FALSE(f.alive());
+}
+
+// run_for(slice) bounds the whole pump, not one tasklet's turn: two tasklets that switch to each
+// other all the time (neither ever runs a whole slice) used to keep run_for(1ms) busy until the OS
+// happened to stall one of them for a slice (100–600 ms here, once over 3 s). The bounds below are
+// generous hang guards (the fixed pump returns after about a millisecond); the loop makes the old
+// behaviour fail its total bound every time.
+TEST_F(RunForTest, RunForReturnsWhileTaskletsKeepSwitching) {
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> switches{0};
+  for (int i = 0; i < 2; ++i) {
+    s().spawn([&] {
+      while (!stop.load()) {
+        switches.fetch_add(1);
+        this_tasklet::yield();  // the other one runs; nobody runs a whole slice
+      }
+    });
+  }
+  constexpr int rounds = 300;
+  int done = 0;
+  auto longest = std::chrono::steady_clock::duration::zero();
+  {
+    rescue r(20s, [&] { stop = true; });  // the old pump: 300 × (100–600 ms)
+    for (; done < rounds && !r.fired(); ++done) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto over = s().run_for(1ms);
+      longest = std::max(longest, std::chrono::steady_clock::now() - t0);
+      if (over) over.resume();  // the OS stalled a tasklet for a whole slice: put it back
+    }
+    EXPECT_FALSE(r.fired()) << "run_for(1ms) did not return " << rounds << " times in 20 s; "
+                            << done << " did";
+  }
+  EXPECT_LT(longest, 2s) << "one run_for(1ms) took "
+                         << std::chrono::duration_cast<std::chrono::milliseconds>(longest).count()
+                         << " ms";
+  EXPECT_GT(switches.load(), 0u);
+  stop = true;
+  s().run();
+}
+
+// The same with a slice far longer than the OS ever stalls a thread: the old pump returned only
+// when one turn overran the whole slice, so it never did; the fixed one after about a slice.
+TEST_F(RunForTest, RunForWithALongSliceReturnsWhileTaskletsKeepSwitching) {
+  std::atomic<bool> stop{false};
+  for (int i = 0; i < 2; ++i) {
+    s().spawn([&] {
+      while (!stop.load()) this_tasklet::yield();
+    });
+  }
+  rescue r(30s, [&] { stop = true; });
+  for (int i = 0; i < 5 && !r.fired(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto over = s().run_for(200ms);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_LT(took, 10s) << "run_for(200ms) round " << i;
+    if (over) over.resume();
+  }
+  EXPECT_FALSE(r.fired()) << "run_for(200ms) did not return 5 times in 30 s";
+  stop = true;
+  s().run();
+}
+
+// A tasklet that yields with nothing else runnable carries on without a switch: the pump's
+// deadline must still end run_for().
+TEST_F(RunForTest, RunForReturnsWhileALoneTaskletKeepsYielding) {
+  std::atomic<bool> stop{false};
+  s().spawn([&] {
+    while (!stop.load()) this_tasklet::yield();
+  });
+  rescue r(20s, [&] { stop = true; });
+  for (int i = 0; i < 100 && !r.fired(); ++i) {
+    auto over = s().run_for(1ms);
+    if (over) over.resume();
+  }
+  EXPECT_FALSE(r.fired()) << "run_for(1ms) did not return 100 times in 20 s";
+  stop = true;
+  s().run();
+}
+
+// The README's "comes back paused — resume() or kill() it": a blocking kill() from the host that
+// pumps must not start the worker thread (the next run_for() then threw usage_error), and must
+// return even with another hog queued in front of the victim.
+TEST_F(RunForTest, BlockingKillFromTheHostPumpsTheVictimToItsEnd) {
+  std::atomic<bool> unwound{false}, stop{false};
+  std::atomic<int> hog2_turns{0};
+  auto hog1 = s().spawn([&] {
+    raii_flag guard(unwound);
+    busy(30ms);
+    this_tasklet::yield();  // the overrun is noticed here; killed, it unwinds from here
+    ADD_FAILURE() << "the killed tasklet ran on";
+  });
+  auto hog2 = s().spawn([&] {
+    while (!stop.load()) {
+      busy(5ms);
+      hog2_turns.fetch_add(1);
+      this_tasklet::checkpoint();  // a safe point, never a switch of its own
+    }
+  });
+  auto over = s().run_for(1ms);
+  ASSERT_TRUE(over);
+  ASSERT_EQ(over.id(), hog1.id());
+  ASSERT_TRUE(over.paused());
+  {
+    rescue r(10s, [&] { stop = true; });  // a kill() that hangs behind hog2 ends when hog2 does
+    over.kill();
+    EXPECT_FALSE(r.fired()) << "kill() from the host did not return within 10 s";
+  }
+  EXPECT_FALSE(hog1.alive());
+  EXPECT_TRUE(unwound.load());
+  // The host still pumps: no worker thread was started.
+  tasklet<void> over2;
+  EXPECT_NO_THROW(over2 = s().run_for(1ms));
+  ASSERT_TRUE(over2) << "hog2 overruns its slice";
+  EXPECT_EQ(over2.id(), hog2.id());
+  // join() and kill() of the paused hog2 from the host: pumped too.
+  stop = true;
+  over2.kill();
+  EXPECT_FALSE(hog2.alive());
+  EXPECT_NO_THROW(hog2.join());
+  EXPECT_NO_THROW(s().run_for(1ms));
+}
+
+// join() from the host on a tasklet killed with pending = true: the host pumps it to its end.
+TEST_F(RunForTest, JoinFromTheHostOfAKilledTaskletPumps) {
+  std::atomic<bool> unwound{false};
+  auto hog = s().spawn([&] {
+    raii_flag guard(unwound);
+    busy(30ms);
+    this_tasklet::yield();
+    ADD_FAILURE() << "the killed tasklet ran on";
+  });
+  auto over = s().run_for(1ms);
+  ASSERT_TRUE(over);
+  over.kill(true);
+  over.join();
+  EXPECT_TRUE(unwound.load());
+  EXPECT_NO_THROW(s().run_for(1ms));
+  EXPECT_NO_THROW(s().run());
 }
 
 TEST_F(RunForTest, DetachedExceptionsInPumpModeGoToOnError) {

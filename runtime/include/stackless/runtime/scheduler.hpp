@@ -126,8 +126,15 @@ void destroy_scheduler(scheduler_impl*) noexcept;
 /// scheduler owns N worker threads, each with a local run queue; tasklets spawned on it run on
 /// them. With workers = 1 no thread starts until one is needed: run()/run_for() make the calling
 /// thread the worker (Stackless's run loop); the first wait from a plain thread (join, block_on,
-/// drain) starts the worker thread instead, and from then on run()/run_for() throw usage_error.
+/// drain) starts the worker thread instead, and from then on run()/run_for() throw usage_error —
+/// except a kill() or join() from a plain thread once a host has pumped it: that caller pumps.
 /// Several schedulers may live in one process; each is independent.
+///
+/// fork(): the child inherits the scheduler without its threads. There it may only be destroyed
+/// (also when the child returns from main) — which joins nothing and leaks what the parent's
+/// threads owned — or left to exit/exec; every other use throws usage_error ("stackless:
+/// scheduler inherited across fork()"), and so does a blocking channel, select or lock call from
+/// a plain thread of the child while an inherited scheduler is alive.
 class scheduler {
  public:
   explicit scheduler(options o = {}) : impl_(detail::make_scheduler(std::move(o))) {}
@@ -166,8 +173,12 @@ class scheduler {
   /// run_for(), even with quantum 0) watches the slice and asks the tasklet to stop: it does at
   /// its next safe point (this_tasklet::checkpoint(), yield(), a blocking call), or, inside a
   /// this_tasklet::preemptible scope, by signal half a slice later. A tasklet that never reaches
-  /// a safe point outside such a scope cannot be stopped. Returns an empty handle when the
-  /// scheduler went idle first.
+  /// a safe point outside such a scope cannot be stopped. `slice` also bounds the whole call (as
+  /// Stackless's watchdog did): at the first switch after it — and at the running tasklet's next
+  /// safe point, which the monitor asks for — the pump stops; the tasklets stay queued for the
+  /// next call. Returns an empty handle when the scheduler went idle or the slice ended that
+  /// way. A blocking kill() or join() of one of its tasklets from the host pumps too, rather
+  /// than starting the worker thread.
   tasklet<void> run_for(std::chrono::nanoseconds slice);
   /// drain() waits until every tasklet has ended. From a plain thread only.
   void drain();

@@ -15,4 +15,10 @@ void yield_now();
 /// waker the thread waits for may be a tasklet of any of them.
 void plain_thread_will_block();
 
+/// plain_thread_check_fork() throws usage_error ("stackless: scheduler inherited across fork()")
+/// while a scheduler inherited across fork() is alive: a plain thread of the child that blocks
+/// may be waiting for one of its tasklets, which never run again. Called before a plain thread
+/// publishes itself anywhere.
+void plain_thread_check_fork();
+
 }  // namespace stackless::detail
