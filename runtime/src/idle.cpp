@@ -91,6 +91,8 @@ void scheduler_impl::sleep_worker(worker& w, std::int64_t deadline, bool watch,
   // Publish the timeout, then look at the timers once more (a Dekker pair with add_timer():
   // either this re-read sees a timer armed meanwhile, or nudge_sleepers() sees this timeout).
   // relaxed: ordered by the fence (the partner is nudge_sleepers()'s fence and relaxed load).
+  // Chaos mode: a spurious wake-up now and then (never for the deadlock watcher: its grace).
+  if (!watch && chaos_roll(w, 4)) deadline = std::min(deadline, now_ns() + chaos_ns(w, 500'000));
   w.sleeping_until.store(deadline, std::memory_order_relaxed);
   fence_seq_cst();
   deadline = std::min(deadline, next_deadline());

@@ -93,10 +93,13 @@ scheduler_impl::scheduler_impl(options o)
           "stackless: options::local_queue_capacity must be a power of two >= 4");
     sink->fn = opts.on_error ? opts.on_error : default_on_error;
     shards.reset(new registry_shard[nworkers + 1]);
+    chaos = chaos_seed(opts);
     for (unsigned i = 0; i < nworkers; ++i) {
       workers.push_back(std::make_unique<worker>(this, i, cap));
-      workers.back()->rng =
-          0x9e3779b97f4a7c15ULL * (i + 1) ^ reinterpret_cast<std::uintptr_t>(this);
+      // Under chaos the seed alone decides: the same seed replays the same choices.
+      const std::uint64_t salt = chaos ? chaos : reinterpret_cast<std::uintptr_t>(this);
+      workers.back()->rng = 0x9e3779b97f4a7c15ULL * (i + 1) ^ salt;
+      workers.back()->chaos_rng = (0xd1b54a32d192ed03ULL * (i + 1) ^ salt) | 1;
     }
     install_overflow_handler();
     if (nworkers > 1) start_threads();
@@ -104,6 +107,8 @@ scheduler_impl::scheduler_impl(options o)
     sink->release();
     throw;
   }
+  // relaxed: chaos_point()'s hint (scheduling.hpp).
+  if (chaos) chaos_schedulers.fetch_add(1, std::memory_order_relaxed);
   // Last: a plain thread blocking on a channel may call ensure_started() on it from now on.
   std::lock_guard g(live_schedulers_mu());
   live_schedulers().push_back(this);
@@ -116,6 +121,7 @@ scheduler_impl::~scheduler_impl() {
     v.erase(std::find(v.begin(), v.end(), this));
   }
   shutdown();
+  if (chaos) chaos_schedulers.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a hint
   for (auto& w : workers) {
     stacks.put(w->stack_cache.data(), w->stack_cache.size());
     free_tcb_cache(*w);

@@ -128,8 +128,12 @@ void scheduler_impl::submit(tcb* t) {
     register_tasklet(t, w->index);
     // relaxed: published by the queue push (runnext's acq_rel exchange).
     set_tstate(t, S_RUNNABLE, std::memory_order_relaxed);
-    // The new tasklet runs next; the one it displaces becomes stealable, worth a wakeup.
-    push_runnext(*w, t);
+    // The new tasklet runs next; the one it displaces becomes stealable, worth a wakeup. (Chaos
+    // mode: or after everything runnable here.)
+    if (chaos_roll(*w, 2))
+      push_back_local(*w, t);
+    else
+      push_runnext(*w, t);
   } else {
     t->id = plain_next_id();  // a whole block per plain-thread spawn: ids stay unique and cheap
     plain_spawned.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for stats()
@@ -163,7 +167,7 @@ void scheduler_impl::make_runnable(tcb* t, bool to_back) {
     if (w->current) {
       // Woken by a running tasklet: it runs next, here (Go's ready(), runnext = true), or
       // after everything runnable here (Stackless's channel preference).
-      if (to_back)
+      if (to_back || chaos_roll(*w, 2))
         push_back_local(*w, t);
       else
         push_runnext(*w, t);

@@ -233,6 +233,10 @@ class scheduler_impl {
   // Set by the pthread_atfork child handler (lifecycle.cpp) in the child of a fork(): the worker
   // and monitor threads do not exist there. Relaxed: written before the child has a second thread.
   std::atomic<bool> forked{false};
+  // chaos: options::chaos or STACKLESS_CHAOS, 0 for off (chaos.cpp). Set by the constructor.
+  std::uint64_t chaos = 0;
+  bool chaos_roll(worker_owned& w, unsigned one_in) noexcept;            // true one time in one_in
+  std::int64_t chaos_ns(worker_owned& w, std::int64_t max_ns) noexcept;  // 0..max_ns at random
   // drain() and shutdown() wait on drain_word until live() is 0; finish() bumps it.
   alignas(64) std::atomic<int> drain_waiters{0};
   std::atomic<std::uint32_t> drain_word{0};
@@ -255,6 +259,7 @@ class scheduler_impl {
 
 /// current_worker() is the worker the calling thread runs, or null. Never inlined: a tasklet may
 /// resume on another thread, and a cached thread_local address would then be wrong. worker.cpp.
+std::uint64_t chaos_seed(const options& o);  // options::chaos, else STACKLESS_CHAOS
 worker* current_worker() noexcept;
 void set_current_worker(worker*) noexcept;
 

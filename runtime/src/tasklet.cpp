@@ -9,6 +9,7 @@
 #include "door.hpp"
 #include "scheduler_impl.hpp"
 #include "stackless/runtime/internal/futex.hpp"
+#include "stackless/runtime/internal/scheduling.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
 #include "tstate.hpp"
 
@@ -60,6 +61,7 @@ bool wait_dead(tcb* t, std::int64_t own, const char* what) {
   const std::int64_t deadline = scoped_deadline(own);
   tcb* self = current_tcb();
   if (self == t) throw usage_error("stackless: a tasklet cannot join (or wait for) itself");
+  chaos_point();
   // The host thread of a pumped scheduler: it runs the tasklets itself (lifecycle.cpp's
   // host_pump()); when t waits for something outside the scheduler, it polls — pumping again
   // each time — rather than start the worker thread, which would end pump mode.

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "scheduler_impl.hpp"
+#include "stackless/runtime/internal/scheduling.hpp"
 #include "stackless/runtime/timeout.hpp"
 
 namespace stackless::detail {
@@ -45,6 +46,7 @@ tasklet<void> current() {
 }
 
 void detail_::sleep_ns(std::int64_t own, const std::stop_token* st) {
+  chaos_point();
   const std::int64_t deadline = scoped_deadline(own);
   // A sleep whose own time has already come has nothing to wait for: like any call that need
   // not wait, it completes inside an expired timeout_scope (timeout.hpp).

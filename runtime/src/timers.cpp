@@ -64,6 +64,7 @@ void scheduler_impl::add_timer(std::int64_t deadline, tcb* t, std::uint64_t gen)
   worker* w = current_worker();
   if (!w || w->sched != this) w = workers[0].get();  // cannot happen: parks run on their worker
   acquire(t);
+  deadline = add_saturating(deadline, chaos_ns(*w, 200'000));  // chaos: late, never early
   bool earliest;
   {
     std::lock_guard g(w->timer_lk);

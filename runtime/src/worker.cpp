@@ -389,7 +389,10 @@ void scheduler_impl::after_switch(worker& w) {
         inbox_push(w, t);
         return;
       }
-      push_runnext(w, t);
+      if (chaos_roll(w, 2))
+        push_back_local(w, t);
+      else
+        push_runnext(w, t);
       return;
     }
     case switch_why::exit:
@@ -413,6 +416,11 @@ static bool pump_wants_back(const worker* w, const tcb* t, bool exiting) {
 static void leave(worker* w, tcb* t, bool exiting) {
   scheduler_impl* s = w->sched;
   const bool back = w->why == switch_why::overrun || pump_wants_back(w, t, exiting);
+  // run_for(): a tasklet that yields once the pump's deadline has passed is the one the slice
+  // caught; it goes to the host paused, as one the monitor stopped does (Stackless's
+  // run(timeout) returned the tasklet it interrupted), not to the back of the queue.
+  if (back && w->why == switch_why::yield && w->pump_deadline && now_ns() >= w->pump_deadline)
+    w->why = switch_why::overrun;
   tcb* next = back ? nullptr : s->next_local(*w);
   while (next && !s->launch(*w, next)) next = s->next_local(*w);  // false: it could not start
   // acquire: pairs with pause()'s seq_cst fetch_or of IRQ_PAUSE (tasklet.cpp).
@@ -586,7 +594,7 @@ tcb* scheduler_impl::spin_steal(worker& w) {
   tcb* t = nullptr;
   const std::int64_t spin_until = now_ns() + spin_ns;
   for (int round = 0; !t; ++round) {
-    t = steal_round(w, /*take_runnext=*/round >= 3);
+    t = steal_round(w, /*take_runnext=*/round >= 3 || chaos_roll(w, 2));
     // relaxed peeks: they only end the spin; what they saw is taken with the queues' ordering.
     if (t || injection.size_approx() != 0 || w.inbox_nonempty.load(std::memory_order_relaxed) ||
         stopping.load(std::memory_order_relaxed) || (round >= 3 && now_ns() > spin_until))

@@ -64,6 +64,7 @@ struct worker_owned {
   unsigned runnext_streak = 0;  // tasklets run from runnext in a row
   std::uint32_t tick = 0;
   std::uint64_t rng = 0;
+  std::uint64_t chaos_rng = 0;  // chaos mode's generator (chaos.cpp)
   bool spinning = false;
   std::int64_t slice_ns = 0;              // run_for(): the slice; 0 otherwise
   tcb* overran = nullptr;                 // run_for(): the tasklet that overran

@@ -157,12 +157,14 @@ op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::
 
 op_status chan_send(chan_core* c, void* src, bool is_exc, bool block, std::int64_t deadline) {
   if (!block && would_block_send(c)) return op_status::would_block;
+  if (block) chaos_point();
   return blocking_call(c, true, src, block, deadline,
                        [&](op_ctx& x, std::exception_ptr&) { return send_op(x, src, is_exc); });
 }
 
 op_status chan_receive(chan_core* c, void* dst, bool block, std::int64_t deadline) {
   if (!block && would_block_recv(c)) return op_status::would_block;
+  if (block) chaos_point();
   return blocking_call(c, false, dst, block, deadline,
                        [&](op_ctx& x, std::exception_ptr& exc) { return recv_op(x, dst, exc); });
 }

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "stackless/runtime/internal/park.hpp"
+#include "stackless/runtime/internal/scheduling.hpp"
 #include "stackless/sync/event.hpp"
 #include "stackless/sync/semaphore.hpp"
 
@@ -35,6 +36,7 @@ bool counting_semaphore::try_acquire() noexcept {
 }
 
 bool counting_semaphore::acquire_impl(std::int64_t own, const std::stop_token* st) {
+  detail::chaos_point();
   const std::int64_t deadline = detail::scoped_deadline(own);
   for (;;) {
     lk_.lock();
@@ -93,6 +95,7 @@ void event::clear() noexcept {
 }
 
 bool event::wait_impl(std::int64_t own, const std::stop_token* st) {
+  detail::chaos_point();
   if (is_set()) return true;
   return g_.wait(
       "event", [](const void* p) { return static_cast<const event*>(p)->is_set(); }, this, own, st);
@@ -117,6 +120,7 @@ void latch::count_down(std::ptrdiff_t n) {
 }
 
 bool latch::wait_impl(std::int64_t own, const std::stop_token* st) {
+  detail::chaos_point();
   if (try_wait()) return true;
   return g_.wait(
       "latch", [](const void* p) { return static_cast<const latch*>(p)->try_wait(); }, this, own,
@@ -138,6 +142,7 @@ void wait_group::add(std::ptrdiff_t delta) {
 }
 
 bool wait_group::wait_impl(std::int64_t own, const std::stop_token* st) {
+  detail::chaos_point();
   if (count() == 0) return true;
   return g_.wait(
       "wait_group", [](const void* p) { return static_cast<const wait_group*>(p)->count() == 0; },
@@ -186,6 +191,7 @@ barrier::arrival_token barrier::arrive(std::ptrdiff_t n) { return arrive_impl(n,
 void barrier::arrive_and_drop() { (void)arrive_impl(1, true); }
 
 bool barrier::wait_impl(arrival_token t, std::int64_t own, const std::stop_token* st) {
+  detail::chaos_point();
   struct ctx {
     const barrier* b;
     std::uint64_t phase;

@@ -24,6 +24,7 @@
 #include "stackless/sync/mutex.hpp"
 
 #include "stackless/runtime/internal/park.hpp"
+#include "stackless/runtime/internal/scheduling.hpp"
 
 namespace stackless {
 
@@ -40,6 +41,7 @@ bool mutex::lock_slow(std::int64_t own, const std::stop_token* st) {
     throw usage_error(
         "stackless::mutex: lock() by the tasklet that holds it would deadlock "
         "(use recursive_mutex)");
+  detail::chaos_point();
   const std::int64_t deadline = detail::scoped_deadline(own);
   // may_take(s): a caller that is not (or no longer) queued may take the lock in state s.
   auto may_take = [this](std::uint32_t s) {

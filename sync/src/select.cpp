@@ -312,8 +312,10 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
   // published (its partner may be a tasklet that never runs again).
   if (!current_tcb() && p.def_i == none) plain_thread_check_fork();
   select_call call(cs, n, current_tcb());
-  if (call.in_tasklet() && p.def_i == none)
+  if (call.in_tasklet() && p.def_i == none) {
     preempt_point();  // a select that may wait is a safe point
+    chaos_point();
+  }
   std::int64_t backoff = 50'000;
   const std::int64_t wait_deadline = scoped_deadline(p.deadline);  // a timeout_scope may end first
 

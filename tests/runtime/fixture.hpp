@@ -158,6 +158,13 @@ class big_memory_lock {
 };
 
 /// in_tasklet() tells whether the caller runs on a tasklet.
+/// chaos_mode(): STACKLESS_CHAOS is set (tools/dev test runs the quick tier once so; chaos.cpp).
+/// A test that asserts the order on one worker — which chaos mode shuffles on purpose — skips.
+inline bool chaos_mode() {
+  const char* e = std::getenv("STACKLESS_CHAOS");
+  return e && *e;
+}
+
 inline bool in_tasklet() { return sd::current_tcb() != nullptr; }
 
 /// relax() lets others run: a yield in a tasklet, a thread yield on a plain thread.

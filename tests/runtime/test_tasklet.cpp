@@ -230,6 +230,7 @@ TEST_P(TaskletTest, UsageErrorIsALogicError) {
 // The order on one worker: a new tasklet goes to runnext and runs next (the previous occupant
 // drops to the LIFO local deque); yield() goes to the back. Main spawns A, B, C, then yields.
 TEST(TaskletOrder, OneWorkerRunsNewestFirstAndTheYielderLast) {
+  if (chaos_mode()) GTEST_SKIP() << "asserts the order on one worker; chaos mode shuffles it";
   stackless::options o;
   o.workers = 1;
   stackless::scheduler s(o);

@@ -183,7 +183,7 @@ TEST(ForkPump, ChildOfAPumpedSchedulerCannotPumpItButCanDestroyIt) {
   auto t = s->spawn([&] {
     while (!stop.load()) stackless::this_tasklet::yield();
   });
-  (void)s->run_for(1ms);
+  auto caught = s->run_for(1ms);  // the yielder, paused, if the slice caught it running
   const child_result r = in_child([&] {
     if (!refused([&] { (void)s->run_for(1ms); })) return 1;
     if (!refused([&] { s->run(); })) return 2;
@@ -192,6 +192,7 @@ TEST(ForkPump, ChildOfAPumpedSchedulerCannotPumpItButCanDestroyIt) {
   });
   EXPECT_EQ(r.code, 0) << r.text();
   stop = true;
+  if (caught) caught.resume();
   s->run();
   EXPECT_FALSE(t.alive());
   expect_clean(*s);

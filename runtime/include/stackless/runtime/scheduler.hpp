@@ -65,6 +65,15 @@ struct options {
   /// priority 1 (granted to root or CAP_SYS_NICE; stats().monitor_realtime): at normal priority
   /// its ticks are late by the kernel's scheduling latency whenever every core runs a hog.
   std::chrono::microseconds quantum{0};
+  /// chaos: a seed, 0 for off (the environment variable STACKLESS_CHAOS=<seed> sets it for every
+  /// scheduler whose options leave it 0). Chaos mode shuffles what the runtime is free to choose,
+  /// to shake out code (ours and yours) that depends on luck: a woken or spawned tasklet goes to
+  /// runnext or the back of the queue at random, blocking calls yield at their entry at random,
+  /// thieves take runnext early and pick victims at random, timers fire up to 200 µs late, and
+  /// idle workers wake spuriously. Nothing it does breaks a documented guarantee (nothing runs
+  /// early, no interrupt is delivered at the extra yields); only order and timing change, so
+  /// single-threaded mode stays deterministic for a given seed. Debugging only: it is slow.
+  std::uint64_t chaos = 0;
   /// stall_warning: with quantum > 0, a worker that has run one tasklet this long without a
   /// safe point while other work waits gets one line on stderr naming the tasklet (at most one
   /// line a second per scheduler). 0 or negative: no warning.
@@ -175,10 +184,11 @@ class scheduler {
   /// this_tasklet::preemptible scope, by signal half a slice later. A tasklet that never reaches
   /// a safe point outside such a scope cannot be stopped. `slice` also bounds the whole call (as
   /// Stackless's watchdog did): at the first switch after it — and at the running tasklet's next
-  /// safe point, which the monitor asks for — the pump stops; the tasklets stay queued for the
-  /// next call. Returns an empty handle when the scheduler went idle or the slice ended that
-  /// way. A blocking kill() or join() of one of its tasklets from the host pumps too, rather
-  /// than starting the worker thread.
+  /// safe point, which the monitor asks for — the pump stops: a tasklet that yields (or reaches
+  /// a safe point) then is returned paused, as one that overran; the others stay queued for the
+  /// next call. Returns an empty handle when the scheduler went idle, or when the slice ended as
+  /// a tasklet parked or ended. A blocking kill() or join() of one of its tasklets from the host
+  /// pumps too, rather than starting the worker thread.
   tasklet<void> run_for(std::chrono::nanoseconds slice);
   /// drain() waits until every tasklet has ended. From a plain thread only.
   void drain();

@@ -4,11 +4,24 @@
 // that is about to block will be served.
 #pragma once
 
+#include <atomic>
+
 namespace stackless::detail {
 
 /// yield_now() puts the calling tasklet at the back of its worker's run queue and switches away
 /// (it stays runnable; no interrupt is delivered here). Outside a tasklet it does nothing.
 void yield_now();
+
+/// chaos_point() is a point where chaos mode (options::chaos) may yield: the entry of a call
+/// that may block anyway, before it takes any lock. It delivers no interrupt. Off (every
+/// scheduler without chaos), it is one relaxed load.
+extern std::atomic<unsigned> chaos_schedulers;  // schedulers with chaos on, process-wide
+void chaos_point_slow() noexcept;
+inline void chaos_point() noexcept {
+  // relaxed: a hint; a scheduler whose chaos just began may miss a few points.
+  if (__builtin_expect(chaos_schedulers.load(std::memory_order_relaxed) != 0, 0))
+    chaos_point_slow();
+}
 
 /// plain_thread_will_block() is called by a plain thread (not a tasklet) that is about to block
 /// on a futex: it starts the worker thread of every scheduler that nothing drives yet, since the
