@@ -320,8 +320,11 @@ void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
   take_pump(*this);
   pump_session ps(*this, slice_ns, nullptr);
   worker& w = ps.w();
-  // The deadline is checked before each tasklet (leave() hands worker 0 back after it).
-  while (!ps.past_deadline()) {
+  // The deadline is checked before each tasklet but the first (leave() hands worker 0 back
+  // after it): a pump whose slice passed while it started (the monitor thread's creation, a
+  // loaded machine) still gives one tasklet its turn, so a host calling run_for() in a loop
+  // always makes progress.
+  for (bool first = true; first || !ps.past_deadline(); first = false) {
     tcb* t = find_runnable(w, false);
     if (!t) break;
     run_tasklet(w, t);
