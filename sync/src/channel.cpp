@@ -235,7 +235,26 @@ bool chan_closing(const chan_core* c) noexcept {
 bool chan_closed(const chan_core* c) noexcept {
   // seq_cst: S pairs with chan_close()'s fetch_or, R with recv_op()'s FAA.
   if (!(c->S.load(std::memory_order_seq_cst) & closed_bit)) return false;
-  return c->R.load(std::memory_order_seq_cst) >= c->wait_close_index();
+  const std::uint64_t r = c->R.load(std::memory_order_seq_cst);
+  const std::uint64_t ci = c->wait_close_index();
+  if (r >= ci) return true;
+  // Send cells no receiver has reached yet: drained all the same when every one of them is a
+  // cancelled send (a sender killed or timed out after it took its index) — nothing there will
+  // ever be received. Found by tests/fuzz/fuzz_model: closed() stayed false until a receive
+  // walked past the cell. Any other state (a parked sender, a buffered element, a sender still
+  // writing) is something to receive. Read-only, like chan_balance().
+  ebr::guard g;
+  // first: seq_cst, pairs with try_retire()'s CAS; next: acquire, pairs with walk()'s CAS.
+  for (segment* s = c->first.load(std::memory_order_seq_cst); s && s->id * seg_size < ci;
+       s = s->next.load(std::memory_order_acquire)) {
+    for (std::uint64_t k = 0; k < seg_size; ++k) {
+      const std::uint64_t i = s->id * seg_size + k;
+      if (i < r || i >= ci) continue;
+      // acquire: pairs with the release CAS that cancelled the send (or installed a record).
+      if (s->cells[k].state.load(std::memory_order_acquire) != C_INT_SEND) return false;
+    }
+  }
+  return true;
 }
 int chan_balance(const chan_core* c) noexcept {
   // Count the records between the two counters (the parked calls are there). O(balance): a
