@@ -20,13 +20,13 @@
 //
 // The model is a sequential simulation of the documented rules: per channel a FIFO buffer and
 // FIFO queues of parked senders and receivers (a parked select sits in one queue of each of its
-// channels and leaves both when one case happens), close() waking receivers and the send cases of
-// parked selects while parked senders' values stay receivable; fair FIFO hand-off for the mutex
-// and the semaphore; a manual-reset event; kill / raise_exception ending a parked call with
-// nothing taken; pause holding an actor's next command; raise_exception and kill resuming a
-// paused actor. Because every actor makes one call per command and then only spins, the outcome
-// of each call does not depend on the order in which woken actors run — only on the documented
-// hand-off rules — so the comparison is exact and not fragile.
+// channels and leaves both when one case happens), close() waking parked receivers (a select's
+// receive case too) while parked senders' values, a parked select's send case's among them, stay
+// receivable; fair FIFO hand-off for the mutex and the semaphore; a manual-reset event; kill /
+// raise_exception ending a parked call with nothing taken; pause holding an actor's next command;
+// raise_exception and kill resuming a paused actor. Because every actor makes one call per command
+// and then only spins, the outcome of each call does not depend on the order in which woken actors
+// run — only on the documented hand-off rules — so the comparison is exact and not fragile.
 //
 // Compared after every op: each actor's last outcome (value received, success / would-block /
 // timed out, channel_closed, the exception a sender passed, usage_error, raised, killed), the
@@ -147,6 +147,7 @@ struct actor_slot {
   command current;
   std::optional<outcome> last;
   int raised_idle = 0;
+  bool started = false;  // a raise_exception() before the first suspension point waits for it
   stackless::tasklet<void> handle;
 };
 
@@ -229,6 +230,7 @@ outcome execute(world& w, const command& c) {
 
 void actor_main(world& w, int id) {
   actor_slot& a = w.actors[id];
+  a.started = true;
   for (;;) {
     try {
       while (!a.pending) this_tasklet::yield();
@@ -491,12 +493,8 @@ struct model {
     for (const m_waiter& r : rs)
       complete(r.actor,
                r.kase < 0 ? outcome{kind::closed} : outcome{kind::selected, 0, closed_value});
-    // Parked senders stay (their values are still received), but a select cannot stay parked
-    // on a closed channel: its send case fails with channel_closed.
-    std::vector<int> sel;
-    for (const m_waiter& s : x.senders)
-      if (s.kase >= 0) sel.push_back(s.actor);
-    for (int a : sel) complete(a, {kind::closed});
+    // Parked senders stay, a parked select's send case among them: their values are still
+    // received.
   }
   int balance(int c) const {
     return static_cast<int>(ch[c].senders.size()) - static_cast<int>(ch[c].receivers.size());
@@ -510,6 +508,7 @@ struct run_state {
   model m;
   std::string trace;
   int step = 0;
+  bool tracing = std::getenv("STACKLESS_FUZZ_TRACE") != nullptr;  // print every program run
 };
 
 [[noreturn]] void fail(run_state& st, const std::string& what) {
@@ -738,6 +737,12 @@ void controller(run_state& st, decoder& in) {
       controller_op(st, o, a, c);
     }
     compare(st);
+    if (st.tracing) {
+      st.trace += "   ->";
+      for (const m_actor& b : st.m.actors)
+        st.trace += " " + show(b.last) + (b.alive ? b.busy ? "[parked]" : "" : "[dead]");
+      st.trace += "\n";
+    }
   }
   // Teardown: every actor is killed (a paused one too); parked calls end "killed".
   st.trace += "end: kill all\n";
@@ -773,6 +778,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       auto ctl = s.spawn([&] {
         for (int a = 0; a < n_actors; ++a)
           w.actors[a].handle = stackless::spawn([&w, a] { actor_main(w, a); });
+        for (auto& a : w.actors)
+          while (!a.started) this_tasklet::yield();
         controller(st, in);
       });
       s.run();
@@ -787,5 +794,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       fail(st, "after shutdown: live " + std::to_string(stats.live) + ", stacks outstanding " +
                    std::to_string(stats.stacks_outstanding));
   }
+  if (st.tracing) std::fprintf(stderr, "%s\n", st.trace.c_str());
   return 0;
 }
