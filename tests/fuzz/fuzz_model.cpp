@@ -16,7 +16,10 @@
 // paused, or parked in an untimed call (tasklet::blocked()). A timed call (the _for forms,
 // sleep_for; 20 µs) is waited out before the next op, so the timer never races another op: at
 // that point nothing else can happen, and the model treats a timed call as its try form. No
-// wall-clock time is compared.
+// wall-clock time is compared. (There is no virtual clock to use: the runtime's timers read
+// steady_clock; a host clock for pumped schedulers is planned, docs/API.md "Embedding".) The
+// actors have all started (reached their first yield) before the first op: a raise_exception()
+// before a tasklet's first suspension point is delivered at the first one, inside its first call.
 //
 // The model is a sequential simulation of the documented rules: per channel a FIFO buffer and
 // FIFO queues of parked senders and receivers (a parked select sits in one queue of each of its
