@@ -420,6 +420,9 @@ struct model {
         } else if (r1) {
           pick = 1;
         }
+        // A select that does not park registers its cases and withdraws the ones not taken:
+        // the send case's cell is cancelled unless it happened.
+        if (pick != 1 && (pick == 0 || c.with_default)) ch[c.ch2].cancelled_send = true;
         if (pick == 0) {
           outcome o = do_recv(c.ch);
           if (o.k == kind::exc) return o;
