@@ -362,4 +362,22 @@ TEST_P(ChannelClose, SendExceptionOfNullIsRefused) {
   }
 }
 
+// Found by tests/fuzz/fuzz_model: after close(), a parked sender that is killed leaves nothing to
+// receive (balance() is 0 and try_receive() throws channel_closed), yet closed() stayed false
+// until a receive walked past the killed sender's cell: chan_closed() compared the receivers'
+// index with the close index and counted the cancelled cell as something left. It now walks the
+// cells no receiver has reached and skips cancelled sends.
+TEST_P(ChannelClose, ClosedOnceTheLastParkedSenderIsKilled) {
+  channel<int> ch;
+  std::vector<tasklet<void>> senders{sched().spawn([ch]() mutable { ch.send(1); })};
+  ASSERT_TRUE(wait_parked(ch, senders, 1));
+  ch.close();
+  EXPECT_FALSE(ch.closed()) << "the parked sender's value is left to receive";
+  senders[0].kill();
+  EXPECT_EQ(ch.balance(), 0);
+  EXPECT_TRUE(ch.closed()) << "nothing is left to receive";
+  EXPECT_THROW(ch.try_receive(), channel_closed);
+  EXPECT_TRUE(ch.closed());
+}
+
 }  // namespace
