@@ -174,9 +174,11 @@ void channel_round(ctx& c, const channel_round_spec& sp, rng& r) {
   std::vector<sl::tasklet<void>> prod(np), cons(nc);
   auto start_producer = [&](unsigned i) {
     prod[i] = sl::spawn(producer, ch, std::ref(l), i, true);
+    prod[i].set_name("channel producer");
   };
   auto start_consumer = [&](unsigned i) {
     cons[i] = sl::spawn(consumer, std::ref(c), ch, std::ref(l), i);
+    cons[i].set_name("channel consumer");
   };
   for (unsigned i = 0; i < nc; ++i) start_consumer(i);
   for (unsigned i = 0; i < np; ++i) start_producer(i);
@@ -290,9 +292,11 @@ void cv_round(ctx& c, rng& r) {
   std::vector<sl::tasklet<void>> prod(np), cons(nc);
   auto start_producer = [&](unsigned i) {
     prod[i] = sl::spawn(cv_producer, std::ref(q), std::ref(l), i);
+    prod[i].set_name("queue producer");
   };
   auto start_consumer = [&](unsigned i) {
     cons[i] = sl::spawn(cv_consumer, std::ref(q), std::ref(l), i);
+    cons[i].set_name("queue consumer");
   };
   for (unsigned i = 0; i < nc; ++i) start_consumer(i);
   for (unsigned i = 0; i < np; ++i) start_producer(i);

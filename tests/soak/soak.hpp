@@ -27,9 +27,11 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "stackless/stackless.hpp"
 
@@ -91,6 +93,26 @@ struct ctx {
     va_end(ap);
   }
   bool stopping() const { return stop.load(std::memory_order_relaxed); }
+
+  /// reap() takes a plain thread that has finished its work (or is about to) for main() to join
+  /// within a second (join_reaped()): a tasklet that joined it itself would block its worker
+  /// while the thread exits, which on a loaded machine can take a scheduler tick or more.
+  void reap(std::thread t) {
+    std::lock_guard g(reap_m_);  // never held across a park
+    reaped_.push_back(std::move(t));
+  }
+  void join_reaped() {
+    std::vector<std::thread> ts;
+    {
+      std::lock_guard g(reap_m_);
+      ts.swap(reaped_);
+    }
+    for (auto& t : ts) t.join();
+  }
+
+ private:
+  std::mutex reap_m_;
+  std::vector<std::thread> reaped_;  // guarded by reap_m_
 };
 
 /// rng is a small per-tasklet generator (splitmix64); never shared between tasklets.
@@ -169,13 +191,13 @@ class ledger {
 };
 
 /// plain_thread runs f on a std::thread. finish() waits for it from a tasklet — parking on an
-/// event, so the worker keeps running others — and then joins the thread, which by then has only
-/// its exit left (a join that blocks the worker for microseconds). An exception f lets out is an
-/// error.
+/// event, so the worker keeps running others — and hands the thread, which by then has only its
+/// exit left, to ctx::reap(). An exception f lets out is an error.
 class plain_thread {
  public:
   template <class F>
-  plain_thread(ctx& c, const char* what, F f) : done_(std::make_unique<stackless::event>()) {
+  plain_thread(ctx& c, const char* what, F f)
+      : c_(&c), done_(std::make_unique<stackless::event>()) {
     t_ = std::thread([&c, what, f = std::move(f), d = done_.get()]() mutable {
       try {
         f();
@@ -191,10 +213,11 @@ class plain_thread {
   void finish() {
     if (!t_.joinable()) return;
     done_->wait();
-    t_.join();
+    c_->reap(std::move(t_));
   }
 
  private:
+  ctx* c_;
   std::unique_ptr<stackless::event> done_;
   std::thread t_;
 };

@@ -43,7 +43,10 @@ template <class Body>
 void crew_round(ctx& c, rng& r, unsigned n, std::chrono::milliseconds length,
                 std::atomic<bool>& over, const char* what, Body body) {
   std::vector<sl::tasklet<void>> crew(n);
-  auto start = [&](unsigned i) { crew[i] = sl::spawn([body, i] { body(i, true); }); };
+  auto start = [&](unsigned i) {
+    crew[i] = sl::spawn([body, i] { body(i, true); });
+    crew[i].set_name(what);
+  };
   for (unsigned i = 0; i < n; ++i) start(i);
   plain_thread t(c, what, [body, n] { body(n, false); });
   const auto end = clock::now() + length;
@@ -156,7 +159,10 @@ void event_round(ctx& c, rng& r) {
     c.n.events.fetch_add(1, relaxed);
   };
   std::vector<sl::tasklet<void>> ws;
-  for (unsigned i = 0; i < n; ++i) ws.push_back(sl::spawn(waiter, i, true));
+  for (unsigned i = 0; i < n; ++i) {
+    ws.push_back(sl::spawn(waiter, i, true));
+    ws.back().set_name("event waiter");
+  }
   plain_thread t(c, "event waiter", [&waiter, n] { waiter(n, false); });
   sl::this_tasklet::sleep_for(r.us(2000));
   std::vector<bool> killed(n, false);
