@@ -321,7 +321,7 @@ int messages_mode(const config& cf) {
     }
   });
   double wall = std::chrono::duration<double>(clock::now() - t0).count();
-  c.join_reaped();
+  c.pool.stop();
   sample last = take_sample(s);
   finish(c, s);
   auto st = s.stats();
@@ -384,7 +384,6 @@ int soak_mode(const config& cf) {
   sample x;
   for (std::size_t i = 1; i <= total && failure.empty() && c.errors.load() == 0; ++i) {
     std::this_thread::sleep_until(t0 + std::chrono::seconds(i));
-    c.join_reaped();
     x = take_sample(s);
     failure = growth.add(x);
     auto now = clock::now();
@@ -413,7 +412,7 @@ int soak_mode(const config& cf) {
   c.stop.store(true);
   for (auto& d : drivers) d.join();
   threads.join();
-  c.join_reaped();
+  c.pool.stop();
   finish(c, s);
   totals all = totals::of(c.n);
   auto st = s.stats();

@@ -22,10 +22,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -72,6 +75,61 @@ struct counters {
   }
 };
 
+/// thread_pool runs the rounds' plain-thread jobs on threads that live for the whole run: it
+/// grows when a job finds no idle thread, so it settles at the rounds' peak within the warm-up.
+/// A tasklet that started a std::thread per job would block its worker in pthread_create (and in
+/// the join), which under load shows up as stall warnings; the churn of threads that come and go
+/// is drive_plain_threads()'s, on a plain thread. Its std::mutex is never held across a park.
+class thread_pool {
+ public:
+  thread_pool() = default;
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+  ~thread_pool() { stop(); }
+
+  void post(std::function<void()> job) {
+    std::lock_guard g(m_);
+    jobs_.push_back(std::move(job));
+    if (jobs_.size() > idle_)
+      threads_.emplace_back([this] { loop(); });
+    else
+      cv_.notify_one();
+  }
+  /// stop() lets the threads finish their jobs and joins them.
+  void stop() {
+    {
+      std::lock_guard g(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lk(m_);
+    for (;;) {
+      ++idle_;
+      cv_.wait(lk, [&] { return stop_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty()) return;  // stopping
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lk.unlock();
+      job();
+      lk.lock();
+    }
+  }
+
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;  // guarded by m_
+  std::size_t idle_ = 0;                    // guarded by m_
+  bool stop_ = false;                       // guarded by m_
+  std::vector<std::thread> threads_;        // guarded by m_ (stop() runs alone)
+};
+
 /// ctx is one run: everything hangs off it (no global state).
 struct ctx {
   stackless::scheduler* s = nullptr;
@@ -94,25 +152,7 @@ struct ctx {
   }
   bool stopping() const { return stop.load(std::memory_order_relaxed); }
 
-  /// reap() takes a plain thread that has finished its work (or is about to) for main() to join
-  /// within a second (join_reaped()): a tasklet that joined it itself would block its worker
-  /// while the thread exits, which on a loaded machine can take a scheduler tick or more.
-  void reap(std::thread t) {
-    std::lock_guard g(reap_m_);  // never held across a park
-    reaped_.push_back(std::move(t));
-  }
-  void join_reaped() {
-    std::vector<std::thread> ts;
-    {
-      std::lock_guard g(reap_m_);
-      ts.swap(reaped_);
-    }
-    for (auto& t : ts) t.join();
-  }
-
- private:
-  std::mutex reap_m_;
-  std::vector<std::thread> reaped_;  // guarded by reap_m_
+  thread_pool pool;  // the rounds' plain threads
 };
 
 /// rng is a small per-tasklet generator (splitmix64); never shared between tasklets.
@@ -190,15 +230,14 @@ class ledger {
   std::atomic<std::uint64_t> next_{0};
 };
 
-/// plain_thread runs f on a std::thread. finish() waits for it from a tasklet — parking on an
-/// event, so the worker keeps running others — and hands the thread, which by then has only its
-/// exit left, to ctx::reap(). An exception f lets out is an error.
+/// plain_thread runs f as a job of ctx::pool (a plain thread). finish() waits for it from a
+/// tasklet, parking on an event, so the worker keeps running others. An exception f lets out is
+/// an error.
 class plain_thread {
  public:
   template <class F>
-  plain_thread(ctx& c, const char* what, F f)
-      : c_(&c), done_(std::make_unique<stackless::event>()) {
-    t_ = std::thread([&c, what, f = std::move(f), d = done_.get()]() mutable {
+  plain_thread(ctx& c, const char* what, F f) : done_(std::make_shared<stackless::event>()) {
+    c.pool.post([&c, what, f = std::move(f), d = done_]() mutable {
       try {
         f();
       } catch (const std::exception& e) {
@@ -207,19 +246,18 @@ class plain_thread {
       d->set();
     });
   }
-  plain_thread(plain_thread&&) = default;
-  plain_thread& operator=(plain_thread&&) = default;
+  plain_thread(const plain_thread&) = delete;
+  plain_thread& operator=(const plain_thread&) = delete;
   ~plain_thread() { finish(); }
   void finish() {
-    if (!t_.joinable()) return;
+    if (!done_) return;
     done_->wait();
-    c_->reap(std::move(t_));
+    done_.reset();
   }
 
  private:
-  ctx* c_;
-  std::unique_ptr<stackless::event> done_;
-  std::thread t_;
+  std::shared_ptr<stackless::event>
+      done_;  // shared: the job sets it after the waiter may have gone
 };
 
 /// chan_kind: the three channel kinds.
