@@ -171,13 +171,16 @@ void channel_round(ctx& c, const channel_round_spec& sp, rng& r) {
   chan ch = make_channel(sp.kind);
   ledger l(c, sp.messages, c.n.messages);
   const unsigned np = sp.producers, nc = sp.consumers;
+  // Each tasklet's style is its index plus a per-round offset, so that small crews (the
+  // sanitizer builds') still use every style over the rounds.
+  const auto salt = static_cast<unsigned>(r.below(4));
   std::vector<sl::tasklet<void>> prod(np), cons(nc);
   auto start_producer = [&](unsigned i) {
-    prod[i] = sl::spawn(producer, ch, std::ref(l), i, true);
+    prod[i] = sl::spawn(producer, ch, std::ref(l), i + salt, true);
     prod[i].set_name("channel producer");
   };
   auto start_consumer = [&](unsigned i) {
-    cons[i] = sl::spawn(consumer, std::ref(c), ch, std::ref(l), i);
+    cons[i] = sl::spawn(consumer, std::ref(c), ch, std::ref(l), i + salt);
     cons[i].set_name("channel consumer");
   };
   for (unsigned i = 0; i < nc; ++i) start_consumer(i);
@@ -191,7 +194,7 @@ void channel_round(ctx& c, const channel_round_spec& sp, rng& r) {
   // Kill (and replace) producers and consumers until every sequence number is handed out: the
   // replacements keep the channel drained, so the round always ends.
   if (sp.kills && c.kills) {
-    while (!l.exhausted()) {
+    while (!l.exhausted()) {  // exhausted() is also true once the run is stopping
       sl::this_tasklet::sleep_for(r.us(static_cast<std::uint64_t>(sp.kill_gap.count()) + 1));
       auto k = static_cast<unsigned>(r.below(np + nc));
       if (k < np) {
@@ -218,8 +221,8 @@ void drive_channels(ctx& c, chan_kind k) {
   channel_round_spec sp;
   sp.kind = k;
   sp.messages = 20000 / c.scale;
-  sp.producers = std::max(1u, 4 / c.scale);
-  sp.consumers = std::max(1u, 4 / c.scale);
+  sp.producers = std::max(2u, 4 / c.scale);
+  sp.consumers = std::max(2u, 4 / c.scale);
   while (!c.stopping()) {
     try {
       channel_round(c, sp, r);
@@ -288,7 +291,7 @@ void cv_consumer(cv_queue& q, ledger& l, unsigned style) {
 void cv_round(ctx& c, rng& r) {
   cv_queue q;
   ledger l(c, 10000 / c.scale, c.n.cv_items);
-  const unsigned np = std::max(1u, 3 / c.scale), nc = std::max(1u, 3 / c.scale);
+  const unsigned np = std::max(2u, 3 / c.scale), nc = std::max(2u, 3 / c.scale);
   std::vector<sl::tasklet<void>> prod(np), cons(nc);
   auto start_producer = [&](unsigned i) {
     prod[i] = sl::spawn(cv_producer, std::ref(q), std::ref(l), i);

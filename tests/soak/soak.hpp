@@ -87,6 +87,11 @@ class thread_pool {
   thread_pool& operator=(const thread_pool&) = delete;
   ~thread_pool() { stop(); }
 
+  /// reserve() starts n threads now, so that the thread count is flat from the start.
+  void reserve(std::size_t n) {
+    std::lock_guard g(m_);
+    while (threads_.size() < n) threads_.emplace_back([this] { loop(); });
+  }
   void post(std::function<void()> job) {
     std::lock_guard g(m_);
     jobs_.push_back(std::move(job));
@@ -189,13 +194,15 @@ class ledger {
         size_(size),
         bits_(std::make_unique<std::atomic<std::uint8_t>[]>(size)) {}
 
-  /// take() is the next sequence number, or nullopt once all were handed out.
+  /// take() is the next sequence number, or nullopt once all were handed out or ctx::stop is set.
   std::optional<std::uint64_t> take() {
+    if (c_.stopping()) return std::nullopt;  // the run is ending: finish the round early
     std::uint64_t i = next_.fetch_add(1, std::memory_order_relaxed);
     if (i >= size_) return std::nullopt;
     return i;
   }
-  bool exhausted() const { return next_.load(std::memory_order_relaxed) >= size_; }
+  /// exhausted(): no number will be handed out any more (all were, or the run is stopping).
+  bool exhausted() const { return c_.stopping() || next_.load(std::memory_order_relaxed) >= size_; }
 
   void sent(std::uint64_t i) {
     mark(i, sent_bit, sent_bit | aborted_bit, "sent twice or after abort");

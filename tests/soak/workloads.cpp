@@ -50,7 +50,7 @@ void crew_round(ctx& c, rng& r, unsigned n, std::chrono::milliseconds length,
   for (unsigned i = 0; i < n; ++i) start(i);
   plain_thread t(c, what, [body, n] { body(n, false); });
   const auto end = clock::now() + length;
-  while (clock::now() < end) {
+  while (clock::now() < end && !c.stopping()) {
     sl::this_tasklet::sleep_for(r.us(4000));
     if (!c.kills) continue;
     auto k = static_cast<unsigned>(r.below(n));
