@@ -398,8 +398,13 @@ int soak_mode(const config& cf) {
       progress = c.n.progress();
       progress_at = now;
     } else if (now - progress_at > hang_after) {
-      std::fprintf(stderr, "soak: FAIL: no operation completed for %lld s (a hang)\n",
-                   (long long)std::chrono::duration_cast<std::chrono::seconds>(hang_after).count());
+      auto st = s.stats();
+      std::fprintf(stderr,
+                   "soak: FAIL: no operation completed for %lld s (a hang): live %llu runnable "
+                   "%llu parked %llu; rounds checked %llu\n",
+                   (long long)std::chrono::duration_cast<std::chrono::seconds>(hang_after).count(),
+                   (unsigned long long)st.live, (unsigned long long)st.runnable,
+                   (unsigned long long)st.parked, (unsigned long long)c.n.rounds.load());
       std::_Exit(3);
     }
     double t = std::chrono::duration<double>(now - t0).count();
