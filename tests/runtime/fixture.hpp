@@ -13,7 +13,7 @@
 // - wait_until / yield_until: poll with a generous hang guard.
 // - scaled(full, small[, tsan_small]): loop sizes, shrunk under sanitizers (STACKLESS_SANITIZED)
 //   so the whole suite stays fast there; assertions are never skipped.
-// - ci_sized(n, ci): a size cut to `ci` unless STACKLESS_TEST_TIER=soak (tools/dev soak).
+// - ci_sized(n, ci): a size cut to `ci` unless STACKLESS_TEST_TIER=soak (tools/dev soak-tests).
 // - big_memory_lock: one gigabyte-hungry test at a time across processes (ctest -j).
 // - report_text(): an error_report's text (its `what`, or its exception's what()).
 //
@@ -85,8 +85,8 @@ constexpr std::size_t scaled(std::size_t full, std::size_t small, std::size_t ts
   return !sanitized ? full : (tsan && tsan_small ? tsan_small : small);
 }
 
-/// soak_tier() is true under STACKLESS_TEST_TIER=soak (tools/dev soak): a test whose size has a
-/// CI form (ci_sized()) runs its full size. Otherwise — STACKLESS_TEST_TIER=ci (tools/dev test),
+/// soak_tier() is true under STACKLESS_TEST_TIER=soak (tools/dev soak-tests): a test whose size has
+/// a CI form (ci_sized()) runs its full size. Otherwise — STACKLESS_TEST_TIER=ci (tools/dev test),
 /// or unset (ctest or a test binary run by hand) — it runs the CI size, which keeps `.ci/run`
 /// within its time budget.
 inline bool soak_tier() {

@@ -3,7 +3,7 @@
 // guarded stacks while they fit in the mapping budget, then unguarded slab stacks. RSS is
 // reported (RecordProperty + stdout), not asserted. Everything is killed / ends, and nothing
 // leaks. Scaled to 20k under ASan/UBSan, 2k under TSan (it maps ~1.2 MiB per live fiber); 100k
-// in CI (fixture.hpp: ci_sized()), the full million under tools/dev soak.
+// in CI (fixture.hpp: ci_sized()), the full million under tools/dev soak-tests.
 #include <cstdio>
 #include <vector>
 
@@ -15,7 +15,7 @@ using namespace stackless_test;
 using stackless::tasklet;
 namespace this_tasklet = stackless::this_tasklet;
 
-/// kMillion: a million under `tools/dev soak` (STACKLESS_TEST_TIER=soak: ~8 GiB, minutes); CI
+/// kMillion: a million under `tools/dev soak-tests` (STACKLESS_TEST_TIER=soak: ~8 GiB, minutes); CI
 /// (tools/dev test) runs 100,000 — still far past the guard budget (a quarter of
 /// vm.max_map_count), so the unguarded slab stacks are exercised in every build.
 const std::size_t kMillion = ci_sized(scaled(1'000'000, 20'000, 2'000), 100'000);

@@ -51,14 +51,15 @@ STACKLESS_INSTANTIATE_WORKERS(RaceMillion);
 /// kRounds is the number of races per test: timed waits that may meet a notify. Measured on an
 /// idle 2-core VM (this binary alone): 1.5–21 s per test in the debug build (128 s for the
 /// binary, every test its full million), 0.9–3 s per test under TSan (31 s for the binary).
-/// CI (tools/dev test) runs 100,000 in every build; the full sizes run under tools/dev soak
+/// CI (tools/dev test) runs 100,000 in every build; the full sizes run under tools/dev soak-tests
 /// (STACKLESS_TEST_TIER=soak; fixture.hpp: ci_sized()).
 const std::size_t kRounds = ci_sized(scaled(1'000'000, 400'000, 100'000), 100'000);
 
 /// kBudget bounds a test's race loop in wall-clock time: a safety valve for loaded machines (see
 /// the top of the file) — under ctest -j2 beside other spinning tests, or under ASan beside a
 /// build, a round can cost 100 µs or more. Not a timing assertion: the test passes either way.
-/// 10 s in CI; 60 s under tools/dev soak, whose full sizes need more than 10 s on a loaded machine.
+/// 10 s in CI; 60 s under tools/dev soak-tests, whose full sizes need more than 10 s on a loaded
+/// machine.
 const std::chrono::seconds kBudget{soak_tier() ? 60 : 10};
 
 /// budget tells a race loop when to stop: after `rounds` rounds, or when kBudget has passed
