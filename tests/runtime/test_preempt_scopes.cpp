@@ -277,8 +277,9 @@ TEST_P(RunForPreempt, ACheckpointLoopIsReturnedPausedAndCanBeResumedAndKilled) {
   EXPECT_EQ(over.name(), "spinner");
   EXPECT_TRUE(over.paused());
   EXPECT_FALSE(over.scheduled());
+  // frozen may be 0: under TSan the 1 ms slice can pass before the spinner's first checkpoint,
+  // which then returns it (run_for bounds the whole pump). What matters is that it stays frozen.
   const long frozen = iters.load();
-  EXPECT_GT(frozen, 0);
   // With the spinner paused, the cooperative tasklet runs to its end and the pump goes idle.
   EXPECT_FALSE(s().run_for(long_slice));
   EXPECT_EQ(coop.load(), rounds);
