@@ -229,12 +229,19 @@ bool try_resume(case_rec* rec, bool to_back) {
     // load above (or a failed CAS below, acquire) read.
     std::uint64_t gen = o->gen.load(std::memory_order_relaxed);
     if (u == SEL_WAITING) {
-      check_sel_transition(u, SEL_DONE | rec->index);
+      const std::uint32_t done = SEL_DONE | rec->index;
+      const std::uint32_t won = t ? done | SEL_WAKING : done;  // a tasklet waits for WAKING
+      check_sel_transition(u, won);
       // acq_rel: release pairs with the owner's acquire load of `sel` after its wait (select's
       // clean-up, thread_wait()'s failed CAS); the CAS against the owner's CAS to CANCELLED
       // decides who wins the call.
-      if (o->sel.compare_exchange_weak(u, SEL_DONE | rec->index, std::memory_order_acq_rel)) {
+      if (o->sel.compare_exchange_weak(u, won, std::memory_order_acq_rel)) {
         wake_owner(word, t, gen, to_back);
+        if (t) {
+          check_sel_transition(won, done);
+          // release: pairs with clean_up()'s acquire wait; our last touch of the owner.
+          o->sel.store(done, std::memory_order_release);
+        }
         return true;
       }
     } else if (u & SEL_REG) {

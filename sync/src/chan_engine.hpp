@@ -216,21 +216,34 @@ inline case_rec* rec_of(state_t s) { return reinterpret_cast<case_rec*>(s & ~rec
 //                         └──owner completed a case itself (from REG or REG | REREG)──▶ DONE | case
 //   A plain thread's send/receive begins at WAITING. DONE | case and CANCELLED last until the
 //   owner's next call begins (a tasklet's send/receive leaves a WAITING word as it is).
+//
+//   A partner that wins a *tasklet's* select CASes WAITING ──▶ DONE | WAKING | case, wakes the
+//   park door, then stores DONE | case (release): its last touch of the owner's memory. The
+//   owner waits, in clean_up(), while WAKING is set. Without it the owner could be woken first by
+//   something else that holds its own reference (the select's timer, a kill, a timeout scope),
+//   take the case, end, and have its control block freed and reused while the partner's
+//   wake_park() still reads the door (ThreadSanitizer saw exactly that in soak_short). A plain
+//   thread needs no WAKING: it already waits for the partner's store to its futex word.
 inline constexpr std::uint32_t SEL_WAITING = 0;
 inline constexpr std::uint32_t SEL_REG = 1u << 30;  // registering: partners may not complete a case
 inline constexpr std::uint32_t SEL_REREG =
     1u << 29;  //   and a partner found it so: re-check the cases
 inline constexpr std::uint32_t SEL_CANCELLED = 1u << 28;
-inline constexpr std::uint32_t SEL_DONE = 1u << 27;  // | case index
+inline constexpr std::uint32_t SEL_DONE = 1u << 27;    // | case index
+inline constexpr std::uint32_t SEL_WAKING = 1u << 26;  // with DONE: the partner is still waking
+inline constexpr std::uint32_t SEL_CASE_MASK = SEL_WAKING - 1;  // the case index of DONE | case
+inline constexpr std::size_t sel_max_cases = SEL_WAKING;
 
 /// sel_transition_ok() is the sel diagram above: true when `sel` may go from `from` to `to`.
 constexpr bool sel_transition_ok(std::uint32_t from, std::uint32_t to) noexcept {
-  const bool to_done = (to & ~(SEL_DONE - 1)) == SEL_DONE;  // DONE | a case index, no other flag
-  const bool begins = to == SEL_REG || to == SEL_WAITING;   // the owner's next call
+  const bool to_done = (to & ~SEL_CASE_MASK) == SEL_DONE;  // DONE | a case index, no other flag
+  const bool to_waking = (to & ~SEL_CASE_MASK) == (SEL_DONE | SEL_WAKING);
+  const bool begins = to == SEL_REG || to == SEL_WAITING;  // the owner's next call
   if (from == SEL_REG) return to == (SEL_REG | SEL_REREG) || to == SEL_WAITING || to_done;
   if (from == (SEL_REG | SEL_REREG)) return to == SEL_REG || to_done;
-  if (from == SEL_WAITING) return to_done || to == SEL_CANCELLED || begins;
-  if (from == SEL_CANCELLED || (from & ~(SEL_DONE - 1)) == SEL_DONE) return begins;
+  if (from == SEL_WAITING) return to_done || to_waking || to == SEL_CANCELLED || begins;
+  if ((from & ~SEL_CASE_MASK) == (SEL_DONE | SEL_WAKING)) return to == (from & ~SEL_WAKING);
+  if (from == SEL_CANCELLED || (from & ~SEL_CASE_MASK) == SEL_DONE) return begins;
   return false;
 }
 

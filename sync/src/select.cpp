@@ -64,7 +64,7 @@ struct select_cases {
 
 /// read_cases() checks the cases (usage_error) and sums them up.
 select_cases read_cases(const select_case* cs, std::size_t n) {
-  if (n >= SEL_DONE) throw usage_error("stackless: select() with too many cases");
+  if (n >= sel_max_cases) throw usage_error("stackless: select() with too many cases");
   select_cases p;
   for (std::size_t i = 0; i < n; ++i) {
     if (cs[i].kind == select_case::kind_t::after && cs[i].deadline < p.deadline) {
@@ -287,9 +287,16 @@ std::size_t select_call::clean_up() {
     if (o_->sel.compare_exchange_strong(u, SEL_CANCELLED, std::memory_order_acq_rel))
       u = SEL_CANCELLED;
   }
-  STACKLESS_ASSERT_STATE(u == SEL_CANCELLED || (u & ~(SEL_DONE - 1)) == SEL_DONE,
+  // A partner still waking our door: its last touch of this tasklet's memory is the store that
+  // clears WAKING (see the sel diagram). A few instructions, never across a switch.
+  // acquire: pairs with that release store in try_resume().
+  while (u & SEL_WAKING) {
+    cpu_relax();
+    u = o_->sel.load(std::memory_order_acquire);
+  }
+  STACKLESS_ASSERT_STATE(u == SEL_CANCELLED || (u & ~SEL_CASE_MASK) == SEL_DONE,
                          "channel: a select's wait ends decided or cancelled", u);
-  const std::size_t winner = (u & SEL_DONE) ? (u & (SEL_DONE - 1)) : none;
+  const std::size_t winner = (u & SEL_DONE) ? (u & SEL_CASE_MASK) : none;
   for (std::size_t i = 0; i < n_; ++i) {
     case_rec* rec = &ext_->recs[i];
     if (!rec->installed) continue;

@@ -63,6 +63,8 @@ TEST(ChanSelTransitions, TheDiagramsEdgesAreLegal) {
   EXPECT_TRUE(sel_transition_ok(SEL_REG | SEL_REREG, done(0)));
   EXPECT_TRUE(sel_transition_ok(SEL_WAITING, done(7)));
   EXPECT_TRUE(sel_transition_ok(SEL_WAITING, SEL_CANCELLED));
+  EXPECT_TRUE(sel_transition_ok(SEL_WAITING, done(7) | SEL_WAKING));  // a tasklet's partner won
+  EXPECT_TRUE(sel_transition_ok(done(7) | SEL_WAKING, done(7)));      //   and has woken it
   for (std::uint32_t ended : {SEL_WAITING, SEL_CANCELLED, done(0), done(5)}) {
     EXPECT_TRUE(sel_transition_ok(ended, SEL_REG));      // a select begins
     EXPECT_TRUE(sel_transition_ok(ended, SEL_WAITING));  // a send or receive begins
@@ -77,6 +79,13 @@ TEST(ChanSelTransitions, DecidedWordsStayDecided) {
   EXPECT_FALSE(sel_transition_ok(SEL_REG | SEL_REREG, SEL_WAITING));  // must re-check first
   EXPECT_FALSE(sel_transition_ok(SEL_REG, SEL_CANCELLED));            // cancel after registering
   EXPECT_FALSE(sel_transition_ok(SEL_WAITING, SEL_DONE | SEL_CANCELLED));
+  // While the partner wakes it, only that partner moves the word, and only to its own case.
+  EXPECT_FALSE(sel_transition_ok(done(7) | SEL_WAKING, done(6)));
+  EXPECT_FALSE(sel_transition_ok(done(7) | SEL_WAKING, SEL_REG));
+  EXPECT_FALSE(sel_transition_ok(done(7) | SEL_WAKING, SEL_WAITING));
+  EXPECT_FALSE(sel_transition_ok(done(7) | SEL_WAKING, SEL_CANCELLED));
+  EXPECT_FALSE(sel_transition_ok(SEL_REG, done(7) | SEL_WAKING));  // a registering owner decides
+  EXPECT_FALSE(sel_transition_ok(SEL_WAKING, SEL_WAITING));        // WAKING only with DONE
 }
 
 // cell_state_broken() is on in every build (it replaced an abort that always ran).

@@ -367,6 +367,82 @@ TEST_P(RaceMillion, ChannelReceiveForOnAPlainThreadAgainstSendFor) {
   race.finish(ch, "buffered channel, receiver a plain thread", workers());
 }
 
+// ---- select with a timer against a sender, the selecting tasklets ending -----------------------
+
+// A tasklet's select(on_receive, after(tiny)) against a plain thread's try_send, the selecting
+// tasklet ending at once and the next round's spawn reusing its control block. The sender that
+// wins the select's `sel` word then wakes its park door; the select's timer may wake that door
+// first, and the tasklet may take the value, end and be freed while the sender is still in
+// wake_park(). The sender must be done with the tasklet before it can end (chan_engine.hpp:
+// SEL_WAKING); ThreadSanitizer reported the door read racing the next control block's
+// construction (soak_short, 2026-12-02) before that. The accounting: every try_send that
+// returned true was received once, in order.
+TEST_P(RaceMillion, SelectWithATimerAgainstTrySendWhileTheSelectorsEnd) {
+  channel<std::uint64_t> ch;
+  std::atomic<std::uint64_t> round{0};      // the round whose selector runs (driver → sender)
+  std::atomic<std::uint64_t> finished{0};   // rounds whose selector ended (selector → sender)
+  std::atomic<std::uint64_t> sent{0};       // values try_send delivered
+  std::uint64_t received = 0, timed_out = 0, out_of_order = 0;  // the selectors' (one at a time)
+  std::atomic<bool> stop{false};
+  std::size_t rounds = 0;
+  // A spawn and an end per round, a few times a timed wait's cost: 5,000 rounds in CI (under
+  // TSan at workers = 1, without the fix, the race showed within the first few hundred).
+  budget b{ci_sized(scaled(250'000, 100'000, 25'000), 5'000)};
+  std::thread sender([&] {
+    std::minstd_rand rng(37);
+    for (std::uint64_t r = 1;; ++r) {
+      if (!busy_wait([&] {
+            return stop.load(std::memory_order_acquire) ||
+                   round.load(std::memory_order_acquire) >= r;
+          }) ||
+          stop.load(std::memory_order_acquire))
+        return;
+      spin_ns(delay(rng));
+      // Until the selector of round r took a value or ended: one value per round at most.
+      std::uint64_t v = sent.load(std::memory_order_relaxed);
+      while (finished.load(std::memory_order_acquire) < r) {
+        if (ch.try_send(v)) {
+          sent.store(v + 1, std::memory_order_release);
+          break;
+        }
+        cpu_pause();
+      }
+    }
+  });
+  sched().block_on([&] {
+    std::minstd_rand rng(41);
+    for (; b.more(rounds); ++rounds) {
+      const auto timeout = tiny(rng);
+      auto selector = sched().spawn([&] {
+        std::optional<std::uint64_t> got;
+        const std::size_t i = stackless::select(
+            stackless::on_receive(ch, [&](std::optional<std::uint64_t> v) { got = v; }),
+            stackless::after(timeout, [] {}));
+        if (i == 1) {
+          ++timed_out;
+        } else {
+          if (!got || *got != received) ++out_of_order;
+          ++received;
+        }
+      });
+      round.store(rounds + 1, std::memory_order_release);  // pairs with the sender's wait
+      selector.join();
+      finished.store(rounds + 1, std::memory_order_release);  // pairs with the sender's loop
+    }
+    stop.store(true, std::memory_order_release);
+  });
+  sender.join();
+  EXPECT_EQ(out_of_order, 0u) << "a value received out of order, twice, or made up";
+  EXPECT_EQ(received, sent.load()) << "a try_send that returned true was never received";
+  EXPECT_TRUE(wait_balance(ch, 0)) << "a select left a record behind";
+  EXPECT_GT(received, 0u);
+  EXPECT_GT(timed_out, 0u);
+  std::printf("select vs try_send (workers %u): %zu rounds, %llu received, %llu timed out\n",
+              workers(), rounds, static_cast<unsigned long long>(received),
+              static_cast<unsigned long long>(timed_out));
+  b.note(rounds);
+}
+
 // ---- condition_variable ---------------------------------------------------------------------
 
 // The notifier adds one item (under the mutex) after the waiter consumed the last, then calls
