@@ -379,9 +379,9 @@ TEST_P(RaceMillion, ChannelReceiveForOnAPlainThreadAgainstSendFor) {
 // returned true was received once, in order.
 TEST_P(RaceMillion, SelectWithATimerAgainstTrySendWhileTheSelectorsEnd) {
   channel<std::uint64_t> ch;
-  std::atomic<std::uint64_t> round{0};      // the round whose selector runs (driver → sender)
-  std::atomic<std::uint64_t> finished{0};   // rounds whose selector ended (selector → sender)
-  std::atomic<std::uint64_t> sent{0};       // values try_send delivered
+  std::atomic<std::uint64_t> round{0};     // the round whose selector runs (driver → sender)
+  std::atomic<std::uint64_t> finished{0};  // rounds whose selector ended (selector → sender)
+  std::atomic<std::uint64_t> sent{0};      // values try_send delivered
   std::uint64_t received = 0, timed_out = 0, out_of_order = 0;  // the selectors' (one at a time)
   std::atomic<bool> stop{false};
   std::size_t rounds = 0;
