@@ -413,7 +413,7 @@ TEST_P(KillTest, WakeAndKillRaceExactlyOneWins) {
 }
 
 TEST_P(KillTest, ConcurrentWakesExactlyOneWins) {
-  const int rounds = static_cast<int>(scaled(500, 100));
+  const int rounds = static_cast<int>(ci_sized(scaled(500, 100), 250));  // CI: 250
   for (int r = 0; r < rounds; ++r) {
     door d;
     auto t = sched().spawn([&] { return d.wait(); });

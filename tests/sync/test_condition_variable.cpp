@@ -97,7 +97,9 @@ class bounded_queue {
 };
 
 TEST_P(CondVar, ProducerConsumerDeliversEveryItemExactlyOnce) {
-  const int per = static_cast<int>(scaled(1500, 500, 500));
+  // CI: 400 per producer (3,200 items): with 4 workers and 4 plain threads on 2 cores every fair
+  // hand-off may wait for a descheduled thread (25 s at 1,500 on the 2-core VM, workers = 4).
+  const int per = static_cast<int>(ci_sized(scaled(1500, 500, 500), 400));
   const int tp = 6, thp = 2, tc = 6, thc = 2;  // producers / consumers: tasklets, plain threads
   const int total = (tp + thp) * per;
   bounded_queue q(4);
@@ -516,7 +518,7 @@ void timeout_vs_notify(sl::scheduler& s, bool driver_thread, bool a_thread, int 
 }
 
 TEST_P(CondVar, TimeoutVersusNotifyRace) {
-  const int rounds = static_cast<int>(scaled(20000, 5000, 5000));
+  const int rounds = static_cast<int>(ci_sized(scaled(20000, 5000, 5000), 6000));  // CI: 6,000
   for (int mix = 0; mix < 3; ++mix) {
     SCOPED_TRACE(mix == 0   ? "driver on a plain thread"
                  : mix == 1 ? "driver in a tasklet"
@@ -809,7 +811,8 @@ TEST_P(CondVar, StopTokenWaitForWithAHugeDurationWaits) {
 TEST_P(CondVar, PlainThreadsAndTaskletsPassATurnAround) {
   sl::mutex m;
   sl::condition_variable cv;
-  const int laps = static_cast<int>(scaled(2000, 500, 500));
+  // CI: 300 (each pass hands the turn between OS threads: on 2 busy cores, ms each)
+  const int laps = static_cast<int>(ci_sized(scaled(2000, 500, 500), 300));
   int turn = 0;     // guarded by m
   long passes = 0;  // guarded by m
   auto member = [&](int me) {

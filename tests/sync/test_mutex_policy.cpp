@@ -32,7 +32,7 @@ TEST_P(MutexPolicy, ThroughputExcludesAcrossWorkersAndThreads) {
   long counter = 0;
   std::atomic<int> inside{0};
   std::atomic<int> overlaps{0};
-  const int per = static_cast<int>(scaled(5000, 1000, 300));
+  const int per = static_cast<int>(ci_sized(scaled(5000, 1000, 300), 1500));  // CI: 1,500
   auto body = [&] {
     for (int i = 0; i < per; ++i) {
       std::lock_guard g(m);
