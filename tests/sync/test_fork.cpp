@@ -174,8 +174,9 @@ TEST_P(ForkTest, ChildMayMakeAFreshScheduler) {
   EXPECT_EQ(r.code, 0) << r.text();
 }
 
-INSTANTIATE_TEST_SUITE_P(Workers, ForkTest, ::testing::Values(1u, 2u, 4u),
-                         [](const auto& info) { return "w" + std::to_string(info.param); });
+// (Not `"w" + std::to_string(...)` in a lambda: at -O3 GCC 12 reports a false -Wrestrict in it,
+// and the release build, which tools/dev demo makes, has -Werror.)
+STACKLESS_INSTANTIATE_WORKERS(ForkTest);
 
 // A single-worker scheduler that only a host pumps (no thread ever started).
 TEST(ForkPump, ChildOfAPumpedSchedulerCannotPumpItButCanDestroyIt) {
