@@ -33,8 +33,7 @@ std::uint64_t chaos_seed(const options& o) {
   return v ? v : 1;  // STACKLESS_CHAOS=0 or a non-number still asks for chaos
 }
 
-bool scheduler_impl::chaos_roll(worker_owned& w, unsigned one_in) noexcept {
-  if (!chaos) return false;
+bool scheduler_impl::chaos_roll_slow(worker_owned& w, unsigned one_in) noexcept {
   std::uint64_t x = w.chaos_rng;  // xorshift64*
   x ^= x >> 12;
   x ^= x << 25;

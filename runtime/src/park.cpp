@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <new>
 #include <thread>
 
 #include "door.hpp"
@@ -101,6 +102,10 @@ void door_interrupt(tcb* t) noexcept {
 waiter* prepare_park(const char* what, std::uint64_t target) {
   tcb* t = current_tcb();
   if (!t) throw_usage("stackless: prepare_park() outside a tasklet");
+  return prepare_park_of(t, what, target);
+}
+
+waiter* prepare_park_of(tcb* t, const char* what, std::uint64_t target) noexcept {
   const std::uint64_t d = t->door.load(std::memory_order_relaxed);  // owner's own word
   const std::uint64_t gen = gen_of(d) + 1;
   check_door_transition(d, make(gen, wake_reason::notified, P_PARKING));
@@ -243,11 +248,13 @@ wake_reason thread_waiter::wait(std::int64_t deadline_ns) {
 
 namespace stackless::detail {
 
-wait_here::wait_here(const char* what, std::uint64_t target) : t_(current_tcb()) {
-  rec_ = t_ ? prepare_park(what, target) : &tw_.w;
+void wait_here::init_thread() noexcept {
+  ::new (&tw_) thread_waiter();
+  rec_ = &tw_.w;
 }
 
-wake_reason wait_here::wait(function_ref unlock, std::int64_t deadline, const std::stop_token* st) {
+wake_reason wait_here::wait_slow(function_ref unlock, std::int64_t deadline,
+                                 const std::stop_token* st) {
   if (t_) {
     // A stop already requested runs the callback right here: the park ends at once. The
     // callback's destructor waits for a running callback, so none outlives this park.

@@ -77,16 +77,8 @@ std::uint64_t scheduler_impl::live() const {
 
 // ---- submitting and waking -------------------------------------------------------------------
 
-tcb* submit(scheduler_impl* s, tcb_base* b) {
-  tcb* t = tcb_of(b);
-  // relaxed: nobody else can see t yet; submit() publishes it (its queues release).
-  t->handles.store(1, std::memory_order_relaxed);
-  t->refs.store(2, std::memory_order_relaxed);  // the handle + the scheduler's
-  s->submit(t);
-  return t;
-}
-
-void scheduler_impl::submit(tcb* t) {
+// Inline into its one caller, submit() below: a spawn pays for one call, not two.
+[[gnu::always_inline]] inline void scheduler_impl::submit(tcb* t) {
   t->sched = this;
   if (forked.load(std::memory_order_relaxed)) {  // relaxed: see forked
     release(t);                                  // the handle's reference
@@ -142,6 +134,15 @@ void scheduler_impl::submit(tcb* t) {
     set_tstate(t, S_RUNNABLE, std::memory_order_relaxed);
     inject(t);
   }
+}
+
+tcb* submit(scheduler_impl* s, tcb_base* b) {
+  tcb* t = tcb_of(b);
+  // relaxed: nobody else can see t yet; submit() publishes it (its queues release).
+  t->handles.store(1, std::memory_order_relaxed);
+  t->refs.store(2, std::memory_order_relaxed);  // the handle + the scheduler's
+  s->submit(t);
+  return t;
 }
 
 void scheduler_impl::inject(tcb* t) {

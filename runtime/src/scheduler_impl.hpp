@@ -125,8 +125,9 @@ class scheduler_impl {
   tcb* find_runnable(worker& w, bool may_park);  // everything, then park; returns it claimed
   tcb* search(worker& w, bool may_park);         //   its loop
   tcb* next_local(worker& w);                    // local queues only; claimed; never blocks
-  bool launch(worker& w, tcb* t);                // t is about to be switched to on w;
-                                                 //   false: it ended, no stack (worker.cpp)
+  bool first_launch(worker& w, tcb* t);  // launch()'s first run of t: its stack (worker.cpp)
+  bool launch(worker& w, tcb* t);        // t is about to be switched to on w;
+                                         //   false: it ended, no stack (worker.cpp)
   void end_unstarted(worker& w, tcb* t, std::exception_ptr error);
   void after_switch(worker& w);  // finish what w.prev started
   void run_tasklet(worker& w, tcb* t);
@@ -235,7 +236,11 @@ class scheduler_impl {
   std::atomic<bool> forked{false};
   // chaos: options::chaos or STACKLESS_CHAOS, 0 for off (chaos.cpp). Set by the constructor.
   std::uint64_t chaos = 0;
-  bool chaos_roll(worker_owned& w, unsigned one_in) noexcept;            // true one time in one_in
+  // true one time in one_in; inline, so that with chaos off it is a load and a branch
+  bool chaos_roll(worker_owned& w, unsigned one_in) noexcept {
+    return chaos != 0 && chaos_roll_slow(w, one_in);
+  }
+  bool chaos_roll_slow(worker_owned& w, unsigned one_in) noexcept;
   std::int64_t chaos_ns(worker_owned& w, std::int64_t max_ns) noexcept;  // 0..max_ns at random
   // drain() and shutdown() wait on drain_word until live() is 0; finish() bumps it.
   alignas(64) std::atomic<int> drain_waiters{0};

@@ -289,26 +289,32 @@ tcb* scheduler_impl::next_local(worker& w) {
 // launch() readies t to be switched to on w: on its first run it gets a stack from the cache or
 // the pool. False when no stack can be had (the kernel refused the mapping): t has then ended
 // without running, its join() throwing the error (end_unstarted()), and the caller picks another.
-bool scheduler_impl::launch(worker& w, tcb* t) {
-  if (!t->stk) {  // first run: a stack from the cache or the pool
-    stack* st;
-    if (!w.stack_cache.empty()) {
-      st = w.stack_cache.back();
-      w.stack_cache.pop_back();
-      // relaxed: a count for stats().
-      w.stack_cache_size.store(w.stack_cache.size(), std::memory_order_relaxed);
-    } else {
-      try {
-        st = stacks.get();
-      } catch (...) {
-        end_unstarted(w, t, std::current_exception());
-        return false;
-      }
+// first_launch() gives t, about to run for the first time, a stack from the cache or the pool.
+// false: the kernel refused a mapping, and t ended unrun with that error. Out of line, so that
+// launch()'s every-switch path does not pay for the try block's saved registers.
+[[gnu::noinline]] bool scheduler_impl::first_launch(worker& w, tcb* t) {
+  stack* st;
+  if (!w.stack_cache.empty()) {
+    st = w.stack_cache.back();
+    w.stack_cache.pop_back();
+    // relaxed: a count for stats().
+    w.stack_cache_size.store(w.stack_cache.size(), std::memory_order_relaxed);
+  } else {
+    try {
+      st = stacks.get();
+    } catch (...) {
+      end_unstarted(w, t, std::current_exception());
+      return false;
     }
-    bump(w.stacks_taken);
-    t->stk = st;
-    context_create(t->ctx, st->lo, st->size, &tasklet_entry, &st->fiber);
   }
+  bump(w.stacks_taken);
+  t->stk = st;
+  context_create(t->ctx, st->lo, st->size, &tasklet_entry, &st->fiber);
+  return true;
+}
+
+bool scheduler_impl::launch(worker& w, tcb* t) {
+  if (!t->stk && !first_launch(w, t)) return false;
   w.current = t;
   bump(w.runs);
   // relaxed: with `runs`, a hint the monitor compares across its ticks (preempt.cpp).
@@ -415,12 +421,15 @@ static bool pump_wants_back(const worker* w, const tcb* t, bool exiting) {
 // tasklet's stack.
 static void leave(worker* w, tcb* t, bool exiting) {
   scheduler_impl* s = w->sched;
-  const bool back = w->why == switch_why::overrun || pump_wants_back(w, t, exiting);
-  // run_for(): a tasklet that yields once the pump's deadline has passed is the one the slice
-  // caught; it goes to the host paused, as one the monitor stopped does (Stackless's
-  // run(timeout) returned the tasklet it interrupted), not to the back of the queue.
-  if (back && w->why == switch_why::yield && w->pump_deadline && now_ns() >= w->pump_deadline)
-    w->why = switch_why::overrun;
+  bool back = w->why == switch_why::overrun;
+  if (!back && (w->pump_deadline != 0 || w->pump_target != nullptr)) [[unlikely]] {  // a pump
+    back = pump_wants_back(w, t, exiting);
+    // run_for(): a tasklet that yields once the pump's deadline has passed is the one the slice
+    // caught; it goes to the host paused, as one the monitor stopped does (Stackless's
+    // run(timeout) returned the tasklet it interrupted), not to the back of the queue.
+    if (back && w->why == switch_why::yield && w->pump_deadline && now_ns() >= w->pump_deadline)
+      w->why = switch_why::overrun;
+  }
   tcb* next = back ? nullptr : s->next_local(*w);
   while (next && !s->launch(*w, next)) next = s->next_local(*w);  // false: it could not start
   // acquire: pairs with pause()'s seq_cst fetch_or of IRQ_PAUSE (tasklet.cpp).

@@ -49,6 +49,9 @@ class function_ref {
 /// returns its waiter record for the caller to publish. `what` (a string literal) and `target`
 /// (an id, or 0) appear in deadlock reports.
 waiter* prepare_park(const char* what, std::uint64_t target = 0);
+/// prepare_park_of() is prepare_park() for t, which must be the calling tasklet (wait_here has
+/// looked it up already).
+waiter* prepare_park_of(tcb* t, const char* what, std::uint64_t target) noexcept;
 
 /// cancel_park() ends a prepare_park() that turned out not to be needed (the caller never
 /// parks): the door goes back to RUNNING unless a waker (kill) already ended that park, whose
@@ -191,10 +194,31 @@ class wait_here {
     return (!t_ && !was_linked) ? wake_reason::notified : r;
   }
 
+  ~wait_here() = default;  // thread_waiter is trivially destructible
+
  private:
+  void init_thread() noexcept;
+  wake_reason wait_slow(function_ref unlock, std::int64_t deadline, const std::stop_token* st);
+
   tcb* t_;
   waiter* rec_;
-  thread_waiter tw_;
+  union {
+    thread_waiter tw_;  // constructed for a plain thread only (a tasklet's record is in its tcb)
+  };
 };
+
+// Inline: a tasklet's wait without a stop_token is prepare_park() and park(), nothing more.
+inline wait_here::wait_here(const char* what, std::uint64_t target) : t_(current_tcb()) {
+  if (t_)
+    rec_ = prepare_park_of(t_, what, target);
+  else
+    init_thread();
+}
+
+inline wake_reason wait_here::wait(function_ref unlock, std::int64_t deadline,
+                                   const std::stop_token* st) {
+  if (t_ && !(st && st->stop_possible())) return park(unlock, deadline);
+  return wait_slow(unlock, deadline, st);
+}
 
 }  // namespace stackless::detail
