@@ -17,11 +17,11 @@ and the --quick size; --instructions-n N overrides it): stable where a VM's time
 the single-worker paths (spawn, yield, park/wake, channels, mutex). The counts include the
 program's start-up (~2.5 M instructions), the same for both builds.
 """
-import re
-import subprocess
 import argparse
 import os
+import re
 import statistics
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

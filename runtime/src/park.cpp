@@ -17,9 +17,10 @@
 //    worker's post-switch CAS (PARKING → PARKED, worker.cpp) fails and the worker requeues it.
 //    Either way it is queued exactly once.
 //  - A waker calls wake(w) while it holds the lock of the list w is on (or holds a reference on
-//    the tasklet, as timers and kill() do). The woken side unlinks itself under that same lock
-//    when it was woken by someone else, so nobody touches a record — or a plain thread's stack —
-//    after its owner moved on.
+//    the tasklet, as timers and kill() do, or the tasklet waits for it to finish, as a channel
+//    select waits out its winner's SEL_WAKING: sync/src/chan_engine.hpp). The woken side unlinks
+//    itself under that same lock when it was woken by someone else, so nobody touches a record —
+//    or a plain thread's stack, or a control block — after its owner moved on.
 //  - Kill vs. park is a Dekker pair: kill() sets irq then reads the door; park() writes PARKING
 //    then reads irq (both seq_cst). At least one sees the other: either kill() wakes the park or
 //    park() refuses to sleep.

@@ -97,22 +97,22 @@ bool refused(F&& f) {
 //    everything runs under TSan except ChildMayMakeAFreshScheduler.
 #if defined(STACKLESS_TSAN)
 extern "C" const char* __tsan_default_options() { return "die_after_fork=0"; }
-#define SKIP_UNDER_SANITIZERS() (void)0
+#define SKIP_UNDER_ASAN() (void)0
 #define SKIP_IF_CHILD_THREADS_UNSUPPORTED() \
   GTEST_SKIP() << "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
 #elif defined(STACKLESS_SANITIZED)
-#define SKIP_UNDER_SANITIZERS() \
+#define SKIP_UNDER_ASAN() \
   GTEST_SKIP() << "fork() of a multi-threaded process under AddressSanitizer (see above)"
 #define SKIP_IF_CHILD_THREADS_UNSUPPORTED() (void)0
 #else
-#define SKIP_UNDER_SANITIZERS() (void)0
+#define SKIP_UNDER_ASAN() (void)0
 #define SKIP_IF_CHILD_THREADS_UNSUPPORTED() (void)0
 #endif
 
 class ForkTest : public ::testing::TestWithParam<unsigned> {
  protected:
   void SetUp() override {
-    SKIP_UNDER_SANITIZERS();
+    SKIP_UNDER_ASAN();
     stackless::options o;
     o.workers = GetParam();
     o.deadlock_grace = 0ms;  // the parked tasklet below waits for the test, not a deadlock
@@ -191,7 +191,7 @@ STACKLESS_INSTANTIATE_WORKERS(ForkTest);
 
 // A single-worker scheduler that only a host pumps (no thread ever started).
 TEST(ForkPump, ChildOfAPumpedSchedulerCannotPumpItButCanDestroyIt) {
-  SKIP_UNDER_SANITIZERS();
+  SKIP_UNDER_ASAN();
   stackless::options o;
   o.workers = 1;
   o.quantum = std::chrono::milliseconds(1);  // the monitor thread runs at the fork
