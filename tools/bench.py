@@ -30,6 +30,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -126,6 +127,9 @@ MPMC_PRODUCERS = 4
 # Optional fields of a RESULT line, kept in the run's record when present (the lateness
 # workloads print them; their ns_per_op is p99_ns).
 LATENESS_FIELDS = ("p50_ns", "p99_ns", "max_ns")
+# Counts per run from getrusage (see run_once()): key -> struct rusage field. The tables give
+# them per operation (count / n): what a noisy or slower machine does not change.
+COUNTS = {"minflt": "ru_minflt", "nvcsw": "ru_nvcsw", "nivcsw": "ru_nivcsw"}
 # Optional counters of the preemption workloads (ours: the scheduler's stats() over the timed
 # run; hog_ns_per_unit from ours and Go), kept in the run's record when present.
 PREEMPT_FIELDS = ("soft_preemptions", "hard_preemptions", "preempt_signals", "preempt_refused",
@@ -201,11 +205,18 @@ def build_go_peer(build_dir, failures):
 def run_once(binary, impl, workload, workers, n):
     """Runs one program once; returns a record with status ok / n/a / failed."""
     rec = {"impl": impl, "workload": workload, "workers": workers, "n": n}
+    # The child's resource use: RUSAGE_CHILDREN before and after (runs are sequential, so the
+    # difference is this program's). Its start-up is included (a few hundred page faults for
+    # every program, ours and the peers', negligible per operation at these sizes).
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         proc = subprocess.run([binary, workload, str(workers), str(n)],
                               capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return dict(rec, status="failed", error=f"timed out after {TIMEOUT_S} s")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for key, field in COUNTS.items():
+        rec[key] = getattr(after, field) - getattr(before, field)
     rec["returncode"] = proc.returncode
     if proc.returncode == NOT_APPLICABLE and not proc.stdout.strip():
         return dict(rec, status="n/a")
@@ -413,6 +424,26 @@ def quantum_cost_table(cost):
     return header, rows
 
 
+def counts_table(runs, impls, workloads, ns, key):
+    """Header and rows of a table of `key` (a COUNTS field) per operation: the median over the ok
+    runs of count / n, T=1 / T=2 per impl that has a value; None if no run carries it."""
+    def per_op(w, i, t):
+        ok = [r[key] / r["n"] for r in runs if (r["workload"], r["impl"], r["workers"]) == (w, i, t)
+              and r["status"] == "ok" and key in r]
+        return statistics.median(ok) if ok else None
+    def fmt(v):
+        return "–" if v is None else (f"{v:.3g}" if v >= 0.001 else f"{v:.1e}" if v else "0")
+    cells = {(w, i, t): per_op(w, i, t) for w in workloads for i in impls for t in WORKERS}
+    impls = [i for i in impls if any(cells[(w, i, t)] is not None
+                                     for w in workloads for t in WORKERS)]
+    if not impls:
+        return None
+    header = [f"{key} per op", "n"] + [f"{LABEL[i]} T=1 / T=2" for i in impls]
+    rows = [[w, f"{ns[w]:,}"] + [pair(fmt(cells[(w, i, 1)]), fmt(cells[(w, i, 2)])) for i in impls]
+            for w in workloads]
+    return header, rows
+
+
 def run_groups(workloads):
     """The workloads as groups run together: a PAIRED group where its members were selected (at
     the place of the first), every other workload alone."""
@@ -582,6 +613,8 @@ def main():
     preempt_tab = preemption_table(runs, workloads)
     cost = quantum_cost(runs, workloads)
     cost_tab = quantum_cost_table(cost)
+    fault_tab = counts_table(runs, impls, workloads, ns, "minflt")
+    csw_tab = counts_table(runs, impls, workloads, ns, "nvcsw")
     print(notes[0] + "\n\n" + text_table(header, rows) + "\n" + "\n".join(notes[1:]))
     if totals_tab:
         print("\n" + text_table(*totals_tab))
@@ -591,6 +624,9 @@ def main():
         print("\n" + text_table(*preempt_tab))
     if cost_tab:
         print("\n" + text_table(*cost_tab))
+    for tab in (fault_tab, csw_tab):
+        if tab:
+            print("\n" + text_table(*tab))
     os.makedirs(out_dir, exist_ok=True)
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
             "host": platform.node(), "machine": platform.platform(), "cpus": os.cpu_count(),
@@ -620,7 +656,12 @@ def main():
                    + markdown_table(*preempt_tab) + "\n" if preempt_tab else "")
                 + ("\nThe quantum's throughput cost (ours, hog / hog_q0: median of the "
                    "per-repetition ratios):\n\n" + markdown_table(*cost_tab) + "\n"
-                   if cost_tab else ""))
+                   if cost_tab else "")
+                + ("\nMinor page faults per operation (getrusage of each program, start-up "
+                   "included; median):\n\n" + markdown_table(*fault_tab) + "\n"
+                   if fault_tab else "")
+                + ("\nVoluntary context switches per operation (getrusage, median):\n\n"
+                   + markdown_table(*csw_tab) + "\n" if csw_tab else ""))
     with open(os.path.join(out_dir, "bench.svg"), "w") as f:
         f.write(svg_chart(bars))
     print(f"\nwrote {out_dir}/bench.json, bench.md, bench.svg")

@@ -52,6 +52,7 @@
 
 #include "context.hpp"
 #include "scheduler_impl.hpp"
+#include "stackless/runtime/internal/faults.hpp"
 
 namespace stackless::detail {
 
@@ -144,6 +145,8 @@ void scheduler_impl::start_threads() {
     if (opts.quantum.count() > 0) start_monitor();
     for (auto& w : workers) {
       worker* wp = w.get();
+      if (fault_now(fault::thread_start))  // a test's injected failure (faults.hpp)
+        throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again));
       wp->thread = std::thread([this, wp] {
         std::string n = opts.name + "-" + std::to_string(wp->index);
         pthread_setname_np(pthread_self(), n.substr(0, 15).c_str());

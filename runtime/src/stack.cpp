@@ -21,6 +21,7 @@
 
 #include "context.hpp"
 #include "stackless/runtime/detail/tcb.hpp"
+#include "stackless/runtime/internal/faults.hpp"
 
 namespace stackless::detail {
 namespace {
@@ -150,6 +151,10 @@ stack* stack_pool::get() {
 }
 
 stack* stack_pool::map_guarded(int& err) {
+  if (fault_now(fault::stack_map)) {  // a test's injected ENOMEM (faults.hpp)
+    err = ENOMEM;
+    return nullptr;
+  }
   void* m = mmap(nullptr, size_ + page_, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (m == MAP_FAILED) {
@@ -175,6 +180,7 @@ void stack_pool::unmap_guarded(stack* s) noexcept {
 stack* stack_pool::carve_slab() {
   if (slab_free_.empty()) {
     const std::size_t bytes = page_ + slab_stacks * size_;
+    if (fault_now(fault::stack_map)) throw_map_failure(ENOMEM, bytes);  // a test's (faults.hpp)
     void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED) throw_map_failure(errno, bytes);

@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "fixture.hpp"
+#include "stackless/runtime/internal/faults.hpp"
 
 namespace {
 
@@ -114,6 +115,44 @@ TEST(SchedulerMisuseDeathTest, ThreadCreationFailureThrowsAndJoinsWhatStarted) {
   if (sanitized) GTEST_SKIP() << "RLIMIT_AS cannot be lowered under ASan/TSan";
   testing::GTEST_FLAG(death_test_style) = "threadsafe";
   EXPECT_EXIT(thread_creation_fails_in_child(), testing::ExitedWithCode(0), "");
+}
+
+// The same failure injected (stackless/runtime/internal/faults.hpp), so that it runs in every
+// build, the sanitizers' included: the sixth worker thread cannot start. The constructor throws
+// std::system_error naming the scheduler and how many started, after joining those five; then
+// a single-worker scheduler whose lazy start fails throws from the block_on() that starts it,
+// and a later block_on() starts it (the worker is nobody's again after the failure).
+struct disarm_on_exit {
+  ~disarm_on_exit() { stackless::detail::arm_fault(stackless::detail::fault::thread_start, 0, 0); }
+};
+
+TEST(SchedulerMisuseInjected, ThreadCreationFailureThrowsAndJoinsWhatStarted) {
+  using stackless::detail::arm_fault;
+  using stackless::detail::fault;
+  disarm_on_exit disarm;
+  arm_fault(fault::thread_start, 5, -1);
+  try {
+    stackless::options o;
+    o.workers = 8;
+    o.name = "huge";
+    stackless::scheduler s(o);
+    ADD_FAILURE() << "the constructor started 8 workers with the 6th failing";
+  } catch (const std::system_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("'huge'"), std::string::npos) << what;
+    EXPECT_NE(what.find("(5 of 8 started)"), std::string::npos) << what;
+    EXPECT_EQ(e.code(), std::errc::resource_unavailable_try_again) << what;
+  }
+  arm_fault(fault::thread_start, 0, 1);
+  stackless::options one;
+  one.workers = 1;
+  stackless::scheduler s(one);
+  auto t = s.spawn([] { return 6; });
+  EXPECT_THROW(s.block_on([] { return 5; }), std::system_error);
+  EXPECT_EQ(s.block_on([] { return 5; }), 5);  // the injected failure was the only one
+  EXPECT_EQ(t.join(), 6);
+  s.drain();
+  expect_clean(s);
 }
 
 // A constructor that throws gives back what it allocated (the ASan build's LeakSanitizer fails

@@ -5,7 +5,9 @@
 // join() rethrows — the scheduler goes on, and works again once the limit is lifted.
 //
 // The RLIMIT_AS test runs in a death-test child (the limit is per process) and is skipped under
-// the sanitizers: their shadow memory needs terabytes of address space.
+// the sanitizers: their shadow memory needs terabytes of address space. So the same failure is
+// also injected (stackless/runtime/internal/faults.hpp: the stack's mmap fails with ENOMEM),
+// which runs in every build.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -16,9 +18,11 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 #include "fixture.hpp"
+#include "stackless/runtime/internal/faults.hpp"
 
 namespace {
 
@@ -141,6 +145,73 @@ TEST_P(StackMapFailureDeathTest, JoinGetsTheErrorAndTheSchedulerGoesOn) {
   if (sanitized) GTEST_SKIP() << "the sanitizers' shadow memory cannot live under RLIMIT_AS";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(map_failure_child(GetParam()), ::testing::ExitedWithCode(0), "map-failure-ok");
+}
+
+// ---- the same, injected (every build) --------------------------------------------------------
+
+struct disarm_on_exit {
+  ~disarm_on_exit() { sl::detail::arm_fault(sl::detail::fault::stack_map, 0, 0); }
+};
+
+class StackMapFailureInjected
+    : public ::testing::TestWithParam<std::tuple<unsigned, sl::stack_guard_policy>> {};
+INSTANTIATE_TEST_SUITE_P(
+    Workers, StackMapFailureInjected,
+    ::testing::Combine(::testing::Values(1u, 2u, 4u),
+                       ::testing::Values(sl::stack_guard_policy::canary_beyond_budget,
+                                         sl::stack_guard_policy::always)),
+    [](const auto& info) {
+      return "w" + std::to_string(std::get<0>(info.param)) +
+             (std::get<1>(info.param) == sl::stack_guard_policy::always ? "_always" : "_canary");
+    });
+
+// Every stack map fails while armed: the tasklets that got no stack (all but the ones the pool
+// had cached) end with std::system_error (ENOMEM, "stackless: ..."), which join() rethrows;
+// none is lost; once disarmed all 8 of the next batch run, and nothing leaks.
+TEST_P(StackMapFailureInjected, JoinGetsTheErrorAndTheSchedulerGoesOn) {
+  using sl::detail::arm_fault;
+  using sl::detail::fault;
+  disarm_on_exit disarm;
+  sl::options o;
+  o.workers = std::get<0>(GetParam());
+  o.stack_guard = std::get<1>(GetParam());
+  o.deadlock_grace = 5s;
+  sl::scheduler s(o);
+  s.block_on([] {});  // the worker threads start (and a stack is mapped and cached)
+
+  auto run_batch = [&](int& ran, int& failed, std::string& message) {
+    std::vector<sl::tasklet<int>> ts;
+    for (int i = 0; i < 8; ++i)
+      ts.push_back(s.spawn([] {
+        sl::this_tasklet::sleep_for(20ms);  // holds its stack while the others start
+        return 1;
+      }));
+    for (auto& t : ts) {
+      try {
+        ran += t.join();
+      } catch (const std::system_error& e) {
+        ++failed;
+        message = e.what();
+        EXPECT_EQ(e.code(), std::errc::not_enough_memory) << message;
+      }
+    }
+  };
+  arm_fault(fault::stack_map, 0, -1);
+  int ran = 0, failed = 0;
+  std::string message;
+  run_batch(ran, failed, message);
+  arm_fault(fault::stack_map, 0, 0);
+  EXPECT_GT(failed, 0) << "every tasklet got a stack with every map failing";
+  EXPECT_EQ(ran + failed, 8) << "a tasklet was lost";
+  EXPECT_EQ(message.rfind("stackless: ", 0), 0u) << message;
+  EXPECT_NE(message.find("stack"), std::string::npos) << message;
+
+  int ran2 = 0, failed2 = 0;
+  run_batch(ran2, failed2, message);
+  EXPECT_EQ(ran2, 8);
+  EXPECT_EQ(failed2, 0) << message;
+  s.drain();
+  expect_clean(s);
 }
 
 }  // namespace
