@@ -62,6 +62,13 @@ void scheduler_impl::park_worker(worker& w) {
   bool recheck = work_anywhere() || stopping.load(std::memory_order_acquire);
   if (recheck && leave_idle(w)) return;
 
+  // The last worker to go idle gives back the stacks the pool holds beyond its bounds (stack.hpp:
+  // no other worker runs, so the TLB shoot-downs of the madvise/munmap interrupt nobody). Work
+  // that arrives meanwhile unparks us: the sleep below then returns at once. relaxed: a hint.
+  if (!recheck && stacks.has_excess() &&
+      nidle.load(std::memory_order_relaxed) == static_cast<int>(nworkers))
+    stacks.release_excess();
+
   // 5. Sleep until unparked, a timer is due, or the deadlock watch is due (deadlock.cpp).
   std::int64_t deadline = next_deadline();
   std::uint64_t runs_at_sleep = 0;

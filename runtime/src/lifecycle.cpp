@@ -329,7 +329,11 @@ void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
   // always makes progress.
   for (bool first = true; first || !ps.past_deadline(); first = false) {
     tcb* t = find_runnable(w, false);
-    if (!t) break;
+    if (!t) {
+      // Out of work: the scheduler is idle, as when its last worker sleeps (idle.cpp).
+      if (stacks.has_excess()) stacks.release_excess();
+      break;
+    }
     run_tasklet(w, t);
     if (w.overran) break;
   }

@@ -7,6 +7,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -28,6 +29,7 @@ namespace {
 
 constexpr std::size_t slab_stacks = 64;
 constexpr std::size_t pool_keep_guarded = 1024;  // guarded stacks kept in the pool beyond: unmapped
+constexpr std::size_t keep_dirty_bytes = 16u << 20;  // untrimmed stacks kept by release_excess()
 
 // The mapping budget is a property of the process (the kernel counts mappings per process), so
 // it is the one process-wide counter of the runtime: guarded stacks alive in all schedulers.
@@ -108,6 +110,7 @@ stack_pool::stack_pool(std::size_t usable, stack_guard_policy policy)
   if (usable < 16 * 1024) usable = 16 * 1024;
   if (usable > max_stack_size) usable = max_stack_size;  // checked_stack_size() threw already
   size_ = (usable + page_ - 1) / page_ * page_;
+  keep_dirty_ = std::max<std::size_t>(16, keep_dirty_bytes / size_);
 }
 
 stack_pool::~stack_pool() {
@@ -122,10 +125,15 @@ stack_pool::~stack_pool() {
 
 stack* stack_pool::get() {
   std::unique_lock g(mu_);
-  if (!free_.empty()) {
-    stack* s = free_.back();
-    free_.pop_back();
-    return s;
+  // The most recently used first: its pages are resident (and likely in a cache).
+  for (auto* list : {&free_, &clean_}) {
+    if (!list->empty()) {
+      stack* s = list->back();
+      list->pop_back();
+      if (s->guarded) --pooled_guarded_;
+      note_excess();
+      return s;
+    }
   }
   // always: every stack guarded (spawn reserved the slot); otherwise while the budget lasts.
   if (policy_ == stack_guard_policy::always ||
@@ -137,7 +145,9 @@ stack* stack_pool::get() {
     if (s) {
       try {
         guarded_all_.push_back(s);
+        reserve_for_all();
       } catch (...) {
+        if (!guarded_all_.empty() && guarded_all_.back() == s) guarded_all_.pop_back();
         unmap_guarded(s);
         throw;
       }
@@ -187,6 +197,7 @@ stack* stack_pool::carve_slab() {
     try {
       slabs_.push_back(static_cast<char*>(m));
       slab_free_.reserve(slab_free_.size() + slab_stacks);
+      reserve_for_all();
     } catch (...) {
       if (!slabs_.empty() && slabs_.back() == m) slabs_.pop_back();
       munmap(m, bytes);
@@ -210,25 +221,74 @@ void stack_pool::trim(stack* s) noexcept {
 }
 
 void stack_pool::put(stack* const* s, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) trim(s[i]);
   std::lock_guard g(mu_);
-  for (std::size_t i = 0; i < n; ++i) {
-    stack* st = s[i];
-    if (st->guarded && free_.size() >= pool_keep_guarded) {
-      stack* last = guarded_all_.back();  // swap-remove: a chain of 100,000 tasklets unmaps
-      last->all_index = st->all_index;    // thousands at once
+  free_.insert(free_.end(), s, s + n);  // cannot throw: reserve_for_all()
+  for (std::size_t i = 0; i < n; ++i) pooled_guarded_ += s[i]->guarded;
+  note_excess();
+}
+
+void stack_pool::reserve_for_all() {
+  // Room in free_ and clean_ for every stack this pool has made, so that put() and
+  // release_excess(), which run where an exception cannot go, never allocate.
+  const std::size_t all = guarded_all_.size() + slabs_.size() * slab_stacks;
+  for (auto* list : {&free_, &clean_})
+    if (list->capacity() < all) list->reserve(std::max(all, 2 * list->capacity()));
+}
+
+void stack_pool::note_excess() noexcept {
+  // relaxed: a hint for has_excess(); release_excess() decides under mu_.
+  excess_.store(free_.size() > keep_dirty_ || pooled_guarded_ > pool_keep_guarded,
+                std::memory_order_relaxed);
+}
+
+void stack_pool::release_excess() noexcept {
+  // 1. Take the oldest untrimmed stacks beyond keep_dirty_ (the front of free_: LIFO use).
+  std::vector<stack*> batch;
+  {
+    std::lock_guard g(mu_);
+    if (free_.size() > keep_dirty_) {
+      const auto k = static_cast<std::ptrdiff_t>(free_.size() - keep_dirty_);
+      try {
+        batch.assign(free_.begin(), free_.begin() + k);
+      } catch (...) {
+        return;  // no memory for the list: the stacks stay as they are, still usable
+      }
+      free_.erase(free_.begin(), free_.begin() + k);
+      for (stack* st : batch) pooled_guarded_ -= st->guarded;
+    }
+  }
+  // 2. Trim them without the lock (get() and put() go on meanwhile).
+  for (stack* st : batch) trim(st);
+  // 3. Keep them trimmed, unmapping the guarded ones the pool holds beyond its bound (oldest
+  //    trimmed first: they are the front of clean_ once these are appended).
+  std::lock_guard g(mu_);
+  for (stack* st : batch) {
+    clean_.push_back(st);  // cannot throw: reserve_for_all()
+    pooled_guarded_ += st->guarded;
+  }
+  std::size_t drop = pooled_guarded_ > pool_keep_guarded ? pooled_guarded_ - pool_keep_guarded : 0;
+  auto keep = clean_.begin();
+  for (auto it = clean_.begin(); it != clean_.end(); ++it) {
+    stack* st = *it;
+    if (drop > 0 && st->guarded) {
+      stack* last = guarded_all_.back();  // swap-remove: thousands may go at once
+      last->all_index = st->all_index;
       guarded_all_[st->all_index] = last;
       guarded_all_.pop_back();
       unmap_guarded(st);
-      continue;
+      --pooled_guarded_;
+      --drop;
+    } else {
+      *keep++ = st;
     }
-    free_.push_back(st);
   }
+  clean_.erase(keep, clean_.end());
+  note_excess();
 }
 
 std::uint64_t stack_pool::pooled() const {
   std::lock_guard g(mu_);
-  return free_.size();
+  return free_.size() + clean_.size();
 }
 
 // ---- overflow reporting -------------------------------------------------------------------

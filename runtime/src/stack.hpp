@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // runtime/src/stack.hpp — tasklet stacks: mmap'ed, guarded while the mapping budget allows,
-// pooled and reused, trimmed when they go back to the shared pool.
+// pooled and reused, trimmed only while the scheduler is idle.
 //
 // Layout (addresses grow to the right; a stack grows to the left, from its descriptor down):
 //
@@ -28,6 +28,15 @@
 // everything else in the process) is reserved per tasklet at spawn (reserve_guarded()), so a
 // spawn past it fails at once instead of a tasklet later. canary_beyond_budget (the default) is
 // the behaviour above.
+//
+// Trimming: a stack that comes back (put()) keeps its pages: the next tasklet to take it touches
+// resident memory, with no page fault and no system call. The pool trims (MADV_DONTNEED) the
+// oldest untrimmed stacks beyond 16 MiB worth, and unmaps guarded stacks beyond 1,024, only in
+// release_excess(), when the whole scheduler is idle — never on the spawn or exit path, and
+// never while another worker runs (an madvise or munmap with two threads of the process running
+// interrupts the other CPU for a TLB shoot-down). So between idle moments the pool holds at
+// most the peak number of stacks in use, resident as the tasklets left them (Go keeps its
+// stacks until a GC the same way); a scheduler that is never idle trims nothing.
 //
 // Failure to map: get() throws std::system_error (ENOMEM: RLIMIT_AS, the kernel's map count, an
 // absurd size). The worker that asked delivers it to the tasklet's joiners (launch(),
@@ -83,9 +92,16 @@ class stack_pool {
   /// get() returns a stack: a pooled one, or a fresh mapping. Throws std::system_error when
   /// the kernel refuses the mapping (the pool is unchanged).
   stack* get();
-  /// put() returns stacks; they are trimmed (MADV_DONTNEED) and guarded ones beyond a watermark
-  /// are unmapped.
+  /// put() returns stacks, as they are (no system call: see "Trimming" above). Never throws.
   void put(stack* const* s, std::size_t n);
+  /// has_excess() is a hint (no lock): the pool holds more untrimmed stacks than it keeps, or
+  /// more guarded ones than it keeps mapped. release_excess() trims the oldest untrimmed stacks
+  /// beyond keep_dirty_ (MADV_DONTNEED) and unmaps the guarded ones beyond pool_keep_guarded.
+  /// Called by a worker about to sleep when every other worker sleeps too (idle.cpp), and by a
+  /// pump that ran out of work (lifecycle.cpp): the system calls and their TLB shoot-downs hit
+  /// no running worker.
+  bool has_excess() const noexcept { return excess_.load(std::memory_order_relaxed); }
+  void release_excess() noexcept;
 
   std::size_t usable_size() const noexcept { return size_; }
   std::uint64_t pooled() const;
@@ -107,7 +123,15 @@ class stack_pool {
   stack_guard_policy policy_;
   std::size_t page_;
   mutable std::mutex mu_;
-  std::vector<stack*> free_;         // guarded by mu_
+  void reserve_for_all();       // room in free_/clean_ for every stack made; mu_ held
+  void note_excess() noexcept;  // updates excess_; mu_ held
+
+  std::size_t keep_dirty_;          // untrimmed stacks release_excess() leaves (16 MiB of them)
+  std::vector<stack*> free_;        // untrimmed (as their last tasklet left them); mu_
+  std::vector<stack*> clean_;       // trimmed by release_excess(); mu_
+  std::size_t pooled_guarded_ = 0;  // guarded stacks in free_ and clean_; mu_
+  // relaxed: a hint, set under mu_ (note_excess()), read without it (has_excess()).
+  std::atomic<bool> excess_{false};
   std::vector<char*> slabs_;         // guarded by mu_
   std::vector<stack*> slab_free_;    // carved, never used; guarded by mu_
   std::vector<stack*> guarded_all_;  // every live guarded mapping, for the destructor; mu_

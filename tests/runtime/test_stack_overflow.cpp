@@ -136,4 +136,41 @@ TEST_P(StackUseTest, StacksGoBackToThePool) {
       << "20 sequential batches of 50 should reuse stacks: " << describe(st);
 }
 
+// Stacks come back untrimmed and stay mapped while tasklets run (stack.hpp, "Trimming"); once
+// the scheduler is idle, the pool keeps at most 1,024 guarded stacks (plus the workers' caches
+// of up to 32 each): a burst of 1,500 tasklets alive at once leaves no more mapped than that.
+// And the next burst reuses them (dirty or trimmed): it maps no new stack.
+TEST_P(StackUseTest, AfterABurstTheIdlePoolGivesBackWhatItHoldsBeyondItsBound) {
+  constexpr int burst = 1500;
+  auto o = opts();
+  o.stack_size = 64 * 1024;
+  auto& s = sched(std::move(o));
+  auto one_burst = [&] {
+    std::vector<door> doors(burst);
+    std::vector<stackless::tasklet<std::uint64_t>> ts;
+    ts.reserve(burst);
+    for (int i = 0; i < burst; ++i)
+      ts.push_back(s.spawn([d = &doors[i]] {
+        d->wait();  // all alive at once, each on its own stack
+        return dive(4);
+      }));
+    for (auto& d : doors) ASSERT_TRUE(wait_until([&] { return d.occupied(); }));
+    for (auto& d : doors) ASSERT_TRUE(d.try_open());
+    for (auto& t : ts) t.join();
+  };
+  one_burst();
+  const std::uint64_t bound = 1024 + 32 * workers();
+  ASSERT_TRUE(wait_until([&] { return s.stats().stacks_pooled <= bound; }))
+      << "the idle scheduler kept more than " << bound << " stacks: " << describe(s.stats());
+  const auto idle = s.stats();
+  const auto made = idle.stacks_guarded + idle.stacks_unguarded;
+  EXPECT_GE(made, std::uint64_t{burst}) << describe(idle);
+  one_burst();  // 1,500 again: the pooled ones first, fresh ones for the rest
+  const auto st = s.stats();
+  // (A worker whose cache is empty while another's is not maps a fresh one: up to 32 each.)
+  EXPECT_LE(st.stacks_guarded + st.stacks_unguarded - made,
+            burst - idle.stacks_pooled + 32 * workers())
+      << describe(st);
+}
+
 }  // namespace
