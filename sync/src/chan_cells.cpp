@@ -18,10 +18,103 @@ namespace {
 
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
+// seg_cache: each thread's free segments, a few sizes (one per element layout in use) with a
+// LIFO list each. A channel retires a segment every 32 cells and ebr frees it a little later,
+// usually on the thread that made the next one; without the cache every segment was a malloc
+// and a free, and the late frees kept glibc's arena growing and shrinking (an mprotect and fresh
+// page faults every few segments: a ping-pong spent a quarter of its time there). Bounded: at
+// most `per_size` blocks of each size; a size that finds no bin, or a block beyond the bound,
+// goes to the allocator as before. Thread-local, so no synchronisation: a block freed on one
+// thread and reused on another passes through the allocator's own hand-off in between (the
+// segment is re-initialised by new_segment() either way).
+//
+// The cache is plain data (constant-initialised, trivially destructible: usable at any moment
+// of the thread's life, also from other thread-locals' destructors, such as ebr's, and from the
+// static destructors at exit). A second thread-local, registered by the first put(), empties it
+// when the thread ends and closes it: later frees on this thread go to the allocator.
+struct seg_cache {
+  static constexpr std::size_t sizes = 4;
+  static constexpr std::size_t per_size = 64;
+  struct bin {
+    std::size_t bytes;
+    void* head;
+    std::size_t count;
+  };
+  bool closed;
+  bool reaper_registered;
+  bin bins[sizes];
+
+  void* get(std::size_t bytes) noexcept {
+    for (auto& b : bins) {
+      if (b.bytes == bytes && b.head) {
+        void* p = b.head;
+        b.head = *static_cast<void**>(p);
+        --b.count;
+        return p;
+      }
+    }
+    return nullptr;
+  }
+  bool put(void* p, std::size_t bytes) noexcept;
+  void drain() noexcept {
+    for (auto& b : bins) {
+      while (b.head) {
+        void* p = b.head;
+        b.head = *static_cast<void**>(p);
+        ::operator delete(p);
+      }
+      b.count = 0;
+    }
+  }
+};
+
+constinit thread_local seg_cache t_seg_cache{};
+
+struct seg_cache_reaper {
+  ~seg_cache_reaper() {
+    t_seg_cache.drain();
+    t_seg_cache.closed = true;
+  }
+};
+
+bool seg_cache::put(void* p, std::size_t bytes) noexcept {
+  if (closed) return false;
+  if (!reaper_registered) {
+    reaper_registered = true;
+    static thread_local seg_cache_reaper reaper;  // constructed now: its destructor runs at exit
+    (void)&reaper;
+  }
+  bin* spare = nullptr;
+  for (auto& b : bins) {
+    if (b.bytes == bytes) {
+      if (b.count >= per_size) return false;
+      spare = &b;
+      break;
+    }
+    if (!spare && b.count == 0) spare = &b;  // an empty bin may take another size
+  }
+  if (!spare) return false;
+  spare->bytes = bytes;
+  *static_cast<void**>(p) = spare->head;
+  spare->head = p;
+  ++spare->count;
+  return true;
+}
+
 }  // namespace
 
+// Segments allocated (not embedded) and not yet freed, in every channel of the process, linked
+// or waiting in ebr. relaxed: a count for tests (segments_live()); nothing rides on it.
+std::atomic<std::int64_t> g_segments_live{0};
+
+std::int64_t segments_live() noexcept { return g_segments_live.load(std::memory_order_relaxed); }
+
 void free_segment(void* p) noexcept {
-  if (!static_cast<segment*>(p)->embedded) ::operator delete(p);
+  const std::uint32_t bytes = static_cast<segment*>(p)->bytes;
+  if (bytes == 0) return;                                   // embedded: freed with the channel
+  g_segments_live.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see g_segments_live
+  static_cast<segment*>(p)->~segment();
+  if (!t_seg_cache.put(p, bytes)) ::operator delete(p);
 }
 
 void seg_layout(const elem_ops* o, std::size_t& stride, std::size_t& payload_off,
@@ -44,7 +137,11 @@ chan_core::chan_core(const elem_ops* o, std::size_t c, bool unb)
   first.store(s, std::memory_order_relaxed);
   send_head.store(s, std::memory_order_relaxed);
   recv_head.store(s, std::memory_order_relaxed);
-  eb_head.store(s, std::memory_order_relaxed);
+  // Only a buffered channel's expand_buffer walks eb_head. Elsewhere it stays null: pointing at
+  // the first segment, it kept try_retire() from ever unlinking it, and every segment after it
+  // stayed linked until the channel died (a rendezvous or unbounded channel grew by a segment
+  // per 32 values for as long as it lived).
+  eb_head.store(buffered ? s : nullptr, std::memory_order_relaxed);
 }
 
 chan_core::~chan_core() {
@@ -71,11 +168,13 @@ chan_core::~chan_core() {
 }
 
 segment* chan_core::new_segment(std::uint64_t id, void* mem) {
-  bool embedded = mem != nullptr;
+  const bool embedded = mem != nullptr;
+  if (!mem) mem = t_seg_cache.get(seg_bytes);
   if (!mem) mem = ::operator new(seg_bytes);
   segment* s = ::new (mem) segment;
   s->id = id;
-  s->embedded = embedded;
+  s->bytes = embedded ? 0 : static_cast<std::uint32_t>(seg_bytes);
+  if (!embedded) g_segments_live.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count
   // A send side and a receive side per cell; plus, in a buffered channel, one unit that
   // expand_buffer holds until eb_head moves past (it never parks, so it needs no more: ebr
   // covers what it reads while the head is elsewhere). Relaxed: the CAS in walk() that links
@@ -130,7 +229,7 @@ void chan_core::try_retire() {
     // The embedded first segment goes with the channel's allocation, never through ebr.
     // seq_cst: pairs with the load of `first` above in other calls and in chan_balance(); one
     // call unlinks f, so one retires it.
-    if (first.compare_exchange_strong(f, n, std::memory_order_seq_cst) && !f->embedded)
+    if (first.compare_exchange_strong(f, n, std::memory_order_seq_cst) && f->bytes != 0)
       ebr::retire(f, free_segment);
   }
 }

@@ -298,24 +298,30 @@ inline void leave_claim(cell& c, state_t claimed, state_t to) noexcept {
 }
 
 // A segment is one allocation: this header, then the elements (stride bytes each). The first
-// segment of a channel lives in the channel's own allocation (`embedded`): freeing it is a no-op.
+// segment of a channel lives in the channel's own allocation (embedded: bytes == 0): freeing it
+// is a no-op.
 struct segment {
   // Read by every call that walks here.
   std::uint64_t id;
   std::atomic<segment*> next{nullptr};
-  bool embedded = false;
+  std::uint32_t bytes = 0;           // the allocation's size (seg_bytes); 0: embedded
   std::uint8_t kind[seg_size] = {};  // the element in cell k is: 0 a value, 1 an exception_ptr
                                      // (written only for exceptions: the line stays shared)
   // Written by every completed pair: kept 64+ bytes away from what find() reads and from the
   // cells, whatever the (16-byte) alignment of the allocation.
-  char pad0_[128 - sizeof(std::uint64_t) - sizeof(void*) - 1 - seg_size];
+  char pad0_[128 - sizeof(std::uint64_t) - sizeof(void*) - sizeof(std::uint32_t) - seg_size];
   std::atomic<std::int32_t> remaining;  // cell sides not finished (invariant 5)
   char pad1_[64 - sizeof(std::atomic<std::int32_t>)];
   cell cells[seg_size];
 };
 
-/// free_segment() is ebr's free function for a segment (a no-op for the embedded one).
+/// free_segment() is ebr's free function for a segment (a no-op for the embedded one). The
+/// memory goes to the calling thread's segment cache (chan_cells.cpp), where the next segment
+/// of that size made on this thread is taken from: a channel in steady state allocates nothing.
 void free_segment(void* p) noexcept;
+/// segments_live() is the number of segments allocated and not yet freed, in all channels of
+/// the process (linked, or retired and waiting in ebr; embedded first segments not counted).
+std::int64_t segments_live() noexcept;
 /// seg_layout(): where a segment's elements go (they share storage with an exception_ptr).
 void seg_layout(const elem_ops* o, std::size_t& stride, std::size_t& payload_off,
                 std::size_t& seg_bytes);
@@ -351,7 +357,7 @@ class chan_core {
   std::atomic<segment*> recv_head;
   char pad2_[64 - 16];
   std::atomic<std::uint64_t> B{0};
-  std::atomic<segment*> eb_head;
+  std::atomic<segment*> eb_head;  // buffered channels only (null otherwise: see the constructor)
 
   segment* new_segment(std::uint64_t id, void* mem = nullptr);
   static constexpr std::size_t first_segment_offset() {
