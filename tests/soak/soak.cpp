@@ -373,8 +373,13 @@ int soak_mode(const config& cf) {
   }
   using driver = void (*)(ctx&);
   const std::pair<driver, const char*> others[] = {
-      {drive_cv_queue, "queue"}, {drive_mutex, "mutex"},   {drive_semaphore, "semaphore"},
-      {drive_event, "event"},    {drive_timers, "timers"}, {drive_hogs, "hogs"}};
+      {drive_long_lived_channels, "long-lived channels"},
+      {drive_cv_queue, "queue"},
+      {drive_mutex, "mutex"},
+      {drive_semaphore, "semaphore"},
+      {drive_event, "event"},
+      {drive_timers, "timers"},
+      {drive_hogs, "hogs"}};
   for (auto [f, name] : others) {
     drivers.push_back(s.spawn(f, std::ref(c)));
     drivers.back().set_name(std::string("driver: ") + name);

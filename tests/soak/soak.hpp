@@ -287,6 +287,7 @@ void channel_round(ctx& c, const channel_round_spec& spec, rng& r);
 // The drivers: each loops over rounds until ctx::stop, from a tasklet (plain_threads: from a plain
 // thread). channels.cpp has the exactly-once ones, workloads.cpp the others.
 void drive_channels(ctx& c, chan_kind k);
+void drive_long_lived_channels(ctx& c);  // channels that live for the whole run
 void drive_cv_queue(ctx& c);
 void drive_mutex(ctx& c);
 void drive_semaphore(ctx& c);
