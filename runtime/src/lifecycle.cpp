@@ -330,8 +330,9 @@ void scheduler_impl::run_pumped(std::int64_t slice_ns, tcb** overran) {
   for (bool first = true; first || !ps.past_deadline(); first = false) {
     tcb* t = find_runnable(w, false);
     if (!t) {
-      // Out of work: the scheduler is idle, as when its last worker sleeps (idle.cpp).
-      if (stacks.has_excess()) stacks.release_excess();
+      // Out of work: the scheduler is idle, as when its last worker sleeps (idle.cpp). A
+      // run_for() trims a batch per call, not all at once (its host waits for it).
+      if (stacks.has_excess()) stacks.release_excess(slice_ns > 0 ? 64 : SIZE_MAX);
       break;
     }
     run_tasklet(w, t);

@@ -241,13 +241,14 @@ void stack_pool::note_excess() noexcept {
                 std::memory_order_relaxed);
 }
 
-void stack_pool::release_excess() noexcept {
-  // 1. Take the oldest untrimmed stacks beyond keep_dirty_ (the front of free_: LIFO use).
+void stack_pool::release_excess(std::size_t max_stacks) noexcept {
+  // 1. Take the oldest untrimmed stacks beyond keep_dirty_ (the front of free_: LIFO use), at
+  //    most max_stacks of them.
   std::vector<stack*> batch;
   {
     std::lock_guard g(mu_);
     if (free_.size() > keep_dirty_) {
-      const auto k = static_cast<std::ptrdiff_t>(free_.size() - keep_dirty_);
+      const auto k = static_cast<std::ptrdiff_t>(std::min(free_.size() - keep_dirty_, max_stacks));
       try {
         batch.assign(free_.begin(), free_.begin() + k);
       } catch (...) {
@@ -267,6 +268,7 @@ void stack_pool::release_excess() noexcept {
     pooled_guarded_ += st->guarded;
   }
   std::size_t drop = pooled_guarded_ > pool_keep_guarded ? pooled_guarded_ - pool_keep_guarded : 0;
+  drop = std::min(drop, max_stacks);
   auto keep = clean_.begin();
   for (auto it = clean_.begin(); it != clean_.end(); ++it) {
     stack* st = *it;

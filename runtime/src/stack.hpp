@@ -96,12 +96,13 @@ class stack_pool {
   void put(stack* const* s, std::size_t n);
   /// has_excess() is a hint (no lock): the pool holds more untrimmed stacks than it keeps, or
   /// more guarded ones than it keeps mapped. release_excess() trims the oldest untrimmed stacks
-  /// beyond keep_dirty_ (MADV_DONTNEED) and unmaps the guarded ones beyond pool_keep_guarded.
-  /// Called by a worker about to sleep when every other worker sleeps too (idle.cpp), and by a
-  /// pump that ran out of work (lifecycle.cpp): the system calls and their TLB shoot-downs hit
-  /// no running worker.
+  /// beyond keep_dirty_ (MADV_DONTNEED) and unmaps the guarded ones beyond pool_keep_guarded,
+  /// at most max_stacks of each. Called by a worker about to sleep when every other worker
+  /// sleeps too (idle.cpp), and by a pump that ran out of work (lifecycle.cpp; run_for() in
+  /// batches of 64, so that a host's slice is not spent on it): the system calls and their TLB
+  /// shoot-downs hit no running worker.
   bool has_excess() const noexcept { return excess_.load(std::memory_order_relaxed); }
-  void release_excess() noexcept;
+  void release_excess(std::size_t max_stacks = SIZE_MAX) noexcept;
 
   std::size_t usable_size() const noexcept { return size_; }
   std::uint64_t pooled() const;
