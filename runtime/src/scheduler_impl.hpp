@@ -279,7 +279,7 @@ void plain_thread_will_block();
 /// in this process (a plain thread about to wait may be waiting for one of its tasklets).
 void plain_thread_check_fork();
 
-/// free_tcb_cache() returns a worker's cached control blocks to malloc (alloc.cpp).
+/// free_tcb_cache() moves a worker's cached control blocks to the shared lists (alloc.cpp).
 void free_tcb_cache(worker& w) noexcept;
 
 /// take_pause() is called where a RUNNING tasklet gives up its worker (yield, a wake after a

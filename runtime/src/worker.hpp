@@ -81,6 +81,8 @@ struct worker_owned {
     std::size_t count = 0;
   };
   free_list tcb_free[alloc_classes];  // alloc.cpp
+  char* carve_cur = nullptr;          // alloc.cpp: the rest of this worker's chunk
+  char* carve_end = nullptr;
 };
 
 /// worker_shared: the state other threads reach (see the top of the file). Each group starts a
