@@ -79,8 +79,8 @@ arena& the_arena() {
 
 // map_chunk(): 2 MiB, 2 MiB-aligned (map twice that and cut off the ends).
 char* map_chunk() {
-  void* m = mmap(nullptr, 2 * chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                 -1, 0);
+  void* m =
+      mmap(nullptr, 2 * chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) throw std::bad_alloc();
   const auto lo = reinterpret_cast<std::uintptr_t>(m);
   const auto a = (lo + chunk_bytes - 1) & ~(chunk_bytes - 1);
@@ -174,7 +174,8 @@ void block_free(void* p, std::size_t bytes) noexcept {
     std::free(p);
     return;
   }
-  STACKLESS_POISON(static_cast<char*>(p) + sizeof(free_block), c * class_bytes - sizeof(free_block));
+  STACKLESS_POISON(static_cast<char*>(p) + sizeof(free_block),
+                   c * class_bytes - sizeof(free_block));
   if (worker* w = current_worker()) {
     auto& fl = w->tcb_free[c];
     if (fl.count < worker::alloc_cache_max) {
