@@ -426,10 +426,13 @@ def quantum_cost_table(cost):
 
 def counts_table(runs, impls, workloads, ns, key):
     """Header and rows of a table of `key` (a COUNTS field) per operation: the median over the ok
-    runs of count / n, T=1 / T=2 per impl that has a value; None if no run carries it."""
+    runs of count / operations (total_ms / ns_per_op), T=1 / T=2 per impl that has a value; None
+    if no run carries it."""
     def per_op(w, i, t):
-        ok = [r[key] / r["n"] for r in runs if (r["workload"], r["impl"], r["workers"]) == (w, i, t)
-              and r["status"] == "ok" and key in r]
+        # Operations of the run: total time / time per op (not n: fib's n is its argument).
+        ok = [r[key] / (r["total_ms"] * 1e6 / r["ns_per_op"]) for r in runs
+              if (r["workload"], r["impl"], r["workers"]) == (w, i, t) and r["status"] == "ok"
+              and key in r and r["ns_per_op"] > 0]
         return statistics.median(ok) if ok else None
     def fmt(v):
         return "–" if v is None else (f"{v:.3g}" if v >= 0.001 else f"{v:.1e}" if v else "0")
