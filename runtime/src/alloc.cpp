@@ -77,6 +77,7 @@ arena& the_arena() {
   return *a;
 }
 
+#if !defined(STACKLESS_SANITIZED)
 // map_chunk(): 2 MiB, 2 MiB-aligned (map twice that and cut off the ends).
 char* map_chunk() {
   void* m =
@@ -92,6 +93,7 @@ char* map_chunk() {
 #endif
   return reinterpret_cast<char*>(a);
 }
+#endif
 
 // carve(): n bytes from [cur, end), mapping a new chunk when it is used up (the rest of the old
 // one, less than a block, is left). In the sanitizer builds each block is a malloc instead, so
@@ -104,7 +106,7 @@ void* carve(char*& cur, char*& end, std::size_t n) {
   void* m = std::malloc(n);
   if (!m) throw std::bad_alloc();
   return m;
-#endif
+#else
   if (static_cast<std::size_t>(end - cur) < n) {
     cur = map_chunk();
     end = cur + chunk_bytes;
@@ -112,6 +114,7 @@ void* carve(char*& cur, char*& end, std::size_t n) {
   void* p = cur;
   cur += n;
   return p;
+#endif
 }
 
 void* pop(free_block*& head) noexcept {

@@ -243,8 +243,9 @@ void stack_pool::note_excess() noexcept {
 
 void stack_pool::release_excess(std::size_t max_stacks) noexcept {
   // 1. Take the oldest untrimmed stacks beyond keep_dirty_ (the front of free_: LIFO use), at
-  //    most max_stacks of them.
+  //    most max_stacks of them, and decide how many guarded ones go (the pool's excess).
   std::vector<stack*> batch;
+  std::size_t unmap_n = 0;
   {
     std::lock_guard g(mu_);
     if (free_.size() > keep_dirty_) {
@@ -255,37 +256,55 @@ void stack_pool::release_excess(std::size_t max_stacks) noexcept {
         return;  // no memory for the list: the stacks stay as they are, still usable
       }
       free_.erase(free_.begin(), free_.begin() + k);
+      if (pooled_guarded_ > pool_keep_guarded)
+        unmap_n = std::min(pooled_guarded_ - pool_keep_guarded, max_stacks);
       for (stack* st : batch) pooled_guarded_ -= st->guarded;
     }
   }
-  // 2. Trim them without the lock (get() and put() go on meanwhile).
-  for (stack* st : batch) trim(st);
-  // 3. Keep them trimmed, unmapping the guarded ones the pool holds beyond its bound (oldest
-  //    trimmed first: they are the front of clean_ once these are appended).
-  std::lock_guard g(mu_);
+  // 2. Trim, without the lock (get() and put() go on meanwhile), the ones that stay: the first
+  //    unmap_n guarded ones of the batch are unmapped in step 3 instead.
+  std::size_t skip = unmap_n;
   for (stack* st : batch) {
+    if (st->guarded && skip > 0)
+      --skip;
+    else
+      trim(st);
+  }
+  // 3. Unmap those, keep the rest trimmed; then, if the pool still holds more guarded stacks
+  //    than its bound (the untrimmed ones it keeps may be guarded), unmap the oldest trimmed.
+  std::lock_guard g(mu_);
+  skip = unmap_n;
+  for (stack* st : batch) {
+    if (st->guarded && skip > 0) {
+      --skip;
+      unmap_pooled(st);
+      continue;
+    }
     clean_.push_back(st);  // cannot throw: reserve_for_all()
     pooled_guarded_ += st->guarded;
   }
   std::size_t drop = pooled_guarded_ > pool_keep_guarded ? pooled_guarded_ - pool_keep_guarded : 0;
-  drop = std::min(drop, max_stacks);
+  drop = std::min(drop, max_stacks - std::min(max_stacks, unmap_n));
   auto keep = clean_.begin();
   for (auto it = clean_.begin(); it != clean_.end(); ++it) {
-    stack* st = *it;
-    if (drop > 0 && st->guarded) {
-      stack* last = guarded_all_.back();  // swap-remove: thousands may go at once
-      last->all_index = st->all_index;
-      guarded_all_[st->all_index] = last;
-      guarded_all_.pop_back();
-      unmap_guarded(st);
+    if (drop > 0 && (*it)->guarded) {
+      unmap_pooled(*it);
       --pooled_guarded_;
       --drop;
     } else {
-      *keep++ = st;
+      *keep++ = *it;
     }
   }
   clean_.erase(keep, clean_.end());
   note_excess();
+}
+
+void stack_pool::unmap_pooled(stack* st) noexcept {
+  stack* last = guarded_all_.back();  // swap-remove: thousands may go at once
+  last->all_index = st->all_index;
+  guarded_all_[st->all_index] = last;
+  guarded_all_.pop_back();
+  unmap_guarded(st);
 }
 
 std::uint64_t stack_pool::pooled() const {

@@ -117,6 +117,7 @@ class stack_pool {
  private:
   stack* map_guarded(int& err);  // null (err: errno) when the kernel refuses
   void unmap_guarded(stack* s) noexcept;
+  void unmap_pooled(stack* s) noexcept;  // a guarded stack off the lists: out of guarded_all_; mu_
   stack* carve_slab();
   void trim(stack* s) noexcept;
 
