@@ -84,6 +84,33 @@ std::size_t address_space_bytes() {
   std::_Exit(1);
 }
 
+/// batch is what run_batch() saw: 8 tasklets that each hold a stack for 20 ms, joined.
+struct batch {
+  int ran = 0, failed = 0;
+  std::string message;  // the last join's std::system_error
+  int not_enomem = 0;   // failures whose error code was not ENOMEM
+};
+
+batch run_batch(sl::scheduler& s) {
+  batch b;
+  std::vector<sl::tasklet<int>> ts;
+  for (int i = 0; i < 8; ++i)
+    ts.push_back(s.spawn([] {
+      sl::this_tasklet::sleep_for(20ms);  // holds its stack while the others start
+      return 1;
+    }));
+  for (auto& t : ts) {
+    try {
+      b.ran += t.join();
+    } catch (const std::system_error& e) {
+      ++b.failed;
+      b.message = e.what();
+      if (e.code() != std::errc::not_enough_memory) ++b.not_enomem;
+    }
+  }
+  return b;
+}
+
 // map_failure_child() runs in the death-test child: 8 tasklets with 1 GiB stacks under an
 // RLIMIT_AS that leaves 512 MiB: at most the one stack cached by the warm-up can be had; the
 // others end with std::system_error. Then the limit goes back and all 8 run.
@@ -101,39 +128,20 @@ void map_failure_child(unsigned workers) {
   low.rlim_cur = address_space_bytes() + 512 * 1024 * 1024;
   if (setrlimit(RLIMIT_AS, &low) != 0) child_fails("setrlimit");
 
-  auto run_batch = [&](int& ran, int& failed, std::string& message) {
-    std::vector<sl::tasklet<int>> ts;
-    for (int i = 0; i < 8; ++i)
-      ts.push_back(s.spawn([] {
-        sl::this_tasklet::sleep_for(20ms);  // holds its stack while the others start
-        return 1;
-      }));
-    for (auto& t : ts) {
-      try {
-        ran += t.join();
-      } catch (const std::system_error& e) {
-        ++failed;
-        message = e.what();
-      }
-    }
-  };
-  int ran = 0, failed = 0;
-  std::string message;
-  run_batch(ran, failed, message);
-  if (failed == 0) child_fails("every tasklet got a 1 GiB stack under the limit");
-  if (ran + failed != 8) child_fails("a tasklet was lost");
-  if (message.rfind("stackless: ", 0) != 0 || message.find("stack") == std::string::npos)
-    child_fails("unclear error: " + message);
+  const batch b = run_batch(s);
+  if (b.failed == 0) child_fails("every tasklet got a 1 GiB stack under the limit");
+  if (b.ran + b.failed != 8) child_fails("a tasklet was lost");
+  if (b.message.rfind("stackless: ", 0) != 0 || b.message.find("stack") == std::string::npos)
+    child_fails("unclear error: " + b.message);
 
   if (setrlimit(RLIMIT_AS, &old) != 0) child_fails("setrlimit back");
-  int ran2 = 0, failed2 = 0;
-  run_batch(ran2, failed2, message);
-  if (ran2 != 8 || failed2 != 0) child_fails("the scheduler did not recover: " + message);
+  const batch b2 = run_batch(s);
+  if (b2.ran != 8 || b2.failed != 0) child_fails("the scheduler did not recover: " + b2.message);
   s.drain();
   const auto st = s.stats();
   if (st.live != 0 || st.stacks_outstanding != 0) child_fails("leak: " + describe(st));
-  std::fprintf(stderr, "map-failure-ok: %d of 8 failed under the limit: %s\n", failed,
-               message.c_str());
+  std::fprintf(stderr, "map-failure-ok: %d of 8 failed under the limit: %s\n", b.failed,
+               b.message.c_str());
   std::_Exit(0);
 }
 
@@ -179,37 +187,18 @@ TEST_P(StackMapFailureInjected, JoinGetsTheErrorAndTheSchedulerGoesOn) {
   sl::scheduler s(o);
   s.block_on([] {});  // the worker threads start (and a stack is mapped and cached)
 
-  auto run_batch = [&](int& ran, int& failed, std::string& message) {
-    std::vector<sl::tasklet<int>> ts;
-    for (int i = 0; i < 8; ++i)
-      ts.push_back(s.spawn([] {
-        sl::this_tasklet::sleep_for(20ms);  // holds its stack while the others start
-        return 1;
-      }));
-    for (auto& t : ts) {
-      try {
-        ran += t.join();
-      } catch (const std::system_error& e) {
-        ++failed;
-        message = e.what();
-        EXPECT_EQ(e.code(), std::errc::not_enough_memory) << message;
-      }
-    }
-  };
   arm_fault(fault::stack_map, 0, -1);
-  int ran = 0, failed = 0;
-  std::string message;
-  run_batch(ran, failed, message);
+  const batch b = run_batch(s);
   arm_fault(fault::stack_map, 0, 0);
-  EXPECT_GT(failed, 0) << "every tasklet got a stack with every map failing";
-  EXPECT_EQ(ran + failed, 8) << "a tasklet was lost";
-  EXPECT_EQ(message.rfind("stackless: ", 0), 0u) << message;
-  EXPECT_NE(message.find("stack"), std::string::npos) << message;
+  EXPECT_GT(b.failed, 0) << "every tasklet got a stack with every map failing";
+  EXPECT_EQ(b.ran + b.failed, 8) << "a tasklet was lost";
+  EXPECT_EQ(b.not_enomem, 0) << b.message;
+  EXPECT_EQ(b.message.rfind("stackless: ", 0), 0u) << b.message;
+  EXPECT_NE(b.message.find("stack"), std::string::npos) << b.message;
 
-  int ran2 = 0, failed2 = 0;
-  run_batch(ran2, failed2, message);
-  EXPECT_EQ(ran2, 8);
-  EXPECT_EQ(failed2, 0) << message;
+  const batch b2 = run_batch(s);
+  EXPECT_EQ(b2.ran, 8);
+  EXPECT_EQ(b2.failed, 0) << b2.message;
   s.drain();
   expect_clean(s);
 }
