@@ -2,10 +2,11 @@
 // runtime/src/deadlock.cpp — deadlock detection.
 //
 // A deadlock is a quiescent scheduler — every worker idle, no queue holding work, no timer
-// pending — whose live tasklets are all parked, staying so for options::deadlock_grace (a plain
-// thread may still wake one; the grace is how long we wait for that). "Staying so" is measured
-// with total_runs(), the sum of the workers' run counters: a watcher notes it when it starts
-// watching, and a deadlock is declared only if nothing has run since.
+// pending, no tasklet waiting for I/O or for a blocking-pool thread (the outside world may wake
+// it: netpoll.cpp) — whose live tasklets are all parked, staying so for options::deadlock_grace
+// (a plain thread may still wake one; the grace is how long we wait for that). "Staying so" is
+// measured with total_runs(), the sum of the workers' run counters: a watcher notes it when it
+// starts watching, and a deadlock is declared only if nothing has run since.
 //
 // The watcher is the last worker to go idle (park_worker() sleeps at most one grace period when
 // begin_deadlock_watch() says so, then calls check_deadlock()), or a plain thread blocked in
@@ -19,6 +20,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "netpoller.hpp"
 #include "scheduler_impl.hpp"
 
 namespace stackless::detail {
@@ -37,6 +39,10 @@ bool scheduler_impl::quiescent() {
   // seq_cst: pairs with the seq_cst updates of nidle in the parking protocol (idle.cpp).
   if (nidle.load(std::memory_order_seq_cst) != static_cast<int>(nworkers)) return false;
   if (work_anywhere()) return false;
+  // A tasklet waiting for I/O may be woken by the outside world at any time (netpoll.cpp).
+  if (netpoller* np = np_.load(std::memory_order_acquire); np && np->waiting() > 0)  // netpoll()
+    return false;
+  if (external_waits.load(std::memory_order_seq_cst) > 0) return false;  // run_blocking()
   for (auto& w : workers)  // acquire: pairs with the acq_rel exchanges of runnext (worker.cpp)
     if (w->runnext.load(std::memory_order_acquire)) return false;
   if (next_deadline() == INT64_MAX) return true;

@@ -15,7 +15,9 @@
 // under idle_mu) say who sleeps; nidle counts them and nspinning counts the spinners — thieves
 // looking for work, each counted once, by itself (start_spinning(), worker.cpp) or by whoever
 // unparked it (wake_one(), wake_worker()). A worker sleeps on its park_word (futex) until
-// unparked, a timer is due, or — the last one to go idle — the deadlock grace ends.
+// unparked, a timer is due, or — the last one to go idle — the deadlock grace ends; while
+// tasklets wait for I/O, one sleeping worker (the netpoller's blocker) sleeps in epoll_wait
+// instead, and also wakes for ready I/O (netpoll.cpp).
 //
 // Invariants: a worker is on idle_list iff its idle flag is set, and nidle is their number
 // (all three change together under idle_mu). A worker is unparked only by whoever took it off
@@ -38,6 +40,7 @@
 #include <mutex>
 
 #include "fence.hpp"
+#include "netpoller.hpp"
 #include "scheduler_impl.hpp"
 
 namespace stackless::detail {
@@ -103,20 +106,41 @@ void scheduler_impl::sleep_worker(worker& w, std::int64_t deadline, bool watch,
   w.sleeping_until.store(deadline, std::memory_order_relaxed);
   fence_seq_cst();
   deadline = std::min(deadline, next_deadline());
+  // With tasklets waiting for I/O and no other worker in epoll_wait, this one sleeps there
+  // instead of on its futex: the blocker (netpoll.cpp). seq_cst CAS, then a fence before the
+  // park_word loads below: the Dekker pair with unpark()'s store, fence and load of blocker.
+  netpoller* np = np_.load(std::memory_order_acquire);  // pairs with netpoll()'s CAS
+  bool blocker = false;
+  if (np && np->waiting() > 0) {
+    worker* none = nullptr;
+    blocker = np->blocker.compare_exchange_strong(none, &w, std::memory_order_seq_cst);
+    if (blocker) fence_seq_cst();
+  }
   struct awake_again {
     worker& w;
-    // relaxed: seen by nudge_sleepers() after its fence; a stale value costs one extra wake_one().
-    ~awake_again() { w.sleeping_until.store(INT64_MIN, std::memory_order_relaxed); }
-  } awake{w};
+    netpoller* np;
+    bool blocker;
+    ~awake_again() {
+      // relaxed: seen by nudge_sleepers() after its fence; a stale value costs one extra
+      // wake_one().
+      w.sleeping_until.store(INT64_MIN, std::memory_order_relaxed);
+      // relaxed: a stale non-null only makes a poller skip a poll the next sleeper makes.
+      if (blocker) np->blocker.store(nullptr, std::memory_order_relaxed);
+    }
+  } awake{w, np, blocker};
   w.parks.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for stats()
   // acquire (both loads): pairs with the release store in unpark().
   while (w.park_word.load(std::memory_order_acquire) == 0) {
-    futex_wait(&w.park_word, 0, deadline);
+    bool io = false;
+    if (blocker)
+      io = np->poll(deadline, true) > 0;  // ready I/O woke tasklets (queued on this worker)
+    else
+      futex_wait(&w.park_word, 0, deadline);
     if (w.park_word.load(std::memory_order_acquire) != 0) break;
-    if (deadline != INT64_MAX && now_ns() >= deadline) {
+    if (io || (deadline != INT64_MAX && now_ns() >= deadline)) {
       if (leave_idle(w)) {
         fire_due_timers();
-        if (watch) check_deadlock(runs_at_sleep);  // delivers deadlock_error to the joiners
+        if (watch && !io) check_deadlock(runs_at_sleep);  // delivers deadlock_error to the joiners
         return;
       }
       // Being unparked right now: wait for the notification.
@@ -137,6 +161,13 @@ void scheduler_impl::sleep_worker(worker& w, std::int64_t deadline, bool watch,
 void scheduler_impl::unpark(worker_shared& w) {
   w.park_word.store(1, std::memory_order_release);  // pairs with the acquire in sleep_worker()
   futex_wake(&w.park_word);
+  // A worker asleep in epoll_wait (the netpoller's blocker) is reached through the eventfd.
+  // The fence: the Dekker pair with sleep_worker()'s CAS of blocker, fence and park_word load.
+  if (netpoller* np = np_.load(std::memory_order_acquire)) {  // pairs with netpoll()'s CAS
+    fence_seq_cst();
+    // relaxed: ordered by the fence above.
+    if (static_cast<worker_shared*>(np->blocker.load(std::memory_order_relaxed)) == &w) np->kick();
+  }
 }
 
 void scheduler_impl::wake_one() {

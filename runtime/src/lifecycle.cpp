@@ -51,6 +51,7 @@
 #include <thread>
 
 #include "context.hpp"
+#include "netpoller.hpp"
 #include "scheduler_impl.hpp"
 #include "stackless/runtime/internal/faults.hpp"
 
@@ -133,6 +134,8 @@ scheduler_impl::~scheduler_impl() {
     w->timers.for_each([](const timer_entry& e) { release(e.t); });
     w->timers.clear();
   }
+  // Registrations that outlive us keep the netpoller (and its epoll fd) until they end.
+  if (netpoller* np = np_.load(std::memory_order_acquire)) np->release();  // pairs: netpoll()
   sink->release();
 }
 

@@ -539,6 +539,7 @@ class monitor {
       futex_wait(&word_, w0, period == INT64_MAX ? INT64_MAX : now_ns() + period);
       if (stop_.load(std::memory_order_relaxed)) break;
       tick(now_ns());
+      s_.poll_io_if_due();  // every worker busy for 10 ms: I/O is still served (netpoll.cpp)
     }
   }
 

@@ -59,7 +59,8 @@ struct error_sink {
   }
 };
 
-class monitor;  // preempt.cpp
+class monitor;    // preempt.cpp
+class netpoller;  // netpoller.hpp
 
 /// function_ref_until is a non-owning reference to a callable bool(std::int64_t until).
 class function_ref_until {
@@ -196,6 +197,18 @@ class scheduler_impl {
   watch_end watch_deadlock(function_ref_until wait, std::int64_t deadline, const tcb* target,
                            std::string* report);
 
+  // ---- the netpoller (netpoll.cpp) -------------------------------------------------------------
+  /// netpoll() is this scheduler's netpoller, made on first use (throws std::system_error when
+  /// epoll or the eventfd cannot be created).
+  netpoller* netpoll();
+  /// poll_io() polls without blocking when tasklets wait for I/O and no worker is blocked in
+  /// epoll_wait; true if it woke someone. poll_io_if_due(): the same, only when nobody has polled
+  /// for netpoller::poll_interval_ns (the fairness tick, the monitor).
+  bool poll_io();
+  bool poll_io_if_due();
+  /// want_poller(): a tasklet began an I/O wait and no worker is the blocker: wake an idle one.
+  void want_poller();
+
   // ---- stats (stats.cpp) -----------------------------------------------------------------------
   scheduler_stats stats() const;
 
@@ -254,6 +267,13 @@ class scheduler_impl {
   mutable std::mutex mon_mu;  // guards `mon` (start, stop, stats)
   // The monitor's counts, kept here so that stats() still has them after shutdown().
   std::atomic<std::uint64_t> preempt_signals{0}, stalls_reported{0};
+
+  // The netpoller (netpoll.cpp): null until the first I/O wait; holds one reference, dropped by
+  // the destructor once the workers are gone.
+  std::atomic<netpoller*> np_{nullptr};
+  // Tasklets waiting for something outside the scheduler (external_wait: a blocking-pool
+  // thread). seq_cst: see quiescent().
+  std::atomic<int> external_waits{0};
 
   // Deadlock detection (deadlock.cpp).
   std::mutex deadlock_mu;

@@ -6,6 +6,7 @@
 // (worker.hpp, bump()), and the snapshot promises no consistency between them — a tasklet may be
 // counted as spawned before it is counted as live. Only the tasklet states are read with
 // acquire (pairing with the release stores of PARKED and DEAD), as every reader of them does.
+#include "netpoller.hpp"
 #include "scheduler_impl.hpp"
 
 namespace stackless::detail {
@@ -75,6 +76,12 @@ scheduler_stats scheduler_impl::stats() const {
   });
   add_stack_counts(*this, s);
   add_preemption_counts(*this, s);
+  if (netpoller* np = np_.load(std::memory_order_acquire)) {  // pairs with netpoll()'s CAS
+    s.io_waiting = np->waiting();
+    s.io_registered = np->registered();
+    s.io_polls = np->polls.load(relaxed);
+    s.io_events = np->events.load(relaxed);
+  }
   return s;
 }
 

@@ -4,9 +4,9 @@
 // worker (worker.rs).
 //
 // Where a worker looks for work, in order (next_local, then find_runnable):
-//   1. every 61st tick, for fairness: due timers, the injection queue, the *oldest* element of
-//      its own deque (a steal from itself), the yield list — so neither LIFO order nor a busy
-//      runnext can starve anything;
+//   1. every 61st tick, for fairness: due timers (and ready I/O, if nobody polled for 10 ms),
+//      the injection queue, the *oldest* element of its own deque (a steal from itself), the
+//      yield list — so neither LIFO order nor a busy runnext can starve anything;
 //   2. runnext, unless it has run 3 tasklets from it in a row (a ping-pong pair shares one time
 //      slice and must not starve the queue);
 //   3. its deque (LIFO: fork/join runs depth-first, as in TBB/Cilk), then its inbox (tasklets
@@ -14,10 +14,11 @@
 //   4. the injection queue (a batch);
 //   5. its yield list (yield() is "to the back of the queue"); with workers idle, the rest of
 //      the list (pinned ones excepted) moves to the deque so that they can steal it;
-//   6. due timers (fire_due_timers(), timers.cpp);
+//   6. due timers (fire_due_timers(), timers.cpp), then ready I/O (poll_io(), netpoll.cpp);
 //   7. steal: random victim, half of its deque (≤ 32), its runnext only in the last round —
 //      only while at most half the busy workers are spinning (Go #43997: idle CPU burn);
-//   8. park on its futex (park_worker(), idle.cpp).
+//   8. park on its futex — or in epoll_wait, if tasklets wait for I/O and no other worker does
+//      (park_worker(), idle.cpp).
 // 1–5 run on a tasklet's stack when it yields, parks or ends (direct switch); 6–8 only on the
 // worker's own stack.
 //
@@ -230,6 +231,10 @@ void scheduler_impl::inbox_push(worker& home, tcb* t) {
 tcb* scheduler_impl::fair_pick(worker& w) {
   tcb* t = nullptr;
   fire_due_timers();  // a busy worker still fires its timers
+  // ... and serves I/O when nobody else has for a while (netpoll.cpp) — but not while a park's
+  // unlock step is pending: the parking tasklet may still hold the lock of the very poll slot an
+  // event would wake it through.
+  if (!w.unlock) poll_io_if_due();
   if (injection.try_dequeue(t)) {
     w.injected.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for stats()
     return t;
@@ -564,6 +569,7 @@ tcb* scheduler_impl::search(worker& w, bool may_park) {
       continue;
     }
     if (fire_due_timers()) continue;
+    if (poll_io()) continue;  // ready I/O, unless a sleeping worker polls already (netpoll.cpp)
     if (!may_park) return nullptr;
     // Steal, as a spinning worker.
     if (nworkers > 1 && (w.spinning || start_spinning(w))) {

@@ -124,6 +124,12 @@ struct scheduler_stats {
   std::uint64_t stacks_pooled = 0;       // stacks cached for reuse
   std::uint64_t stacks_guarded = 0;      // stacks ever mapped with a guard page
   std::uint64_t stacks_unguarded = 0;    // stacks ever carved from slabs (guard budget exhausted)
+  // The netpoller (stackless::io): tasklets waiting for a socket now, fds registered with the
+  // scheduler's epoll set now, epoll_wait calls and the events they returned.
+  std::uint64_t io_waiting = 0;
+  std::uint64_t io_registered = 0;
+  std::uint64_t io_polls = 0;
+  std::uint64_t io_events = 0;
   std::vector<worker_stats> workers;
 };
 
