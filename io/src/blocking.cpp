@@ -160,6 +160,11 @@ pool& the_pool() {
 }  // namespace
 
 void submit_and_wait(blocking_job& job) {
+  submit_and_wait_nothrow(job);
+  sd::throw_if_interrupted();  // what arrived meanwhile
+}
+
+void submit_and_wait_nothrow(blocking_job& job) {
   if (!sd::current_tcb()) {  // a plain thread may block: run it here
     job.run(&job);
     return;
@@ -186,7 +191,6 @@ void submit_and_wait(blocking_job& job) {
       }
     }
   }
-  sd::throw_if_interrupted();  // what arrived meanwhile
 }
 
 }  // namespace detail

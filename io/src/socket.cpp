@@ -70,12 +70,12 @@ socket::socket(int fd) : fd_(fd) {
 }
 
 socket::socket(socket&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)), peer_(o.peer_), reg_(std::exchange(o.reg_, {})) {}
+    : fd_(o.fd_.exchange(-1)), peer_(o.peer_), reg_(std::exchange(o.reg_, {})) {}
 
 socket& socket::operator=(socket&& o) noexcept {
   if (this != &o) {
     close();
-    fd_ = std::exchange(o.fd_, -1);
+    fd_ = o.fd_.exchange(-1);
     peer_ = o.peer_;
     reg_ = std::exchange(o.reg_, {});
   }
@@ -85,16 +85,17 @@ socket& socket::operator=(socket&& o) noexcept {
 socket::~socket() { close(); }
 
 void socket::close() noexcept {
-  if (fd_ < 0) return;
+  const int fd = fd_.exchange(-1);  // one closer wins; operations from here on see -1
+  if (fd < 0) return;
   sd::io_close(reg_);  // waiters fail with EBADF
-  sd::io_release(reg_, fd_);
-  ::close(fd_);
-  fd_ = -1;
+  sd::io_release(reg_, fd);
+  ::close(fd);
 }
 
 int socket::release() noexcept {
-  sd::io_release(reg_, fd_);
-  return std::exchange(fd_, -1);
+  const int fd = fd_.exchange(-1);
+  sd::io_release(reg_, fd);
+  return fd;
 }
 
 void socket::check_open(const char* op) const {
@@ -139,9 +140,12 @@ void socket::fail(int e, const char* op) const {
 
 void socket::wait_io(bool write, std::int64_t deadline, const std::stop_token* st,
                      const char* op) const {
+  const int fd = fd_.load();
+  // Closed by another tasklet since this operation's system call: as if it had come first.
   const sd::io_status s =
-      sd::io_wait(reg_, fd_, write ? sd::io_interest::write : sd::io_interest::read,
-                  sd::scoped_deadline(deadline), st, op);
+      fd < 0 ? sd::io_status::closed
+             : sd::io_wait(reg_, fd, write ? sd::io_interest::write : sd::io_interest::read,
+                           sd::scoped_deadline(deadline), st, op);
   if (s == sd::io_status::ready) return;
   // A closed socket is not described by its local address: its fd is gone.
   std::string what = op;

@@ -61,9 +61,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include "fence.hpp"
 #include "netpoller.hpp"
@@ -387,22 +389,42 @@ io_status wait_thread(int fd, io_interest what, std::int64_t deadline, const std
 }  // namespace
 
 namespace {
-netpoller* register_with(scheduler_impl& s, io_registration& reg, int fd, const char* op) {
+// snapshot is what io_wait() needs of a registration, read under its lock: after that the
+// registration may be closed or released by another tasklet, and the slot's generation check
+// (under the slot's lock) tells.
+struct snapshot {
+  netpoller* np;
+  std::uint32_t slot;
+  std::uint32_t gen;
+  bool unpollable;
+};
+
+// release_locked() ends reg's registration; reg.lk is held. Returns the netpoller to release
+// (after the lock: release() may destroy it).
+netpoller* release_locked(io_registration& reg, int fd) noexcept {
+  reg.unpollable = false;
+  netpoller* np = std::exchange(reg.np, nullptr);
+  if (np) np->remove(reg.slot, reg.gen, fd);
+  return np;
+}
+
+snapshot register_with(scheduler_impl& s, io_registration& reg, int fd, const char* op) {
   netpoller* np = s.netpoll();
-  if (reg.np == np || reg.unpollable) return np;
-  if (reg.np) io_release(reg, fd);
+  std::lock_guard g(reg.lk);
+  if (reg.np == np || reg.unpollable) return {np, reg.slot, reg.gen, reg.unpollable};
+  if (netpoller* old = release_locked(reg, fd)) old->release();  // it moves to this scheduler
   if (np->add(fd, &reg.slot, &reg.gen) < 0) {
     int e = errno;
     if (e == EPERM) {  // a regular file or a directory: always ready, the syscall blocks
       reg.unpollable = true;
-      return np;
+      return {np, 0, 0, true};
     }
     throw errno_error(e,
                       std::string("stackless: ") + op + ": cannot poll fd " + std::to_string(fd));
   }
   np->acquire();
   reg.np = np;
-  return np;
+  return {np, reg.slot, reg.gen, false};
 }
 }  // namespace
 
@@ -415,12 +437,13 @@ io_status io_wait(io_registration& reg, int fd, io_interest what, std::int64_t d
   tcb* t = current_tcb();
   if (!t) return wait_thread(fd, what, deadline, st);
   scheduler_impl& s = *t->sched;
-  netpoller* np = register_with(s, reg, fd, op);
-  if (reg.unpollable) return io_status::ready;
-  poll_slot& d = np->at(reg.slot);
+  const snapshot r = register_with(s, reg, fd, op);
+  if (r.unpollable) return io_status::ready;
+  netpoller* np = r.np;
+  poll_slot& d = np->at(r.slot);
   const unsigned i = static_cast<unsigned>(what);
   d.lk.lock();
-  if (d.gen != reg.gen || d.closing) {
+  if (d.gen != r.gen || d.closing) {
     d.lk.unlock();
     return io_status::closed;
   }
@@ -437,13 +460,13 @@ io_status io_wait(io_registration& reg, int fd, io_interest what, std::int64_t d
   np->waiter_added();
   // relaxed: a hint (want_poller()).
   if (!np->blocker.load(std::memory_order_relaxed)) s.want_poller();
-  wake_reason r = wh.wait([&d] { d.lk.unlock(); }, deadline, st);
-  if (r != wake_reason::notified) {
+  wake_reason wr = wh.wait([&d] { d.lk.unlock(); }, deadline, st);
+  if (wr != wake_reason::notified) {
     d.lk.lock();
     if (d.waiters[i].erase_if_linked(w)) np->waiter_gone();
     d.lk.unlock();
   }
-  switch (r) {
+  switch (wr) {
     case wake_reason::notified:
       return w->data ? io_status::closed : io_status::ready;
     case wake_reason::timeout:
@@ -456,11 +479,17 @@ io_status io_wait(io_registration& reg, int fd, io_interest what, std::int64_t d
 }
 
 void io_close(io_registration& reg) noexcept {
-  if (!reg.np) return;
-  poll_slot& d = reg.np->at(reg.slot);
+  reg.lk.lock();
+  netpoller* np = reg.np;
+  const std::uint32_t slot = reg.slot, gen = reg.gen;
+  // The netpoller stays alive after the unlock: reg's reference on it is dropped only by
+  // io_release(), which the caller makes after this call.
+  reg.lk.unlock();
+  if (!np) return;
+  poll_slot& d = np->at(slot);
   std::uint64_t n = 0;
   d.lk.lock();
-  if (d.gen == reg.gen && d.registered) {
+  if (d.gen == gen && d.registered) {
     d.closing = true;
     for (wait_list& q : d.waiters) {
       while (waiter* w = q.pop_front()) {
@@ -471,15 +500,14 @@ void io_close(io_registration& reg) noexcept {
     }
   }
   d.lk.unlock();
-  if (n) reg.np->waiter_gone(n);
+  if (n) np->waiter_gone(n);
 }
 
 void io_release(io_registration& reg, int fd) noexcept {
-  reg.unpollable = false;
-  if (!reg.np) return;
-  reg.np->remove(reg.slot, reg.gen, fd);
-  reg.np->release();
-  reg.np = nullptr;
+  reg.lk.lock();
+  netpoller* np = release_locked(reg, fd);
+  reg.lk.unlock();
+  if (np) np->release();
 }
 
 external_wait::external_wait() noexcept : sched_(nullptr) {

@@ -5,5 +5,6 @@
 #pragma once
 #include "stackless/io/blocking.hpp"
 #include "stackless/io/endpoint.hpp"
+#include "stackless/io/hooks.hpp"
 #include "stackless/io/socket.hpp"
 #include "stackless/sync.hpp"

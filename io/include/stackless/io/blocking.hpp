@@ -31,6 +31,9 @@ struct blocking_job {
 /// interruptibly: a kill or timeout that arrives meanwhile is delivered when the call returns,
 /// since the job still uses the caller's frame); a plain thread runs the job itself.
 void submit_and_wait(blocking_job& job);
+/// submit_and_wait_nothrow() is submit_and_wait() that leaves an interrupt pending instead of
+/// throwing it (for the hooks, which return to C code: hooks.cpp).
+void submit_and_wait_nothrow(blocking_job& job);
 }  // namespace detail
 
 /// blocking_pool_stats: the pool's threads now, at most, idle now, and jobs run so far.

@@ -24,6 +24,7 @@
 // used from tasklets of different schedulers, one after another (its registration moves).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -79,6 +80,11 @@ class socket {
   bool is_open() const noexcept { return fd_ >= 0; }
   int native_handle() const noexcept { return fd_; }
   /// close(): wakes any tasklet waiting on this socket (EBADF), then closes the fd. Idempotent.
+  /// Another tasklet may close a socket that one uses: a waiting operation fails with EBADF at
+  /// once, a later one with EBADF or usage_error. (As with threads and close(2), an operation
+  /// already inside its system call at that instant may act on the fd number if the kernel
+  /// hands it out again first; closing a socket in use is for ending a connection, not for
+  /// reusing its object.)
   void close() noexcept;
   /// release() gives up the fd without closing it (the caller owns it from now on).
   int release() noexcept;
@@ -96,7 +102,9 @@ class socket {
   void check_open(const char* op) const;
   std::string describe() const;  // the endpoint for messages: the peer, else the local address
 
-  int fd_ = -1;
+  // Atomic (seq_cst loads are plain loads on x86) because close() may come from another
+  // tasklet while an operation reads it; the operations read it once per system call.
+  std::atomic<int> fd_{-1};
   endpoint peer_;  // for streams and connected sockets; empty otherwise
   mutable stackless::detail::io_registration reg_;
 };
