@@ -240,16 +240,17 @@ auto retry(int fd, bool write, const char* op, Call call) -> decltype(call()) {
 
 // ---- sleeping --------------------------------------------------------------------------------
 
-// sleep_until() parks the calling tasklet until `deadline`; 0, or EINTR when an interrupt (or a
-// timeout_scope) ended it early. Nothing is thrown: the interrupt stays pending.
+// sleep_until() parks the calling tasklet until `deadline`; 0, ETIMEDOUT when a timeout_scope
+// ended it early, EINTR when an interrupt did. Nothing is thrown: the interrupt stays pending.
+// (The sleep hooks report either as EINTR, the only early end they have.)
 int sleep_until(std::int64_t deadline) {
   const std::int64_t d = sd::scoped_deadline(deadline);
-  if (d < deadline && d <= sd::now_ns()) return EINTR;
+  if (d < deadline && d <= sd::now_ns()) return ETIMEDOUT;
   parked_calls.fetch_add(1, std::memory_order_relaxed);
   stackless::this_tasklet::atomic pin;  // resume on this thread: see "Threads" at the top
   sd::prepare_park("sleep");
   sd::wake_reason r = sd::park([] {}, d);
-  if (r == sd::wake_reason::timeout) return d < deadline ? EINTR : 0;
+  if (r == sd::wake_reason::timeout) return d < deadline ? ETIMEDOUT : 0;
   return EINTR;
 }
 
@@ -276,7 +277,7 @@ int poll_tasklet(pollfd* fds, nfds_t n, std::int64_t deadline) {
   if (r != 0 || deadline == 0) return r;
   if (n == 0) {
     if (int e = sleep_until(deadline)) {
-      errno = e;
+      errno = e == EINTR ? ECANCELED : e;  // as for a poll with fds, below
       return -1;
     }
     return 0;
@@ -508,14 +509,14 @@ int h_select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* tv) {
 unsigned h_sleep(unsigned s) {
   if (!in_tasklet()) return libc->sleep(s);
   std::int64_t d = sd::now_ns() + static_cast<std::int64_t>(s) * 1'000'000'000LL;
-  if (sleep_until(d) == 0) return 0;
+  if (sleep_until(d) == 0) return 0;  // else ended early: the seconds left
   std::int64_t left = d - sd::now_ns();
   return left <= 0 ? 0 : static_cast<unsigned>((left + 999'999'999) / 1'000'000'000);
 }
 int h_usleep(useconds_t us) {
   if (!in_tasklet()) return libc->usleep(us);
-  if (int e = sleep_until(sd::now_ns() + static_cast<std::int64_t>(us) * 1'000LL)) {
-    errno = e;
+  if (sleep_until(sd::now_ns() + static_cast<std::int64_t>(us) * 1'000LL) != 0) {
+    errno = EINTR;
     return -1;
   }
   return 0;
@@ -527,9 +528,9 @@ int h_nanosleep(const timespec* req, timespec* rem) {
     return -1;
   }
   std::int64_t d = sd::now_ns() + ts_ns(*req);
-  if (int e = sleep_until(d)) {
+  if (sleep_until(d) != 0) {
     put_rem(rem, d);
-    errno = e;
+    errno = EINTR;
     return -1;
   }
   return 0;
@@ -547,9 +548,9 @@ int h_clock_nanosleep(clockid_t c, int fl, const timespec* req, timespec* rem) {
     if (rel < 0) rel = 0;
   }
   std::int64_t d = sd::now_ns() + rel;
-  if (int e = sleep_until(d)) {
+  if (sleep_until(d) != 0) {
     if (!(fl & TIMER_ABSTIME)) put_rem(rem, d);
-    return e;
+    return EINTR;
   }
   return 0;
 }

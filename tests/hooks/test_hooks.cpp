@@ -202,42 +202,60 @@ TEST_P(Hooks, ATimeoutScopeEndsAHookedWaitWithEtimedout) {
 }
 
 TEST_P(Hooks, SleepsParkTheTasklet) {
-  // Every sleeper is asleep at once: a sleep that blocked its worker would allow `workers`.
-  const int n = 40;
-  std::atomic<int> asleep{0}, most{0};
-  S().block_on([&] {
-    std::vector<sl::tasklet<void>> ts;
-    for (int i = 0; i < n; ++i) {
-      ts.push_back(sl::spawn([&, i] {
-        int now = asleep.fetch_add(1) + 1;
-        int m = most.load();
-        while (now > m && !most.compare_exchange_weak(m, now)) {
-        }
-        switch (i % 4) {
+  // Each sleep is long (60 s): the tasklet is seen parked (blocked()) while the caller keeps
+  // running — on one worker too, which a sleep that blocked its thread would hold — and then a
+  // kill ends the sleep early with EINTR (no timing involved).
+  S().block_on([] {
+    for (int kind = 0; kind < 6; ++kind) {
+      std::atomic<int> rc{0}, err{0};
+      auto t = sl::spawn([&, kind] {
+        timespec ts{60, 0}, rem{0, 0};
+        errno = 0;
+        switch (kind) {
           case 0:
-            EXPECT_EQ(::usleep(30'000), 0);
+            rc = ::usleep(60'000'000u);
             break;
-          case 1: {
-            timespec ts{0, 30'000'000};
-            EXPECT_EQ(::nanosleep(&ts, nullptr), 0);
+          case 1:
+            rc = ::nanosleep(&ts, &rem);
+            EXPECT_GT(rem.tv_sec + rem.tv_nsec, 0);  // what was left
             break;
-          }
-          case 2: {
-            timespec ts{0, 30'000'000};
-            EXPECT_EQ(::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr), 0);
+          case 2:
+            rc = ::clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);  // returns the error
             break;
-          }
+          case 3:
+            rc = static_cast<int>(::sleep(60));  // returns the seconds left
+            break;
+          case 4:
+            rc = ::poll(nullptr, 0, 60'000);
+            break;
           default: {
-            pollfd none{};
-            EXPECT_EQ(::poll(&none, 0, 30), 0);
+            pollfd none{-1, POLLIN, 0};
+            rc = ::poll(&none, 1, 60'000);
           }
         }
-        asleep.fetch_sub(1);
-      }));
+        err = errno;
+      });
+      while (!t.blocked()) sl::this_tasklet::yield();
+      t.kill();
+      SCOPED_TRACE(kind);
+      switch (kind) {
+        case 0:
+        case 1:
+          EXPECT_EQ(rc.load(), -1);
+          EXPECT_EQ(err.load(), EINTR);
+          break;
+        case 2:
+          EXPECT_EQ(rc.load(), EINTR);
+          break;
+        case 3:
+          EXPECT_GT(rc.load(), 0);
+          break;
+        default:
+          EXPECT_EQ(rc.load(), -1);
+          EXPECT_EQ(err.load(), ECANCELED);
+      }
     }
-    for (auto& t : ts) t.join();
   });
-  EXPECT_EQ(most.load(), n);
 }
 
 TEST_P(Hooks, PollAndSelectWaitForAnyOfSeveralFds) {
