@@ -7,4 +7,5 @@
 #include "stackless/io/endpoint.hpp"
 #include "stackless/io/hooks.hpp"
 #include "stackless/io/socket.hpp"
+#include "stackless/io/thread.hpp"
 #include "stackless/sync.hpp"
