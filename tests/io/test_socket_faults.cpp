@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+// test_socket_faults.cpp — a server under bad clients and scarce fds, workers ∈ {1, 2, 4}:
+// a slowloris client (a byte now and then, never a whole request) is dropped by the server's
+// per-request timeout_scope while other clients are served; EMFILE on accept (the process at its
+// fd limit) makes the accept loop back off and keep serving, and every pending client is served
+// once connections end and free their fds.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "fixture.hpp"
+#include "stackless/io.hpp"
+
+namespace {
+
+using namespace stackless_test;
+namespace io = stackless::io;
+using namespace std::chrono_literals;
+
+class SocketFaults : public runtime_test {};
+STACKLESS_INSTANTIATE_WORKERS(SocketFaults);
+
+// serve() answers 8-byte requests with the same 8 bytes; a request must arrive whole within
+// `limit` of its first byte being awaited, or the connection is dropped.
+void serve(io::tcp_stream c, std::chrono::milliseconds limit, std::atomic<int>& dropped) {
+  try {
+    for (;;) {
+      std::string req(8, '\0');
+      {
+        sl::timeout_scope scope(limit);
+        c.read_exact(std::as_writable_bytes(std::span(req)));
+      }
+      c.write_all(req);
+    }
+  } catch (const sl::timeout_error&) {
+    dropped.fetch_add(1);  // the slow client: its connection closes with c
+  } catch (const io::end_of_stream&) {
+    // the client closed
+  } catch (const std::system_error&) {
+    // or reset
+  }
+}
+
+TEST_P(SocketFaults, ASlowlorisClientIsDroppedAndOthersAreServed) {
+  std::atomic<int> dropped{0}, served{0};
+  sched().block_on([&] {
+    auto l = io::tcp_listener::bind("127.0.0.1:0");
+    const std::string addr = l.local_endpoint().to_string();
+    auto server = sl::spawn([&] {
+      for (;;) (void)sl::spawn(serve, l.accept(), 200ms, std::ref(dropped));
+    });
+    // The slow client: one byte every 30 ms; it never gets a reply, and finds the connection
+    // closed (end of stream or reset) once the server has dropped it.
+    auto slow = sl::spawn([&] {
+      auto s = io::tcp_stream::connect(addr);
+      bool closed = false;
+      for (int i = 0; i < 1000 && !closed; ++i) {
+        try {
+          s.write_all(std::string_view("x"));
+          std::byte b[1];
+          if (s.read_some_for(b, 30ms) == 0) closed = true;
+        } catch (const std::system_error& e) {
+          closed = e.code() != std::errc::timed_out;
+        }
+      }
+      return closed;
+    });
+    // Meanwhile normal clients are served.
+    for (int i = 0; i < 20; ++i) {
+      auto s = io::tcp_stream::connect(addr);
+      std::string msg = "request" + std::to_string(i % 10);
+      s.write_all(msg);
+      std::string back(8, '\0');
+      s.read_exact(std::as_writable_bytes(std::span(back)));
+      if (back == msg) served.fetch_add(1);
+    }
+    EXPECT_TRUE(slow.join()) << "the slow client was never dropped";
+    server.kill();
+  });
+  EXPECT_EQ(served.load(), 20);
+  EXPECT_EQ(dropped.load(), 1);
+}
+
+TEST_P(SocketFaults, EmfileOnAcceptBacksOffAndRecovers) {
+  const int clients = 12;
+  std::atomic<int> served{0}, emfile{0};
+  rlimit saved{};
+  ::getrlimit(RLIMIT_NOFILE, &saved);
+  sched().block_on([&] {
+    auto l = io::tcp_listener::bind("127.0.0.1:0");
+    const std::string addr = l.local_endpoint().to_string();
+    // The clients' sockets are made first (and the netpoller, by a wait); then the limit leaves
+    // room for 2 accepted connections: the fds below it are all taken (holes are filled).
+    EXPECT_THROW((void)l.accept_for(1ms), std::system_error);  // nobody yet: times out
+    std::vector<io::tcp_stream> cs;
+    for (int i = 0; i < clients; ++i) cs.push_back(io::tcp_stream::connect(addr));
+    int highest = 0;
+    for (int fd = 0; fd < 4096; ++fd)
+      if (::fcntl(fd, F_GETFD) >= 0) highest = fd;
+    std::vector<int> fillers;
+    for (;;) {
+      int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      ASSERT_GE(fd, 0);
+      if (fd > highest) {
+        ::close(fd);
+        break;
+      }
+      fillers.push_back(fd);
+    }
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(highest + 1 + 2);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+    auto server = sl::spawn([&] {
+      for (;;) {
+        try {
+          // Each connection is held until its client closes: fds stay taken meanwhile.
+          (void)sl::spawn(
+              [&served](io::tcp_stream c) {
+                char buf[8];
+                std::size_t n = c.read_some(std::as_writable_bytes(std::span(buf)));
+                c.write_all(std::string_view(buf, n));
+                served.fetch_add(1);
+                EXPECT_EQ(c.read_some(std::as_writable_bytes(std::span(buf))), 0u);
+              },
+              l.accept());
+        } catch (const std::system_error& e) {
+          if (e.code().value() == EMFILE) emfile.fetch_add(1);
+          sl::this_tasklet::sleep_for(5ms);  // back off; connections end and free fds
+        }
+      }
+    });
+    for (auto& c : cs) c.write_all(std::string_view("ping"));  // all pending at once
+    // Each client in turn: its request is answered although most of them were pending while
+    // the process had no fd to accept them with.
+    for (auto& c : cs) {
+      char buf[8];
+      EXPECT_EQ(c.read_some(std::as_writable_bytes(std::span(buf))), 4u);
+      c.close();
+    }
+    server.kill();
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+    for (int fd : fillers) ::close(fd);
+  });
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  EXPECT_EQ(served.load(), clients);
+  EXPECT_GT(emfile.load(), 0) << "the limit never bit: the test did not test EMFILE";
+}
+
+}  // namespace
