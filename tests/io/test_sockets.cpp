@@ -387,7 +387,8 @@ TEST_P(Sockets, PlainThreadClientsTalkToATaskletServer) {
       EXPECT_THROW(s.read_some_for(bytes(x), 10ms), std::system_error);
     });
   for (auto& t : ts) t.join();
-  server.kill();  // its connection tasklets end when the clients' streams close
+  // The connection tasklets end when the clients' streams close, and the server with them.
+  // (Killing it instead would leave them to end on their own, perhaps after TearDown looks.)
   server.join();
   EXPECT_EQ(ok.load(), threads * 50);
   S().block_on([&] { l->close(); });
