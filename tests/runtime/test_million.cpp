@@ -18,7 +18,10 @@ namespace this_tasklet = stackless::this_tasklet;
 /// kMillion: a million under `tools/dev soak-tests` (STACKLESS_TEST_TIER=soak: ~8 GiB, minutes); CI
 /// (tools/dev test) runs 100,000 — still far past the guard budget (a quarter of
 /// vm.max_map_count), so the unguarded slab stacks are exercised in every build.
-const std::size_t kMillion = ci_sized(scaled(1'000'000, 20'000, 2'000), 100'000);
+// Under the sanitizers every live tasklet costs milliseconds to create: TSan builds a ThreadState
+// per fiber (perf: CreateThreadContext and its memset), ASan a fake stack and its mappings (each
+// mmap a TLB shoot-down on this VM): 2,000 tasklets took 11 s under TSan on an idle machine.
+const std::size_t kMillion = ci_sized(scaled(1'000'000, 5'000, 500), 100'000);
 
 void report_rss(const char* what, std::size_t n, std::uint64_t before, std::uint64_t after,
                 const stackless::scheduler_stats& st) {

@@ -95,21 +95,21 @@ class MulticoreTest : public runtime_test {
 STACKLESS_INSTANTIATE_WORKERS(MulticoreTest);
 
 TEST_P(MulticoreTest, AMillionTaskletsRunExactlyOnceTree) {
-  exactly_once(sched(), scaled(1'000'000, 20'000, 5'000), /*flat=*/false);
+  exactly_once(sched(), scaled(1'000'000, 5'000, 1'000), /*flat=*/false);
 }
 
 TEST_P(MulticoreTest, AMillionTaskletsRunExactlyOnceFlat) {
-  exactly_once(sched(), scaled(1'000'000, 20'000, 5'000), /*flat=*/true);
+  exactly_once(sched(), scaled(1'000'000, 5'000, 1'000), /*flat=*/true);
 }
 
 TEST_P(MulticoreTest, ExactlyOnceWithFourSlotQueues) {
   auto& s = tiny();
-  exactly_once(s, scaled(200'000, 10'000, 2'500), /*flat=*/true);
+  exactly_once(s, scaled(200'000, 2'500, 1'000), /*flat=*/true);
   if (workers() == 1) {
     // One worker spawning from a tasklet: runnext, then 4 deque slots, then overflow.
     EXPECT_GT(sum_overflows(s.stats()), 0u) << describe(s.stats());
   }
-  exactly_once(s, scaled(200'000, 10'000, 2'500), /*flat=*/false);
+  exactly_once(s, scaled(200'000, 2'500, 1'000), /*flat=*/false);
 }
 
 int fib(int n) {
@@ -371,7 +371,8 @@ TEST_P(MulticoreTest, AnIdleSchedulerBurnsNoCpu) {
   // Wake every worker with some work first.
   s.block_on([] {
     std::vector<tasklet<void>> ts;
-    for (int i = 0; i < 1000; ++i) ts.push_back(stackless::spawn([] { this_tasklet::yield(); }));
+    const int n = static_cast<int>(scaled(1000, 1000, 100));  // TSan: a ThreadState per tasklet
+    for (int i = 0; i < n; ++i) ts.push_back(stackless::spawn([] { this_tasklet::yield(); }));
     for (auto& t : ts) t.join();
   });
   std::this_thread::sleep_for(100ms);  // spinning workers give up and park

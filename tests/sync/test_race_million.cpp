@@ -412,7 +412,11 @@ TEST_P(RaceMillion, SelectWithATimerAgainstTrySendWhileTheSelectorsEnd) {
   sched().block_on([&] {
     std::minstd_rand rng(41);
     for (; b.more(rounds); ++rounds) {
-      const auto timeout = tiny(rng);
+      // Every 64th round waits long enough for the sender to get through however slow the
+      // machine is, so both outcomes occur (an ASan run at workers = 2 once had 0 receives in
+      // 5,000 rounds of tiny timeouts); the others race.
+      const auto timeout =
+          rounds % 64 == 63 ? std::chrono::nanoseconds(std::chrono::milliseconds(200)) : tiny(rng);
       auto selector = sched().spawn([&] {
         std::optional<std::uint64_t> got;
         const std::size_t i = stackless::select(
