@@ -114,6 +114,9 @@ int main(int argc, char** argv) {
     std::printf("listening on %s\n", listener.local_endpoint().to_string().c_str());
     std::fflush(stdout);
     (void)sched.spawn(accept_loop, std::ref(listener));
+    // With one worker nothing runs until a plain thread waits on the scheduler (single-threaded
+    // mode starts no thread on its own): an empty block_on() starts the worker for good.
+    sched.block_on([] {});
 
     int sig = 0;
     sigwait(&stop_signals, &sig);

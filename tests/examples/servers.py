@@ -8,7 +8,10 @@ free port, talked to over loopback, and stopped with SIGTERM (it must exit 0).
   echo        every byte of several messages comes back, on two connections at once
   http_hello  two keep-alive GETs on one connection (the second pipelined) get "Hello, World!"
   chat        a line from one client reaches the other, and its leaving is announced
+
+Each runs with one worker and with two.
 """
+import select
 import signal
 import socket
 import subprocess
@@ -16,8 +19,11 @@ import sys
 import time
 
 
+WORKERS = "2"
+
+
 def start(path):
-    p = subprocess.Popen([path, "--workers", "2"], stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([path, "--workers", WORKERS], stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline().strip()
     if not line.startswith("listening on "):
         p.kill()
@@ -81,7 +87,12 @@ def chat(path):
     p, port = start(path)
     a = socket.create_connection(("127.0.0.1", port))
     b = socket.create_connection(("127.0.0.1", port))
-    recv_until(a, b"joined", "chat")  # a sees b join: both are in the room
+    # Whichever joined the room second is announced to the other (the order of two joins is the
+    # scheduler's): once one of them sees "joined", both are in.
+    readable, _, _ = select.select([a, b], [], [], 30)
+    if not readable:
+        sys.exit("chat: no join announced within 30 s")
+    recv_until(readable[0], b"joined", "chat")
     a.sendall(b"hello from a\n")
     recv_until(b, b"hello from a\n", "chat")
     a.close()
@@ -93,7 +104,8 @@ def chat(path):
 if __name__ == "__main__":
     if len(sys.argv) != 4:
         sys.exit(__doc__)
-    echo(sys.argv[1])
-    http_hello(sys.argv[2])
-    chat(sys.argv[3])
-    print("echo, http_hello, chat: ok")
+    for WORKERS in ("1", "2"):  # one worker: single-threaded mode must serve too
+        echo(sys.argv[1])
+        http_hello(sys.argv[2])
+        chat(sys.argv[3])
+        print(f"echo, http_hello, chat with {WORKERS} worker(s): ok")
