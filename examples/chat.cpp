@@ -9,9 +9,6 @@
 //   nc 127.0.0.1 P      # in two terminals: what one types, the other sees
 //
 // The first line on stdout is "listening on 127.0.0.1:PORT"; SIGTERM or SIGINT ends it.
-#include <pthread.h>
-#include <signal.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +18,8 @@
 #include <stackless/stackless.hpp>
 #include <string>
 #include <utility>
+
+#include "server_main.hpp"
 
 namespace {
 
@@ -111,41 +110,4 @@ void serve(io::tcp_listener& listener) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  unsigned long port = 0, workers = 0;
-  for (int i = 1; i < argc; ++i) {
-    char* end = nullptr;
-    if (std::strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-      port = std::strtoul(argv[++i], &end, 10);
-      if (*end != '\0' || port > 65535) return std::fprintf(stderr, "bad --port\n"), 2;
-    } else if (std::strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
-      workers = std::strtoul(argv[++i], &end, 10);
-      if (*end != '\0' || workers > 1024) return std::fprintf(stderr, "bad --workers\n"), 2;
-    } else {
-      std::fprintf(stderr, "usage: %s [--port P] [--workers N]\n", argv[0]);
-      return 2;
-    }
-  }
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  try {
-    auto listener = io::tcp_listener::bind("127.0.0.1:" + std::to_string(port));
-    stackless::scheduler sched({.workers = static_cast<unsigned>(workers)});
-    std::printf("listening on %s\n", listener.local_endpoint().to_string().c_str());
-    std::fflush(stdout);
-    (void)sched.spawn(serve, std::ref(listener));
-    // With one worker nothing runs until a plain thread waits on the scheduler (single-threaded
-    // mode starts no thread on its own): an empty block_on() starts the worker for good.
-    sched.block_on([] {});
-    int sig = 0;
-    sigwait(&stop, &sig);
-    sched.shutdown();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "chat: %s\n", e.what());
-    return 1;
-  }
-  return 0;
-}
+int main(int argc, char** argv) { return example::serve_main(argc, argv, "chat", serve); }

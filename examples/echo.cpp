@@ -13,9 +13,6 @@
 // The peers that tools/bench_echo.py runs against it (bench/peers/go_echo, bench/peers/asio,
 // bench/peers/threads/echo_threads.cpp) take the same arguments, print the same line and echo
 // the same way: read what is there (at most 16 KiB), write all of it back.
-#include <pthread.h>
-#include <signal.h>
-
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -29,6 +26,8 @@
 #include <string>
 #include <system_error>
 
+#include "server_main.hpp"
+
 namespace {
 
 namespace io = stackless::io;
@@ -36,11 +35,6 @@ using namespace std::chrono_literals;
 
 // Every server of the benchmark reads into a buffer of this size.
 constexpr std::size_t kBufferSize = 16 * 1024;
-
-void usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--port P (0: any)] [--workers N (0: one per core)]\n", argv0);
-  std::exit(2);
-}
 
 // serve() echoes one connection until the peer closes it. It runs in its own tasklet: read_some()
 // and write_all() park only this tasklet, so a thousand connections cost a thousand small stacks,
@@ -80,52 +74,4 @@ void accept_loop(io::tcp_listener& listener) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  unsigned long port = 0;
-  unsigned long workers = 0;
-  for (int i = 1; i < argc; ++i) {
-    const bool has_value = i + 1 < argc;
-    char* end = nullptr;
-    if (std::strcmp(argv[i], "--port") == 0 && has_value) {
-      port = std::strtoul(argv[++i], &end, 10);
-      if (*end != '\0' || port > 65535) usage(argv[0]);
-    } else if (std::strcmp(argv[i], "--workers") == 0 && has_value) {
-      workers = std::strtoul(argv[++i], &end, 10);
-      if (*end != '\0' || workers > 1024) usage(argv[0]);
-    } else {
-      usage(argv[0]);
-    }
-  }
-
-  // SIGTERM and SIGINT are blocked before the scheduler starts its workers (threads inherit the
-  // mask), so only this thread's sigwait() below ever takes them: no handler runs on a worker in
-  // the middle of a tasklet.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  try {
-    // Bound here, on the main thread (a plain thread blocks on nothing in bind), so that a bad
-    // port fails before anything runs and the address is known before it is printed.
-    io::tcp_listener listener = io::tcp_listener::bind("127.0.0.1:" + std::to_string(port));
-    stackless::scheduler sched({.workers = static_cast<unsigned>(workers)});
-    std::printf("listening on %s\n", listener.local_endpoint().to_string().c_str());
-    std::fflush(stdout);
-    (void)sched.spawn(accept_loop, std::ref(listener));
-    // With one worker nothing runs until a plain thread waits on the scheduler (single-threaded
-    // mode starts no thread on its own): an empty block_on() starts the worker for good.
-    sched.block_on([] {});
-
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    // shutdown() kills every tasklet — the accept loop and each connection, parked in accept()
-    // or read_some() — and joins the workers; the sockets close as their tasklets unwind.
-    sched.shutdown();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "echo: %s\n", e.what());
-    return 1;
-  }
-  return 0;
-}
+int main(int argc, char** argv) { return example::serve_main(argc, argv, "echo", accept_loop); }

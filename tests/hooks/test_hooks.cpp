@@ -6,7 +6,6 @@
 // timeout_scope in a hooked call, poll/select over several fds, the sleeps, getaddrinfo, plain
 // threads (libc's behaviour), unmodified hiredis against a real redis-server, and libcurl's easy
 // API against the project's HTTP example server (examples/http_server.hpp).
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -21,10 +20,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "curl_client.hpp"
 #include "fixture.hpp"
 #include "http_server.hpp"  // examples/: the project's own HTTP server
 #include "redis_server.hpp"
@@ -396,14 +397,7 @@ TEST_P(Hooks, HiredisBlockingClientsRunConcurrently) {
 
 // ---- libcurl ---------------------------------------------------------------------------------
 
-std::size_t append_body(char* p, std::size_t size, std::size_t n, void* out) {
-  static_cast<std::string*>(out)->append(p, size * n);
-  return size * n;
-}
-
 TEST_P(Hooks, LibcurlEasyTransfersRunConcurrently) {
-  static const bool curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == 0;
-  ASSERT_TRUE(curl_ready);
   // Each transfer holds ~4 fds (its socket, the server's end, curl's wake-up pair): raise the
   // soft limit, and do fewer at once if the hard limit is low.
   rlimit r{};
@@ -413,44 +407,19 @@ TEST_P(Hooks, LibcurlEasyTransfersRunConcurrently) {
   ::getrlimit(RLIMIT_NOFILE, &r);
   const int transfers = static_cast<int>(
       std::min<rlim_t>(scaled(1000, 200), r.rlim_cur > 256 ? (r.rlim_cur - 128) / 4 : 32));
-  std::atomic<int> ok{0}, in_flight{0}, most{0};
-  S().block_on([&] {
-    auto l = io::tcp_listener::bind("127.0.0.1:0", 4096);
-    const std::string url = "http://" + l.local_endpoint().to_string() + "/hello";
-    auto server = sl::spawn([&] { http_example::accept_loop(l); });
-    std::vector<sl::tasklet<void>> ts;
-    for (int i = 0; i < transfers; ++i) {
-      ts.push_back(sl::spawn([&] {
-        CURL* h = curl_easy_init();
-        ASSERT_NE(h, nullptr);
-        std::string body;
-        curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, append_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-        int now = in_flight.fetch_add(1) + 1;
-        int m = most.load();
-        while (now > m && !most.compare_exchange_weak(m, now)) {
-        }
-        CURLcode rc = curl_easy_perform(h);  // connect, send, poll, receive: all hooked
-        in_flight.fetch_sub(1);
-        long code = 0;
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-        EXPECT_EQ(rc, CURLE_OK) << curl_easy_strerror(rc);
-        if (rc == CURLE_OK && code == 200 && body == http_example::kBody) ok.fetch_add(1);
-        curl_easy_cleanup(h);
-      }));
-    }
-    for (auto& t : ts) t.join();
-    // The server's connection tasklets end when they read curl's close; then only the accept
-    // loop waits for I/O.
-    while (S().stats().io_waiting > 1) sl::this_tasklet::sleep_for(1ms);
-    server.kill();
-  });
-  EXPECT_EQ(ok.load(), transfers);
+  auto l = io::tcp_listener::bind("127.0.0.1:0", 4096);
+  const std::string url = "http://" + l.local_endpoint().to_string() + "/hello";
+  auto server = S().spawn(http_example::accept_loop, std::ref(l));
+  curl_result res = curl_transfers(S(), url, transfers, http_example::kBody);
+  // The server's connection tasklets end when they read curl's close; then only the accept
+  // loop waits for I/O.
+  while (S().stats().io_waiting > 1) std::this_thread::sleep_for(1ms);
+  server.kill();
+  EXPECT_EQ(res.ok, transfers);
+  EXPECT_EQ(res.failed, 0);
   // curl_easy_perform() blocks in poll(); parked there, a tasklet lets its worker start the
   // next transfer: far more in flight than workers.
-  EXPECT_GT(most.load(), static_cast<int>(workers()));
+  EXPECT_GT(res.max_in_flight, static_cast<int>(workers()));
 }
 
 }  // namespace

@@ -5,8 +5,6 @@
 // time with LD_PRELOAD=libstackless_hooks.so and STACKLESS_EXPECT_HOOKS=1 (tests/CMakeLists.txt):
 // then the preloaded interposer must find this program's statically linked runtime and make the
 // same workload concurrent.
-#include <curl/curl.h>
-
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "curl_client.hpp"
 #include "fixture.hpp"
 #include "http_server.hpp"  // examples/: the project's own HTTP server
 #include "redis_server.hpp"
@@ -48,52 +47,22 @@ TEST_P(HooksOff, HiredisClientsRunOnePerWorkerWithoutTheHooks) {
   }
 }
 
-std::size_t append_body(char* p, std::size_t size, std::size_t n, void* out) {
-  static_cast<std::string*>(out)->append(p, size * n);
-  return size * n;
-}
-
 TEST_P(HooksOff, LibcurlTransfersRunOnePerWorkerWithoutTheHooks) {
-  static const bool curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == 0;
-  ASSERT_TRUE(curl_ready);
   const int transfers = static_cast<int>(scaled(200, 50));
   // The server has a scheduler (and a worker) of its own: without the hooks a transfer blocks
   // the client's worker, which must not be the one that would answer it.
   stackless::scheduler server_sched({.workers = 1});
   auto listener = io::tcp_listener::bind("127.0.0.1:0", 4096);
   const std::string url = "http://" + listener.local_endpoint().to_string() + "/";
-  auto server = server_sched.spawn(http_example::accept_loop, std::ref(listener));
-  std::atomic<int> ok{0}, in_flight{0}, most{0};
-  sched().block_on([&] {
-    std::vector<stackless::tasklet<void>> ts;
-    for (int i = 0; i < transfers; ++i) {
-      ts.push_back(stackless::spawn([&] {
-        CURL* h = curl_easy_init();
-        ASSERT_NE(h, nullptr);
-        std::string body;
-        curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, append_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-        int now = in_flight.fetch_add(1) + 1;
-        int m = most.load();
-        while (now > m && !most.compare_exchange_weak(m, now)) {
-        }
-        CURLcode rc = curl_easy_perform(h);
-        in_flight.fetch_sub(1);
-        EXPECT_EQ(rc, CURLE_OK) << curl_easy_strerror(rc);
-        if (rc == CURLE_OK && body == http_example::kBody) ok.fetch_add(1);
-        curl_easy_cleanup(h);
-      }));
-    }
-    for (auto& t : ts) t.join();
-  });
+  (void)server_sched.spawn(http_example::accept_loop, std::ref(listener));
+  curl_result r = curl_transfers(sched(), url, transfers, http_example::kBody);
   server_sched.shutdown();  // kills the accept loop and the connections
-  EXPECT_EQ(ok.load(), transfers);
+  EXPECT_EQ(r.ok, transfers);
+  EXPECT_EQ(r.failed, 0);
   if (expect_hooks()) {
-    EXPECT_GT(most.load(), static_cast<int>(workers()));
+    EXPECT_GT(r.max_in_flight, static_cast<int>(workers()));
   } else {
-    EXPECT_LE(most.load(), static_cast<int>(workers()));
+    EXPECT_LE(r.max_in_flight, static_cast<int>(workers()));
   }
 }
 
