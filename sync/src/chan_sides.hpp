@@ -25,9 +25,11 @@ enum class step : std::uint8_t { done, restart, wait, would_block, closed };
 /// op_ctx is one call's view of its operation while it runs its indices.
 struct op_ctx {
   chan_core* c;
-  case_rec* rec;                // null: never wait (try_)
-  const char* what = nullptr;   // a single call of a tasklet: prepare its park when it must wait
-  chan_waiter* self = nullptr;  // a select: its own records are not partners
+  case_rec* rec;               // null: never wait (try_)
+  const char* what = nullptr;  // a single call of a tasklet: prepare its park when it must wait
+  // A select: its own records (recs[0, n) of its chan_ext) are not partners.
+  const case_rec* self_recs = nullptr;
+  std::size_t self_n = 0;
   bool door_ready = false;
   bool yield_after = false;
 
@@ -69,12 +71,18 @@ inline void after_partner_woken(op_ctx& x) {
 
 /// meets_self() handles a cell holding a record of the caller's own select (a send and a receive
 /// case on one channel): that case is withdrawn from the cell and retried in a later round.
+/// Whose record it is, is decided from its address alone: a record in a cell may belong to
+/// another call that is giving it up and rewriting it for its next round (or freeing it) at this
+/// very moment — only a claimer may read a foreign record (invariant 2), and we have not claimed.
+/// Our own records are ours to read and resolve.
 inline bool meets_self(op_ctx& x, state_t st) {
-  if (!x.self) return false;
-  case_rec* other = rec_of(st);
-  if (other->owner != x.self) return false;
-  resolve(x.c, other);
-  other->deferred = true;
+  if (!x.self_recs) return false;
+  const auto at = reinterpret_cast<std::uintptr_t>(rec_of(st));
+  const auto lo = reinterpret_cast<std::uintptr_t>(x.self_recs);
+  if (at < lo || at >= lo + x.self_n * sizeof(case_rec)) return false;
+  case_rec* own = rec_of(st);
+  resolve(x.c, own);
+  own->deferred = true;
   return true;
 }
 

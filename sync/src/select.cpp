@@ -187,7 +187,8 @@ bool select_call::register_case(std::size_t i) {
   case_rec* rec = &ext_->recs[i];
   rec->deferred = false;
   op_ctx x{sc.ch, rec};
-  x.self = o_;
+  x.self_recs = ext_->recs.data();
+  x.self_n = n_;
   step r = sc.kind == select_case::kind_t::recv ? recv_op(x, sc.buf, exc_)
                                                 : send_op(x, sc.buf, sc.is_exc);
   if (r == step::wait) return false;
