@@ -39,6 +39,11 @@ void yield() {
 
 std::uint64_t id() { return need("id")->id; }
 
+unsigned workers() {
+  (void)need("workers");
+  return current_scheduler()->nworkers;
+}
+
 tasklet<void> current() {
   tcb* t = need("current");
   handle_acquire(t);

@@ -20,6 +20,9 @@ void yield();
 std::uint64_t id();
 /// current() is a handle to the calling tasklet (Stackless getcurrent()).
 tasklet<void> current();
+/// workers() is the number of workers of the calling tasklet's scheduler (scheduler::workers()):
+/// how wide parallel algorithms split their work. Throws usage_error outside a tasklet.
+unsigned workers();
 /// checkpoint() is a safe point for long loops. When the preemption monitor asked this worker to
 /// switch (options::quantum > 0, the tasklet has run a whole quantum and other work waits), it
 /// yields to the back of the queue — unless the tasklet is in an atomic scope; inside run_for()

@@ -1,0 +1,525 @@
+// SPDX-License-Identifier: Apache-2.0
+// stackless/sync/map_reduce.hpp — map_reduce(): mappers and very many reducers as tasklets,
+// joined by bounded channels. Included by <stackless/sync/parallel.hpp>.
+//
+// The shape of a job.
+//
+//   inputs ──▶ M mapper tasklets ──batches──▶ reducers ──▶ the caller's container
+//   (a range,   map(input, emit)    (bounded    partitions(R): R tasklets, keys hashed to them
+//    or a       [combiner: a map    channels:   per_key: a router tasklet per worker spawns one
+//    channel)    per mapper]        backpressure)          reducer tasklet per distinct key
+//
+// - Mappers take inputs one at a time (an atomic index over a range, or receive() on a channel
+//   input, so mapping starts while a producer still reads). emit(key, value) appends the pair to
+//   a batch for the key's destination; a full batch (options.batch pairs) is sent on that
+//   destination's channel, which buffers options.queue batches: a mapper faster than its
+//   reducers parks there, so memory stays bounded by destinations × queue × batch pairs.
+// - With the combiner on, emit folds into a map of the mapper's own first (pre-aggregation before
+//   the shuffle, Hadoop's combiner); the map is shipped when the mapper ends or holds
+//   options.combine_limit keys. Mappers are one per worker, so it is a per-worker combiner.
+// - partitions(R): reducer r owns the keys whose hash is r mod R and folds them in a hash map.
+// - per_key: keys are hashed to routers; a router spawns a reducer tasklet the first time a key
+//   appears and forwards that key's values to it over its own channel — one tasklet per distinct
+//   key, as Stackless invited ("a very large number of reducers depending on your input data").
+// - The last mapper to finish closes the reducers' channels; reducers drain them and end.
+//
+// Reducing. The first value of a key is moved in as its accumulator; each later one is folded
+// with reduce(acc, std::move(value)). So reduce must be associative and commutative over values
+// (the order of arrival is not defined); reduce(acc, v) { acc += v; } counts.
+//
+// Errors. The first exception a map or a reduce throws stops the job: every other tasklet of
+// the job is killed, and map_reduce() throws map_reduce_error — its message names the stage and
+// the input (the index in the range, or the receive number on a channel) and the original
+// exception is nested (std::rethrow_if_nested). A stop request on options.stop kills the job
+// the same way and throws operation_cancelled. Either way every tasklet of the job has ended
+// before map_reduce() returns or throws (nothing leaks: tests/sync/test_map_reduce.cpp).
+//
+// Memory. A per_key reducer is a tasklet: its control block, the pages of its stack it touches
+// (one or two, of options::stack_size reserved) and a channel. `stackless_mr_memory` (bench/)
+// measures it: see the README's "Map/reduce" section for bytes per reducer.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "stackless/runtime/errors.hpp"
+#include "stackless/runtime/scheduler.hpp"
+#include "stackless/runtime/this_tasklet.hpp"
+#include "stackless/runtime/timeout.hpp"
+#include "stackless/sync/channel.hpp"
+#include "stackless/sync/task_group.hpp"
+
+namespace stackless {
+
+/// map_reduce_progress counts a job's progress; any thread may read it while the job runs.
+struct map_reduce_progress {
+  std::atomic<std::uint64_t> inputs{0};  // inputs mapped
+  std::atomic<std::uint64_t> bytes{0};   // bytes the map functions reported (emit.bytes(n))
+  std::atomic<std::uint64_t> pairs{0};   // pairs emitted
+};
+
+/// reducer_layout says how keys meet their reducers: partitions(R) or per_key.
+struct reducer_layout {
+  enum class kind_t : std::uint8_t { partitions, per_key };
+  kind_t kind = kind_t::partitions;
+  std::size_t count = 0;  // partitions: R (0: 4 per worker)
+};
+
+/// partitions(R): R reducer tasklets (R ≥ 1; 100,000 is fine), keys hashed to them.
+inline reducer_layout partitions(std::size_t r) {
+  if (r == 0) throw std::invalid_argument("stackless::partitions(): R must be at least 1");
+  return {reducer_layout::kind_t::partitions, r};
+}
+/// per_key: one reducer tasklet per distinct key, spawned when the key first appears.
+inline constexpr reducer_layout per_key{reducer_layout::kind_t::per_key, 0};
+
+struct map_reduce_options {
+  reducer_layout reducers{};  // partitions, 4 per worker
+  bool combiner = true;       // fold in each mapper before the shuffle
+  std::size_t mappers = 0;    // mapper tasklets; 0: one per worker
+  std::size_t batch = 512;    // pairs per message to a reducer or router
+  std::size_t queue = 4;      // messages buffered per reducer channel (then senders park)
+  std::size_t combine_limit = std::size_t{1} << 16;  // keys a combiner holds before it ships
+  std::size_t routers = 0;                           // per_key: routing tasklets; 0: one per worker
+  map_reduce_progress* progress = nullptr;           // counted while the job runs
+  std::stop_token stop;                              // a stop request cancels the job
+};
+
+/// map_reduce_error is what map_reduce() throws when a map or reduce threw: the message names the
+/// stage and the input; the original exception is nested.
+class map_reduce_error : public std::runtime_error, public std::nested_exception {
+ public:
+  static constexpr std::uint64_t no_input = UINT64_MAX;
+  map_reduce_error(const char* stage, std::uint64_t input, const std::string& msg)
+      : std::runtime_error(msg), stage_(stage), input_(input) {}
+  /// stage() is "map" or "reduce".
+  const char* stage() const noexcept { return stage_; }
+  /// input() is the index of the input whose map threw (no_input for a reduce).
+  std::uint64_t input() const noexcept { return input_; }
+
+ private:
+  const char* stage_;
+  std::uint64_t input_;
+};
+
+/// top_k<K, V> is a result container for map_reduce() that keeps the k pairs with the largest
+/// values (ties: the smaller key first) and counts every pair offered (seen()).
+template <class K, class V>
+class top_k {
+ public:
+  explicit top_k(std::size_t k = 10) : k_(k) {}
+  void emplace(K key, V value) {
+    ++seen_;
+    if (k_ == 0) return;
+    if (heap_.size() < k_) {
+      heap_.emplace_back(std::move(key), std::move(value));
+      std::push_heap(heap_.begin(), heap_.end(), better);
+    } else if (ranks_before(key, value, heap_.front().first, heap_.front().second)) {
+      std::pop_heap(heap_.begin(), heap_.end(), better);
+      heap_.back() = {std::move(key), std::move(value)};
+      std::push_heap(heap_.begin(), heap_.end(), better);
+    }
+  }
+  /// sorted() is the kept pairs, best first.
+  std::vector<std::pair<K, V>> sorted() const {
+    std::vector<std::pair<K, V>> v = heap_;
+    std::sort(v.begin(), v.end(), better);
+    return v;
+  }
+  std::uint64_t seen() const noexcept { return seen_; }
+
+ private:
+  // ranks_before(): the larger value first, then the smaller key. As the heap's comparator
+  // (better) the front is the worst kept pair.
+  static bool ranks_before(const K& ka, const V& va, const K& kb, const V& vb) {
+    if (va != vb) return vb < va;
+    return ka < kb;
+  }
+  static bool better(const std::pair<K, V>& a, const std::pair<K, V>& b) {
+    return ranks_before(a.first, a.second, b.first, b.second);
+  }
+  std::size_t k_;
+  std::uint64_t seen_ = 0;
+  std::vector<std::pair<K, V>> heap_;
+};
+
+namespace detail::mr {
+
+/// spread() mixes a std::hash so that keys spread over destinations even when the hash is the
+/// identity (integers): the finaliser of MurmurHash3.
+inline std::size_t spread(std::size_t h) noexcept {
+  std::uint64_t x = h;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return static_cast<std::size_t>(x);
+}
+
+template <class K, class V>
+using batch = std::vector<std::pair<K, V>>;
+
+/// fold_fn folds a value into an accumulator with the job's reduce (type-erased, so emitter<K, V>
+/// does not depend on the reduce's type).
+template <class V>
+using fold_fn = void (*)(void* reduce, V& acc, V&& v);
+
+template <class K, class V>
+struct shuffle {
+  std::vector<channel<batch<K, V>>> to;  // one per destination: a partition or a router
+  fold_fn<V> fold = nullptr;
+  void* reduce = nullptr;
+  std::size_t batch_size = 512;
+  std::size_t combine_limit = 0;
+  bool combiner = true;
+};
+
+inline std::string describe_current() {
+  try {
+    throw;
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception not derived from std::exception";
+  }
+}
+
+}  // namespace detail::mr
+
+/// emitter<K, V> is what a map function gets: emit(key, value) hands a pair to the shuffle;
+/// emit.bytes(n) adds n to the job's byte count (for progress). One per mapper tasklet; not to
+/// be shared or kept past the map call.
+template <class K, class V>
+class emitter {
+ public:
+  void operator()(K key, V value) {
+    ++pairs_;
+    if (sh_->combiner) {
+      auto [it, fresh] = comb_.try_emplace(std::move(key), std::move(value));
+      if (!fresh) sh_->fold(sh_->reduce, it->second, std::move(value));
+      if (comb_.size() >= sh_->combine_limit) ship_combined();
+      return;
+    }
+    const std::size_t d = dest(key);
+    push(d, std::move(key), std::move(value));
+  }
+  void bytes(std::uint64_t n) noexcept { bytes_ += n; }
+
+  // The job's side (not for map functions).
+  explicit emitter(detail::mr::shuffle<K, V>* sh) : sh_(sh), bufs_(sh->to.size()) {}
+  /// finish() ships everything still held.
+  void finish() {
+    if (sh_->combiner) ship_combined();
+    for (std::size_t d = 0; d < bufs_.size(); ++d)
+      if (!bufs_[d].empty()) send(d);
+  }
+  /// take_counts() returns (pairs, bytes) counted since the last call.
+  std::pair<std::uint64_t, std::uint64_t> take_counts() noexcept {
+    return {std::exchange(pairs_, 0), std::exchange(bytes_, 0)};
+  }
+
+ private:
+  std::size_t dest(const K& k) const {
+    return detail::mr::spread(std::hash<K>{}(k)) % sh_->to.size();
+  }
+  void push(std::size_t d, K&& k, V&& v) {
+    auto& b = bufs_[d];
+    if (b.capacity() == 0) b.reserve(std::min<std::size_t>(sh_->batch_size, 64));
+    b.emplace_back(std::move(k), std::move(v));
+    if (b.size() >= sh_->batch_size) send(d);
+  }
+  void send(std::size_t d) {
+    sh_->to[d].send(std::move(bufs_[d]));
+    bufs_[d] = {};
+  }
+  void ship_combined() {
+    while (!comb_.empty()) {
+      auto nh = comb_.extract(comb_.begin());
+      const std::size_t d = dest(nh.key());
+      push(d, std::move(nh.key()), std::move(nh.mapped()));
+    }
+  }
+
+  detail::mr::shuffle<K, V>* sh_;
+  std::vector<detail::mr::batch<K, V>> bufs_;
+  std::unordered_map<K, V> comb_;
+  std::uint64_t pairs_ = 0;
+  std::uint64_t bytes_ = 0;
+};
+
+namespace detail::mr {
+
+/// source hands inputs to mappers: an atomic index over a random-access range, or receive() on
+/// a channel. next() returns the input's number and a pointer to it (null at the end).
+template <class Inputs>
+struct range_source {
+  Inputs& in;
+  std::size_t n = std::ranges::size(in);
+  std::atomic<std::size_t> next_i{0};
+  // relaxed: each index is handed out once by the FAA; the range is not written during the job.
+  template <class F>
+  bool next(F&& f) {
+    const std::size_t i = next_i.fetch_add(1, std::memory_order_relaxed);
+    if (i >= n) return false;
+    f(i, std::ranges::begin(in)[static_cast<std::ptrdiff_t>(i)]);
+    return true;
+  }
+};
+
+template <class T>
+struct channel_source {
+  channel<T>& in;
+  std::atomic<std::uint64_t> received{0};  // relaxed: numbers inputs for error messages only
+  template <class F>
+  bool next(F&& f) {
+    std::optional<T> v;
+    try {
+      v.emplace(in.receive());
+    } catch (const channel_closed&) {
+      return false;
+    }
+    f(received.fetch_add(1, std::memory_order_relaxed), *v);
+    return true;
+  }
+};
+
+template <class T>
+struct is_channel : std::false_type {};
+template <class T>
+struct is_channel<channel<T>> : std::true_type {};
+
+/// key_reducer is one per_key reducer: its channel, its accumulator and what its router is
+/// gathering for it from the current batch.
+template <class V>
+struct key_reducer {
+  explicit key_reducer(std::size_t queue) : in(queue) {}
+  channel<std::vector<V>> in;
+  std::optional<V> acc;
+  std::vector<V> pending;  // the router's (only it touches it)
+};
+
+template <class K, class V>
+struct router {
+  std::unordered_map<K, std::unique_ptr<key_reducer<V>>> keys;
+};
+
+template <class Out, class K, class V>
+void put(Out& out, K&& k, V&& v) {
+  if constexpr (requires { out.emplace_back(std::move(k), std::move(v)); })
+    out.emplace_back(std::move(k), std::move(v));
+  else
+    out.emplace(std::move(k), std::move(v));
+}
+
+template <class V, class Reduce>
+void fold_into(std::optional<V>& acc, V&& v, Reduce& reduce) {
+  if (!acc)
+    acc.emplace(std::move(v));
+  else
+    reduce(*acc, std::move(v));
+}
+
+/// run() is map_reduce() inside a tasklet, for a source (range_source or channel_source).
+template <class K, class V, class Source, class Map, class Reduce, class Out>
+Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out out) {
+  const std::size_t w = this_tasklet::workers();
+  const bool keyed = o.reducers.kind == reducer_layout::kind_t::per_key;
+  const std::size_t nmap = o.mappers ? o.mappers : w;
+  const std::size_t ndest =
+      keyed ? (o.routers ? o.routers : w) : (o.reducers.count ? o.reducers.count : 4 * w);
+  if (o.batch == 0) throw std::invalid_argument("stackless::map_reduce: options.batch is 0");
+  if (o.combiner && o.combine_limit == 0)
+    throw std::invalid_argument("stackless::map_reduce: options.combine_limit is 0");
+
+  shuffle<K, V> sh;
+  sh.to.reserve(ndest);
+  for (std::size_t d = 0; d < ndest; ++d) sh.to.emplace_back(o.queue);
+  sh.fold = [](void* r, V& acc, V&& v) { (*static_cast<Reduce*>(r))(acc, std::move(v)); };
+  sh.reduce = &reduce;
+  sh.batch_size = o.batch;
+  sh.combine_limit = o.combine_limit;
+  sh.combiner = o.combiner;
+
+  std::vector<std::unordered_map<K, V>> parts(keyed ? 0 : ndest);
+  std::vector<router<K, V>> routers(keyed ? ndest : 0);
+  std::atomic<std::size_t> mappers_left{nmap};  // acq_rel: the last mapper closes the channels
+
+  task_group g;
+  std::atomic<bool> stopped{false};  // relaxed: read after g.wait(), which orders it
+  std::optional<std::stop_callback<std::function<void()>>> on_stop;
+  if (o.stop.stop_possible())
+    on_stop.emplace(o.stop, std::function<void()>([&] {
+                      stopped.store(true, std::memory_order_relaxed);
+                      g.cancel();
+                    }));
+
+  auto reduce_error = [](const std::string& where) {
+    throw map_reduce_error(
+        "reduce", map_reduce_error::no_input,
+        "stackless::map_reduce: reduce threw " + where + ": " + describe_current());
+  };
+
+  // Reducers (partitions) or routers (per_key), first: mappers may send at once.
+  for (std::size_t d = 0; d < ndest; ++d) {
+    if (!keyed) {
+      g.run([&, d] {
+        auto& acc = parts[d];
+        try {
+          for (auto& b : sh.to[d])
+            for (auto& [k, v] : b) {
+              auto [it, fresh] = acc.try_emplace(std::move(k), std::move(v));
+              if (!fresh) reduce(it->second, std::move(v));
+            }
+        } catch (const tasklet_exit&) {
+          throw;
+        } catch (...) {
+          reduce_error("in partition " + std::to_string(d));
+        }
+      });
+    } else {
+      g.run([&, d] {
+        auto& keys = routers[d].keys;
+        std::vector<key_reducer<V>*> touched;
+        for (auto& b : sh.to[d]) {
+          for (auto& [k, v] : b) {
+            auto [it, fresh] = keys.try_emplace(std::move(k));
+            if (fresh) {
+              it->second = std::make_unique<key_reducer<V>>(o.queue);
+              key_reducer<V>* kr = it->second.get();
+              g.run([kr, &reduce, reduce_error] {
+                try {
+                  for (auto& vs : kr->in)
+                    for (auto& v : vs) fold_into(kr->acc, std::move(v), reduce);
+                } catch (const tasklet_exit&) {
+                  throw;
+                } catch (...) {
+                  reduce_error("(per-key reducer)");
+                }
+              });
+            }
+            key_reducer<V>* kr = it->second.get();
+            if (kr->pending.empty()) touched.push_back(kr);
+            kr->pending.push_back(std::move(v));
+          }
+          for (key_reducer<V>* kr : touched) {
+            kr->in.send(std::move(kr->pending));
+            kr->pending = {};
+          }
+          touched.clear();
+        }
+        for (auto& [k, kr] : keys) kr->in.close();
+      });
+    }
+  }
+
+  for (std::size_t m = 0; m < nmap; ++m) {
+    g.run([&] {
+      emitter<K, V> emit(&sh);
+      auto one = [&](std::uint64_t i, auto&& input) {
+        try {
+          map(input, emit);
+        } catch (const tasklet_exit&) {
+          throw;
+        } catch (...) {
+          throw map_reduce_error("map", i,
+                                 "stackless::map_reduce: map threw on input " + std::to_string(i) +
+                                     ": " + describe_current());
+        }
+        if (o.progress) {
+          auto [pairs, bytes] = emit.take_counts();
+          // relaxed: counters for a progress display; they order nothing.
+          o.progress->pairs.fetch_add(pairs, std::memory_order_relaxed);
+          o.progress->bytes.fetch_add(bytes, std::memory_order_relaxed);
+          o.progress->inputs.fetch_add(1, std::memory_order_relaxed);
+        }
+      };
+      while (src.next(one)) {
+      }
+      emit.finish();
+      // acq_rel: the last mapper's close() comes after every mapper's last send (each one's
+      // release half; the last one's acquire half).
+      if (mappers_left.fetch_sub(1, std::memory_order_acq_rel) == 1)
+        for (auto& ch : sh.to) ch.close();
+    });
+  }
+
+  g.wait();  // rethrows the first map_reduce_error; every tasklet of the job has ended
+  on_stop.reset();
+  if (stopped.load(std::memory_order_relaxed))
+    throw operation_cancelled();  // the job was stopped through options.stop
+
+  if (!keyed) {
+    for (auto& p : parts)
+      while (!p.empty()) {
+        auto nh = p.extract(p.begin());
+        put(out, std::move(nh.key()), std::move(nh.mapped()));
+      }
+  } else {
+    for (auto& r : routers)
+      while (!r.keys.empty()) {
+        auto nh = r.keys.extract(r.keys.begin());
+        if (nh.mapped()->acc) put(out, std::move(nh.key()), std::move(*nh.mapped()->acc));
+      }
+  }
+  return out;
+}
+
+}  // namespace detail::mr
+
+/// map_reduce<K, V>(inputs, map, reduce[, options[, out]]) runs map(input, emit) for every input
+/// — emit(key, value) for each pair it finds — then folds the values of each key with
+/// reduce(acc, value), and returns `out` with one emplace(key, value) per distinct key (or
+/// emplace_back for a sequence container): std::unordered_map<K, V> by default; top_k<K, V>(k)
+/// keeps the k largest. `inputs` is a random-access range (read, not copied; it must not change
+/// during the job) or a channel<T> that mappers receive from until it is closed. See the top of
+/// this file for the layouts, errors and cancellation. Call it from a tasklet, or pass the
+/// scheduler first (map_reduce<K, V>(sched, inputs, ...)).
+template <class K, class V, class Inputs, class Map, class Reduce,
+          class Out = std::unordered_map<K, V>>
+requires(!std::is_same_v<std::decay_t<Inputs>, scheduler>) Out
+    map_reduce(Inputs&& inputs, Map map, Reduce reduce, const map_reduce_options& o = {},
+               Out out = Out{}) {
+  if (!detail::current_tcb())
+    throw usage_error(
+        "stackless: map_reduce() called outside a tasklet; pass the scheduler: "
+        "map_reduce<K, V>(sched, inputs, ...)");
+  using In = std::remove_cvref_t<Inputs>;
+  if constexpr (detail::mr::is_channel<In>::value) {
+    detail::mr::channel_source<typename In::value_type> src{inputs};
+    return detail::mr::run<K, V>(src, map, reduce, o, std::move(out));
+  } else {
+    static_assert(std::ranges::random_access_range<In> && std::ranges::sized_range<In>,
+                  "map_reduce: inputs must be a sized random-access range or a channel");
+    detail::mr::range_source<std::remove_reference_t<Inputs>> src{inputs};
+    return detail::mr::run<K, V>(src, map, reduce, o, std::move(out));
+  }
+}
+
+/// map_reduce<K, V>(sched, ...) runs the job on `sched` from any thread and blocks until it ends.
+template <class K, class V, class Inputs, class Map, class Reduce,
+          class Out = std::unordered_map<K, V>>
+Out map_reduce(scheduler& sched, Inputs&& inputs, Map map, Reduce reduce,
+               const map_reduce_options& o = {}, Out out = Out{}) {
+  return sched.block_on([&]() -> Out {
+    return map_reduce<K, V>(std::forward<Inputs>(inputs), std::move(map), std::move(reduce), o,
+                            std::move(out));
+  });
+}
+
+}  // namespace stackless
