@@ -52,6 +52,7 @@
 #include <stdexcept>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -175,6 +176,19 @@ inline std::size_t spread(std::size_t h) noexcept {
 template <class K, class V>
 using batch = std::vector<std::pair<K, V>>;
 
+/// key_hash is std::hash<K>, made transparent for std::string so that a combiner finds a key
+/// given as a std::string_view without building a string (the same hash values:
+/// [string.view.hash]).
+template <class K>
+struct key_hash : std::hash<K> {};
+template <>
+struct key_hash<std::string> {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
 /// fold_fn folds a value into an accumulator with the job's reduce (type-erased, so emitter<K, V>
 /// does not depend on the reduce's type).
 template <class V>
@@ -219,6 +233,23 @@ class emitter {
     const std::size_t d = dest(key);
     push(d, std::move(key), std::move(value));
   }
+  /// emit(key_like, value) takes a key K can be built from (a std::string_view for a
+  /// std::string key): with the combiner on, a key already held is folded without building a K.
+  template <class KL>
+  requires(!std::is_same_v<std::remove_cvref_t<KL>, K> &&
+           std::is_constructible_v<K, const KL&>) void
+  operator()(const KL& key, V value) {
+    if constexpr (requires { comb_.find(key); }) {
+      if (sh_->combiner) {
+        if (auto it = comb_.find(key); it != comb_.end()) {
+          ++pairs_;
+          sh_->fold(sh_->reduce, it->second, std::move(value));
+          return;
+        }
+      }
+    }
+    (*this)(K(key), std::move(value));
+  }
   void bytes(std::uint64_t n) noexcept { bytes_ += n; }
 
   // The job's side (not for map functions).
@@ -258,7 +289,7 @@ class emitter {
 
   detail::mr::shuffle<K, V>* sh_;
   std::vector<detail::mr::batch<K, V>> bufs_;
-  std::unordered_map<K, V> comb_;
+  std::unordered_map<K, V, detail::mr::key_hash<K>, std::equal_to<>> comb_;
   std::uint64_t pairs_ = 0;
   std::uint64_t bytes_ = 0;
 };
