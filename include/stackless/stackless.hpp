@@ -4,3 +4,4 @@
 #include "stackless/io.hpp"
 #include "stackless/runtime.hpp"
 #include "stackless/sync.hpp"
+#include "stackless/sync/parallel.hpp"  // parallel_for, parallel_reduce, map_reduce

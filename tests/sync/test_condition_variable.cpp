@@ -535,7 +535,10 @@ enum class interrupt { kill, raise, scope };
 // before the exception may leave wait(): W stays alive until the test lets go. Then W unwinds with
 // the lock held (checked by a destructor that runs before the unique_lock's), and the unique_lock
 // releases it: the mutex is free afterwards.
-void interrupt_waiter(sl::scheduler& s, interrupt how, bool hold_during) {
+// Returns false when the scenario could not be set up: W's own timeout_scope (interrupt::scope)
+// expired, and W ended, before the test took the mutex (a loaded machine; TSan CI saw it). The
+// caller tries again.
+bool interrupt_waiter(sl::scheduler& s, interrupt how, bool hold_during) {
   sl::mutex m;
   sl::condition_variable cv;
   int in_wait = 0;  // guarded by m
@@ -569,8 +572,18 @@ void interrupt_waiter(sl::scheduler& s, interrupt how, bool hold_during) {
     }
     returned = true;
   });
-  ASSERT_TRUE(eventually([&] { return under(m, [&] { return in_wait == 1; }); }));
-  if (hold_during) m.lock();  // W is queued on cv (it released m only inside wait())
+  if (!eventually([&] { return under(m, [&] { return in_wait == 1; }); })) {
+    ADD_FAILURE() << "W never waited";
+    return true;
+  }
+  if (hold_during) {
+    m.lock();  // W is queued on cv (it released m only inside wait()), or its scope expired
+    if (how == interrupt::scope && !w.alive()) {  // it expired, and W ended, before we took m
+      m.unlock();
+      EXPECT_THROW(w.join(), sl::timeout_error);
+      return false;
+    }
+  }
   switch (how) {
     case interrupt::kill:
       w.kill(/*pending=*/true);
@@ -589,7 +602,10 @@ void interrupt_waiter(sl::scheduler& s, interrupt how, bool hold_during) {
     EXPECT_TRUE(w.alive()) << "the exception left wait() while another held the mutex";
     m.unlock();
   }
-  ASSERT_TRUE(w.join_for(60s));
+  if (!w.join_for(60s)) {
+    ADD_FAILURE() << "W did not end";
+    return true;
+  }
   switch (how) {
     case interrupt::kill:
       EXPECT_NO_THROW(w.join());
@@ -617,6 +633,7 @@ void interrupt_waiter(sl::scheduler& s, interrupt how, bool hold_during) {
   under(m, [&] { return flag = true; });
   cv.notify_all();
   EXPECT_TRUE(waiter.join_for(60s));
+  return true;
 }
 
 TEST_P(CondVar, KilledWaiterEndsWithTheMutexReleased) {
@@ -636,7 +653,8 @@ TEST_P(CondVar, RaisedExceptionLeavesWaitWithTheLockHeld) {
 TEST_P(CondVar, TimeoutScopeLeavesWaitWithTheLockHeld) {
   for (bool hold : {false, true}) {
     SCOPED_TRACE(hold ? "mutex held by another meanwhile" : "mutex free");
-    interrupt_waiter(sched(), interrupt::scope, hold);
+    int tries = 1;
+    while (!interrupt_waiter(sched(), interrupt::scope, hold)) ASSERT_LT(++tries, 100);
   }
   // A plain thread: timeout_error with the lock held, also when a tasklet held it meanwhile.
   sl::mutex m;

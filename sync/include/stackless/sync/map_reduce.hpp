@@ -95,7 +95,7 @@ struct map_reduce_options {
   std::size_t mappers = 0;    // mapper tasklets; 0: one per worker
   std::size_t batch = 512;    // pairs per message to a reducer or router
   std::size_t queue = 4;      // messages buffered per reducer channel (then senders park)
-  std::size_t combine_limit = std::size_t{1} << 16;  // keys a combiner holds before it ships
+  std::size_t combine_limit = std::size_t{1} << 20;  // keys a combiner holds before it ships
   std::size_t routers = 0;                           // per_key: routing tasklets; 0: one per worker
   map_reduce_progress* progress = nullptr;           // counted while the job runs
   std::stop_token stop;                              // a stop request cancels the job
@@ -214,6 +214,16 @@ inline std::string describe_current() {
   }
 }
 
+/// combine_error is a reduce that threw in a mapper's combiner (the fold in emitter::operator()):
+/// stage "reduce", the reduce's exception nested. A mapper passes it on as it is: wrapped as the
+/// map's error — which the combiner's fold used to be, since it runs inside map(input, emit) —
+/// it said stage "map" and named an input for a reduce that threw
+/// (tests/sync/test_map_reduce.cpp, ReduceThatThrows).
+class combine_error : public map_reduce_error {
+ public:
+  using map_reduce_error::map_reduce_error;
+};
+
 }  // namespace detail::mr
 
 /// emitter<K, V> is what a map function gets: emit(key, value) hands a pair to the shuffle;
@@ -222,33 +232,14 @@ inline std::string describe_current() {
 template <class K, class V>
 class emitter {
  public:
-  void operator()(K key, V value) {
-    ++pairs_;
-    if (sh_->combiner) {
-      auto [it, fresh] = comb_.try_emplace(std::move(key), std::move(value));
-      if (!fresh) sh_->fold(sh_->reduce, it->second, std::move(value));
-      if (comb_.size() >= sh_->combine_limit) ship_combined();
-      return;
-    }
-    const std::size_t d = dest(key);
-    push(d, std::move(key), std::move(value));
-  }
+  void operator()(K key, V value) { put(std::move(key), std::move(value), erased_fold{sh_}); }
   /// emit(key_like, value) takes a key K can be built from (a std::string_view for a
   /// std::string key): with the combiner on, a key already held is folded without building a K.
   template <class KL>
   requires(!std::is_same_v<std::remove_cvref_t<KL>, K> &&
            std::is_constructible_v<K, const KL&>) void
   operator()(const KL& key, V value) {
-    if constexpr (requires { comb_.find(key); }) {
-      if (sh_->combiner) {
-        if (auto it = comb_.find(key); it != comb_.end()) {
-          ++pairs_;
-          sh_->fold(sh_->reduce, it->second, std::move(value));
-          return;
-        }
-      }
-    }
-    (*this)(K(key), std::move(value));
+    put_like(key, std::move(value), erased_fold{sh_});
   }
   void bytes(std::uint64_t n) noexcept { bytes_ += n; }
 
@@ -265,7 +256,41 @@ class emitter {
     return {std::exchange(pairs_, 0), std::exchange(bytes_, 0)};
   }
 
+ protected:
+  // put() and put_like() are emit() with the combiner's fold given: the job's mappers get a
+  // detail::mr::typed_emitter, whose fold calls the reduce directly (inlined); a map function
+  // that names emitter<K, V> itself gets this class's type-erased fold (one indirect call).
+  template <class Fold>
+  void put(K&& key, V&& value, Fold fold) {
+    ++pairs_;
+    if (sh_->combiner) {
+      auto [it, fresh] = comb_.try_emplace(std::move(key), std::move(value));
+      if (!fresh) fold(it->second, std::move(value));
+      if (comb_.size() >= sh_->combine_limit) ship_combined();
+      return;
+    }
+    const std::size_t d = dest(key);
+    push(d, std::move(key), std::move(value));
+  }
+  template <class KL, class Fold>
+  void put_like(const KL& key, V&& value, Fold fold) {
+    if constexpr (requires { comb_.find(key); }) {
+      if (sh_->combiner) {
+        if (auto it = comb_.find(key); it != comb_.end()) {
+          ++pairs_;
+          fold(it->second, std::move(value));
+          return;
+        }
+      }
+    }
+    put(K(key), std::move(value), fold);
+  }
+
  private:
+  struct erased_fold {
+    detail::mr::shuffle<K, V>* sh;
+    void operator()(V& acc, V&& v) const { sh->fold(sh->reduce, acc, std::move(v)); }
+  };
   std::size_t dest(const K& k) const {
     return detail::mr::spread(std::hash<K>{}(k)) % sh_->to.size();
   }
@@ -295,6 +320,42 @@ class emitter {
 };
 
 namespace detail::mr {
+
+/// fold_checked() is the combiner's fold: reduce(acc, v), a throw reported as combine_error.
+template <class Reduce, class V>
+void fold_checked(Reduce& reduce, V& acc, V&& v) {
+  try {
+    reduce(acc, std::move(v));
+  } catch (const tasklet_exit&) {
+    throw;
+  } catch (...) {  // see combine_error
+    throw combine_error(
+        "reduce", map_reduce_error::no_input,
+        "stackless::map_reduce: reduce threw in a mapper's combiner: " + describe_current());
+  }
+}
+
+/// typed_emitter is the emitter the job's mappers pass to map(): emitter<K, V> whose combiner
+/// calls the job's reduce directly (see emitter::put()).
+template <class K, class V, class Reduce>
+class typed_emitter : public emitter<K, V> {
+ public:
+  typed_emitter(shuffle<K, V>* sh, Reduce* r) : emitter<K, V>(sh), r_(r) {}
+  void operator()(K key, V value) { this->put(std::move(key), std::move(value), fold{r_}); }
+  template <class KL>
+  requires(!std::is_same_v<std::remove_cvref_t<KL>, K> &&
+           std::is_constructible_v<K, const KL&>) void
+  operator()(const KL& key, V value) {
+    this->put_like(key, std::move(value), fold{r_});
+  }
+
+ private:
+  struct fold {
+    Reduce* r;
+    void operator()(V& acc, V&& v) const { fold_checked(*r, acc, std::move(v)); }
+  };
+  Reduce* r_;
+};
 
 /// source hands inputs to mappers: an atomic index over a random-access range, or receive() on
 /// a channel. next() returns the input's number and a pointer to it (null at the end).
@@ -377,11 +438,18 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
   if (o.batch == 0) throw std::invalid_argument("stackless::map_reduce: options.batch is 0");
   if (o.combiner && o.combine_limit == 0)
     throw std::invalid_argument("stackless::map_reduce: options.combine_limit is 0");
+  // Stopped already: take nothing (operation_cancelled's contract). Left to the stop callback
+  // below, the job's tasklets were killed only after task_group::run() had spawned them, and a
+  // mapper another worker had started meanwhile mapped inputs (tests/sync/test_map_reduce.cpp,
+  // StopWhileMappersWaitOnAChannelThatNeverCloses: "stopped before the call").
+  if (o.stop.stop_requested()) throw operation_cancelled();
 
   shuffle<K, V> sh;
   sh.to.reserve(ndest);
   for (std::size_t d = 0; d < ndest; ++d) sh.to.emplace_back(o.queue);
-  sh.fold = [](void* r, V& acc, V&& v) { (*static_cast<Reduce*>(r))(acc, std::move(v)); };
+  sh.fold = [](void* r, V& acc, V&& v) {
+    fold_checked(*static_cast<Reduce*>(r), acc, std::move(v));
+  };
   sh.reduce = &reduce;
   sh.batch_size = o.batch;
   sh.combine_limit = o.combine_limit;
@@ -461,12 +529,14 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
 
   for (std::size_t m = 0; m < nmap; ++m) {
     g.run([&] {
-      emitter<K, V> emit(&sh);
+      typed_emitter<K, V, Reduce> emit(&sh, &reduce);
       auto one = [&](std::uint64_t i, auto&& input) {
         try {
           map(input, emit);
         } catch (const tasklet_exit&) {
           throw;
+        } catch (const combine_error&) {
+          throw;  // a reduce's error, not the map's
         } catch (...) {
           throw map_reduce_error("map", i,
                                  "stackless::map_reduce: map threw on input " + std::to_string(i) +
@@ -480,7 +550,13 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
           o.progress->inputs.fetch_add(1, std::memory_order_relaxed);
         }
       };
-      while (src.next(one)) {
+      // checkpoint() before each input: a kill — a stop request, another tasklet's error, a kill
+      // of the caller — is delivered at a suspension point, and a map that never parks (the
+      // combiner on, nothing sent yet) had none: the mapper went on to map every input left
+      // (tests/sync/test_map_reduce.cpp, StopReachesAMapperThatNeverParks).
+      for (;;) {
+        this_tasklet::checkpoint();
+        if (!src.next(one)) break;
       }
       emit.finish();
       // acq_rel: the last mapper's close() comes after every mapper's last send (each one's
@@ -496,6 +572,13 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
     throw operation_cancelled();  // the job was stopped through options.stop
 
   if (!keyed) {
+    if constexpr (std::is_same_v<Out, std::unordered_map<K, V>>) {
+      // The default result: the partitions' nodes move over as they are (no allocation).
+      std::size_t total = out.size();
+      for (auto& p : parts) total += p.size();
+      out.reserve(total);
+      for (auto& p : parts) out.merge(p);  // keys are disjoint: every node moves
+    }
     for (auto& p : parts)
       while (!p.empty()) {
         auto nh = p.extract(p.begin());

@@ -68,6 +68,22 @@ inline void need_tasklet(const char* what) {
                       "() called outside a tasklet; pass the scheduler: " + what + "(sched, ...)");
 }
 
+/// width(lo, hi) is hi - lo (lo <= hi) as a count, and midpoint(lo, hi) is lo + width / 2. Both
+/// are computed in the unsigned form of I's promoted type: in I itself, a range wider than I's
+/// maximum (int from -2e9 to 2e9, or all of std::int64_t) overflowed — undefined behaviour that
+/// in practice made pieces with hi < lo, or a piece that spawned itself again and again
+/// (tests/sync/test_parallel.cpp, RangesWiderThanTheIndexTypeSplitExactly).
+template <class I>
+std::uint64_t width(I lo, I hi) {
+  using U = std::make_unsigned_t<decltype(+lo)>;
+  return static_cast<std::uint64_t>(static_cast<U>(static_cast<U>(hi) - static_cast<U>(lo)));
+}
+template <class I>
+I midpoint(I lo, I hi) {
+  using P = decltype(+lo);  // lo + width / 2 lies in [lo, hi]: no overflow in P
+  return static_cast<I>(lo + static_cast<P>(width(lo, hi) / 2));
+}
+
 /// auto_grain() is the grain of a range of n indices when the caller gave 0.
 inline std::uint64_t auto_grain(std::uint64_t n, std::uint64_t grain) {
   if (grain) return grain;
@@ -121,8 +137,12 @@ class children {
 template <class I, class F>
 void for_piece(I lo, I hi, std::uint64_t grain, F& f, first_error& err) {
   children<void> kids;
-  while (static_cast<std::uint64_t>(hi - lo) > grain) {
-    const I mid = static_cast<I>(lo + (hi - lo) / 2);
+  // !err.stopped(): once a body has thrown, a piece that begins does not split either. It only
+  // skipped its body before, and so still spawned its whole subtree of pieces (grain 1: one
+  // tasklet per index) to skip theirs (tests/sync/test_parallel.cpp,
+  // ExceptionIsRethrownAndPiecesNotBegunAreSkipped).
+  while (!err.stopped() && width(lo, hi) > grain) {
+    const I mid = midpoint(lo, hi);
     kids.add(spawn([mid, hi, grain, &f, &err] { for_piece(mid, hi, grain, f, err); }));
     hi = mid;
   }
@@ -148,8 +168,8 @@ template <class I, class T, class Map, class Combine>
 T reduce_piece(I lo, I hi, std::uint64_t grain, const T& identity, Map& map, Combine& combine,
                first_error& err) {
   children<std::optional<T>> kids;
-  while (static_cast<std::uint64_t>(hi - lo) > grain) {
-    const I mid = static_cast<I>(lo + (hi - lo) / 2);
+  while (!err.stopped() && width(lo, hi) > grain) {  // see for_piece()
+    const I mid = midpoint(lo, hi);
     kids.add(spawn([mid, hi, grain, &identity, &map, &combine, &err]() -> std::optional<T> {
       return reduce_piece(mid, hi, grain, identity, map, combine, err);
     }));
@@ -198,7 +218,7 @@ template <std::integral I, class F>
 void parallel_for(I first, I last, F&& f, std::uint64_t grain = 0) {
   detail::par::need_tasklet("parallel_for");
   if (!(first < last)) return;
-  const auto n = static_cast<std::uint64_t>(last - first);
+  const std::uint64_t n = detail::par::width(first, last);  // not last - first: see width()
   detail::par::first_error err;
   detail::par::for_piece(first, last, detail::par::auto_grain(n, grain), f, err);
   err.rethrow();
@@ -221,7 +241,7 @@ T parallel_reduce(I first, I last, T identity, Map&& map, Combine&& combine,
                   std::uint64_t grain = 0) {
   detail::par::need_tasklet("parallel_reduce");
   if (!(first < last)) return identity;
-  const auto n = static_cast<std::uint64_t>(last - first);
+  const std::uint64_t n = detail::par::width(first, last);  // not last - first: see width()
   detail::par::first_error err;
   T r = detail::par::reduce_piece(first, last, detail::par::auto_grain(n, grain), identity, map,
                                   combine, err);
