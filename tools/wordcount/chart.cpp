@@ -201,8 +201,9 @@ std::string speedup_svg(const std::vector<chart_run>& runs, const std::string& t
   // Caption.
   double cy = plot_bottom + 68;
   for (const std::string& l : cap) {
+    // xml:space: the two spaces that indent a wrapped line are kept.
     add("<text x=\"20\" y=\"" + num(cy) + "\" font-size=\"" + num(cap_font, 0) +
-        "\" fill=\"#333333\">" + escape(l) + "</text>");
+        "\" fill=\"#333333\" xml:space=\"preserve\">" + escape(l) + "</text>");
     cy += 18;
   }
   add("</svg>");

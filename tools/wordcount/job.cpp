@@ -94,10 +94,10 @@ class buffer {
 
 /// chunk is a buffer of text for a mapper (see the glossary in job.hpp).
 struct chunk {
-  buffer buf;             // buf.size(): the capacity in use
-  std::size_t len = 0;    // bytes of text in buf
-  count_t bytes = 0;      // file bytes in it (len minus the separators)
-  count_t files = 0;      // files whose last byte is in it
+  buffer buf;           // buf.size(): the capacity in use
+  std::size_t len = 0;  // bytes of text in buf
+  count_t bytes = 0;    // file bytes in it (len minus the separators)
+  count_t files = 0;    // files whose last byte is in it
   std::string_view text() const { return {buf.data(), len}; }
   std::span<std::byte> room() {
     return std::as_writable_bytes(std::span<char>(buf.data() + len, buf.size() - len));
@@ -364,9 +364,6 @@ job_result run_job(const std::vector<input_file>& files, const job_config& cfg, 
   o.reducers = cfg.reducers;
   o.combiner = cfg.combiner;
   o.progress = &live.mr;
-  // A mapper's combiner holds a whole dictionary's worth of words before it ships (the default
-  // 65,536 would ship and rebuild it again and again on a natural-language corpus).
-  o.combine_limit = std::size_t{1} << 18;
 
   auto map = [&](chunk& c, auto& emit) {
     for_each_word(c.text(), [&](std::string_view w) { emit(w, count_t{1}); });

@@ -194,7 +194,7 @@ std::vector<std::string> caption(const wc::job_result& r, const std::vector<fs::
           " hardware threads (nproc), " + cpu_model() + (kernel.empty() ? "" : ", " + kernel) + ".",
       "Input: " + inputs + " — " + grouped(r.files) + " text files, " + mb(r.bytes) + ", " +
           grouped(r.words) + " words (" + grouped(r.distinct) + " distinct); " +
-          grouped(r.skipped) + " binary files skipped.",
+          grouped(r.skipped) + (r.skipped == 1 ? " binary file" : " binary files") + " skipped.",
   };
 }
 
@@ -258,7 +258,10 @@ int main_checked(const std::vector<std::string>& args) {
   try {
     cl = wc::parse_command_line(args);
   } catch (const wc::bad_usage& e) {
-    std::fprintf(stderr, "stackless-wordcount: %s\n%s", e.what(), wc::usage_text);
+    // The message, then the synopsis (the usage text's first paragraph).
+    const std::string usage = wc::usage_text;
+    std::fprintf(stderr, "stackless-wordcount: %s\n%s\n(--help says more)\n", e.what(),
+                 usage.substr(0, usage.find("\n\n") + 1).c_str());
     return 2;
   }
   if (cl.help) {

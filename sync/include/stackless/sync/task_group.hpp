@@ -41,7 +41,7 @@ class task_group {
     }
   }
 
-  /// run(f) starts f() as a tasklet of the group.
+  /// run(f) starts f() as a tasklet of the group; in a cancelled group it starts nothing.
   template <class F>
   void run(F&& f) {
     auto body = [st = st_, fn = std::forward<F>(f)]() mutable {
@@ -53,6 +53,14 @@ class task_group {
         st->fail(std::current_exception());
       }
     };
+    // A group already cancelled starts nothing: spawning first and killing after would let the
+    // body begin on another worker before its kill arrives (tests/sync/test_map_reduce.cpp saw
+    // mappers of a stopped job run). A cancel() that comes between this check and the push below
+    // is still caught by dead_on_arrival.
+    st_->lk.lock();
+    const bool cancelled_before = st_->cancelled;
+    st_->lk.unlock();
+    if (cancelled_before) return;
     tasklet<void> t = sched_ ? sched_->spawn(std::move(body)) : stackless::spawn(std::move(body));
     st_->lk.lock();
     st_->tasks.push_back(t);
