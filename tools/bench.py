@@ -486,6 +486,17 @@ def markdown_table(header, rows):
     return "\n".join(out)
 
 
+
+def report_failures(failures):
+    """Prints the failures (bench_echo.py and bench_wordcount.py use it too); the exit status."""
+    if failures:
+        print("\n" + "!" * 72 + f"\n{len(failures)} FAILURE(S):", file=sys.stderr)
+        for msg in failures:
+            print("  - " + msg, file=sys.stderr)
+        print("!" * 72, file=sys.stderr)
+        return 1
+    return 0
+
 def best_peer_ratios(medians, workloads):
     """[(label, ratio ours/best peer, best peer name)] per workload and T; ratio None if unknown."""
     bars = []
@@ -669,13 +680,7 @@ def main():
         f.write(svg_chart(bars))
     print(f"\nwrote {out_dir}/bench.json, bench.md, bench.svg")
 
-    if failures:
-        print("\n" + "!" * 72 + f"\n{len(failures)} FAILURE(S):", file=sys.stderr)
-        for msg in failures:
-            print("  - " + msg, file=sys.stderr)
-        print("!" * 72, file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(failures)
 
 
 if __name__ == "__main__":

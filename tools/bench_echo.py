@@ -46,6 +46,8 @@ import signal
 import statistics
 import subprocess
 import sys
+
+from bench import markdown_table, report_failures  # tools/bench.py
 import tempfile
 import time
 
@@ -285,13 +287,6 @@ def text_table(header, rows):
     return "\n".join([line(header), "  ".join("-" * wd for wd in widths)] + [line(r) for r in rows])
 
 
-def markdown_table(header, rows):
-    out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
-
-
 def int_list(text):
     try:
         vals = [int(x) for x in text.split(",") if x]
@@ -416,13 +411,7 @@ def main():
         f.write(notes + "\n")
     print(f"\nwrote {out_dir}/bench_echo.json, bench_echo.md")
 
-    if failures:
-        print("\n" + "!" * 72 + f"\n{len(failures)} FAILURE(S):", file=sys.stderr)
-        for msg in failures:
-            print("  - " + msg, file=sys.stderr)
-        print("!" * 72, file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(failures)
 
 
 if __name__ == "__main__":

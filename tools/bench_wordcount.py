@@ -52,6 +52,8 @@ import statistics
 import subprocess
 import sys
 
+from bench import markdown_table, report_failures  # tools/bench.py
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CXX_TARGETS = ("stackless_mr_bench", "stackless_mr_memory", "peer_wordcount_baseline",
                "peer_wordcount_tbb", "peer_mandelbrot_tbb")
@@ -306,12 +308,6 @@ def text_table(header, rows):
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
-def markdown_table(header, rows):
-    out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
-
-
 def int_list(text):
     try:
         vals = [int(x) for x in text.split(",") if x]
@@ -452,13 +448,7 @@ def main():
             f.write("\n```\n" + memory_text.rstrip() + "\n```\n")
     print(f"\nwrote {out_dir}/bench_wordcount.json, bench_wordcount.md")
 
-    if failures:
-        print("\n" + "!" * 72 + f"\n{len(failures)} FAILURE(S):", file=sys.stderr)
-        for msg in failures:
-            print("  - " + msg, file=sys.stderr)
-        print("!" * 72, file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(failures)
 
 
 if __name__ == "__main__":
