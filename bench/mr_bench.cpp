@@ -10,7 +10,8 @@
 //   stackless_mr_bench mandelbrot [--workers T] [--size 4096] [--iters 256] [--grain G]
 //
 // wordcount  map_reduce<std::string, std::uint64_t> over the regular files under PATH...: one
-//            input per file; the mapper tasklet reads it with plain read()s (64 KiB chunks,
+//            input per file, largest first (wordcount_common.hpp: largest_first(), as the oneTBB
+//            peer); the mapper tasklet reads it with plain read()s (64 KiB chunks,
 //            bench/wordcount_common.hpp) and emits (word, 1) as a std::string_view, which the
 //            combiner (on by default) folds into the mapper's own map without building a string.
 // index      an inverted index over the same files: word → the sorted ids of the files that hold
@@ -123,16 +124,18 @@ int run_wordcount(const wc::cli& c, const job_options& j, wc::result& out, std::
   const auto t0 = wc::clock_type::now();
 
   const std::vector<fs::path> files = wc::list_files(c.paths);
+  const std::vector<std::uint32_t> order = wc::largest_first(files);
   file_counters n;
   stackless::tasklet_local<std::vector<char>> buf;  // one per mapper tasklet, reused
   auto counts = stackless::map_reduce<std::string, std::uint64_t>(
-      s, files,
-      [&](const fs::path& p, auto& emit) {
+      s, order,
+      [&](std::uint32_t id, auto& emit) {
         std::uint64_t words = 0;
-        const wc::scan_outcome r = wc::scan_file(p.c_str(), buf.get(), [&](std::string_view w) {
-          ++words;
-          emit(w, 1);
-        });
+        const wc::scan_outcome r =
+            wc::scan_file(files[id].c_str(), buf.get(), [&](std::string_view w) {
+              ++words;
+              emit(w, 1);
+            });
         n.add(r, words);
       },
       [](std::uint64_t& acc, std::uint64_t v) { acc += v; }, j.mr);
@@ -163,8 +166,7 @@ int run_index(const wc::cli& c, const job_options& j, wc::result& out, std::stri
   file_counters n;
   stackless::tasklet_local<std::vector<char>> buf;
   stackless::tasklet_local<last_file> seen;  // one per mapper tasklet
-  const auto file_ids =
-      std::views::iota(std::uint32_t{0}, static_cast<std::uint32_t>(files.size()));
+  const std::vector<std::uint32_t> file_ids = wc::largest_first(files);
   postings index = s.block_on([&] {
     postings lists = stackless::map_reduce<std::string, ids>(
         file_ids,

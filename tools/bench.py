@@ -16,8 +16,10 @@ median p50 and p99 lateness in µs with the ratio ours/peer of p99. The preempti
 two tables: ours' preemption counters (optional RESULT fields soft_preemptions=,
 hard_preemptions=, ...) and the quantum's throughput cost, hog / hog_q0 (ours with quantum 1 ms
 and 0; the two run interleaved, and selecting one selects both). It writes <out>/bench.json
-(every raw run and the medians), <out>/bench.md (the tables) and <out>/bench.svg (ours / best
-peer, per workload).
+(every raw run and the medians), <out>/bench.md (the tables) and <out>/bench.svg: three panels —
+ours / best peer per throughput workload and T, the lateness workloads' p99 (ours and the best
+peer), and the speedup time(T=1) / time(T=2) of ours and every peer — captioned with the date,
+the machine and the sizes (svg_chart()).
 
 A run that fails (exit code other than 0 and 2, a timeout, or a wrong check value) is reported
 loudly, and the script exits non-zero at the end. A peer whose binary is missing shows as "–".
@@ -35,6 +37,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import textwrap
 
 # name: (n of the full suite, n of --quick, what one "op" of ns_per_op is). The order is the
 # default order of the runs and of the table; chain, the headline (the Stackless vs Go "100,000
@@ -487,6 +490,22 @@ def markdown_table(header, rows):
 
 
 
+def update_readme(path, name, text):
+    """Replaces what README.md holds between the lines `<!-- begin generated: NAME -->` and
+    `<!-- end generated: NAME -->` with text (bench_wordcount.py --readme uses it): rerunning the
+    benchmark regenerates its tables. Fails if the markers are missing."""
+    begin, end = f"<!-- begin generated: {name} -->", f"<!-- end generated: {name} -->"
+    with open(path) as f:
+        doc = f.read()
+    i, j = doc.find(begin), doc.find(end)
+    if i < 0 or j < i:
+        raise SystemExit(f"{path}: no '{begin}' ... '{end}' section to regenerate")
+    doc = doc[:i + len(begin)] + "\n" + text.rstrip() + "\n" + doc[j:]
+    with open(path, "w") as f:
+        f.write(doc)
+    print(f"regenerated the '{name}' section of {path}")
+
+
 def report_failures(failures):
     """Prints the failures (bench_echo.py and bench_wordcount.py use it too); the exit status."""
     if failures:
@@ -510,37 +529,272 @@ def best_peer_ratios(medians, workloads):
     return bars
 
 
-def svg_chart(bars):
-    """A horizontal bar chart, log scale, centred on ratio 1: green left = faster, red right = slower."""
+# --- chart --------------------------------------------------------------------------------------
+
+# Okabe-Ito colours: they stay apart under the common colour-vision deficiencies (red/green do
+# not), and every bar carries a marker or its name as text too, so nothing rests on colour alone.
+FASTER_COLOR, SLOWER_COLOR, NO_DATA_COLOR = "#0072B2", "#E69F00", "gray"
+IMPL_COLOR = {"stackless": "#0072B2", "go": "#009E73", "fiber": "#CC79A7", "tbb": "#56B4E9",
+              "threads": "#D55E00"}
+PAD = 16  # px around the chart and between panels
+# The value texts' white outline (painted under the fill): a gridline or reference line that
+# crosses a text does not cut through its digits.
+HALO = ' paint-order="stroke" stroke="white" stroke-width="3" stroke-linejoin="round"'
+
+
+def text_width(s, size=12):
+    """The width in px of s in sans-serif at font size `size`, generously estimated: an SVG has
+    no font metrics, and DejaVu Sans (what most Linux renderers pick) draws digits ~0.64 em wide;
+    over-estimating only widens a margin, under-estimating clips a label."""
+    return len(s) * size * 0.64
+
+
+def xml_text(s):
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def is_lateness(workload):
+    """True for the workloads whose ns_per_op is a lateness (the p99 of a 1 ms sleep), not a time
+    per op: their description says "NOT a time per op", or is "as X, ..." of such an X
+    (preempt_hard). They are compared on the chart's latency panel, not as throughput."""
+    desc = WORKLOADS[workload][2]
+    if desc.startswith("NOT a time per op"):
+        return True
+    first = desc.split()[1].strip(",;") if desc.startswith("as ") else None
+    return first in WORKLOADS and first != workload and is_lateness(first)
+
+
+def svg_text(x, y, s, anchor="start", size=12, fill=None, extra=""):
+    return (f'<text x="{x:.1f}" y="{y:.1f}"' + (f' text-anchor="{anchor}"' if anchor != "start" else "")
+            + (f' font-size="{size}"' if size != 12 else "") + (f' fill="{fill}"' if fill else "")
+            + extra + f">{xml_text(s)}</text>")
+
+
+def triangle(x, y, up, color):
+    """A 9 px triangle marker with its left edge at x, centred on y: up (▲) or down (▼). Drawn, not
+    a font glyph, so it shows whatever fonts the viewer has."""
+    a, b = (y + 4, y - 4) if up else (y - 4, y + 4)
+    return f'<polygon points="{x:.1f},{a:.1f} {x + 9:.1f},{a:.1f} {x + 4.5:.1f},{b:.1f}" fill="{color}"/>'
+
+
+def swatch(x, y, fill, label):
+    """A legend entry (a 12 px square, then the label) at x, text baseline y; its right end."""
+    return ([f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="12" height="12" fill="{fill}"/>',
+             svg_text(x + 17, y, label)], x + 17 + text_width(label) + 14)
+
+
+def log_ticks(lo_exp, hi_exp, minor):
+    """Tick values 10**lo_exp .. 10**hi_exp: every decade, and 2 and 5 times it if minor."""
+    ticks = []
+    for d in range(lo_exp, hi_exp + 1):
+        ticks += [m * 10.0 ** d for m in ((1, 2, 5) if minor else (1,)) if d < hi_exp or m == 1]
+    return ticks
+
+
+def fmt_tick(v):
+    return f"{v:,.0f}" if v >= 1 else f"{v:g}"
+
+
+def throughput_panel(medians, workloads, y0, left, plot_w):
+    """Panel 1: ours / best peer (the fastest peer at the same T), ns per op, one bar per workload
+    and T on a log scale centred on 1; left (blue, ▼) = ours faster, right (hatched orange, ▲) =
+    ours slower. Returns (svg elements, height, rightmost x used)."""
+    keys = [(w, t) for w in workloads for t in workers_of(w)]
+    bars = best_peer_ratios(medians, workloads)
     known = [r for _, r, _ in bars if r]
     span = max([1.0] + [math.ceil(abs(math.log10(r)) * 2) / 2 for r in known])  # decades each side
-    width, left, right, row_h, top = 760, 110, 150, 24, 40
-    plot_w = width - left - right
-    mid = left + plot_w / 2
-    scale = (plot_w / 2) / span
-    height = top + row_h * len(bars) + 30
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="12">',
-           f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="18" font-size="14">ours / best peer (ns per op; &lt; 1: ours is '
-           f'faster; log scale)</text>']
+    row_h = 22
+    mid, scale = left + plot_w / 2, (plot_w / 2) / span
+    title = "Throughput: ours / best peer, ns per op at the same T (< 1: ours is faster; log scale)"
+    out = [svg_text(PAD, y0 + 14, title, size=14)]
+    right = PAD + text_width(title, 14)
+    ly, x = y0 + 36, left
+    for fill, up, color, what in ((FASTER_COLOR, False, FASTER_COLOR, "ours faster (ratio < 1)"),
+                                  ("url(#slower)", True, SLOWER_COLOR, "ours slower (ratio > 1)")):
+        out += [f'<rect x="{x:.1f}" y="{ly - 10:.1f}" width="12" height="12" fill="{fill}"/>',
+                triangle(x + 17, ly - 4, up, color), svg_text(x + 31, ly, what)]
+        x += 31 + text_width(what) + 18
+    right = max(right, x)
+    top = y0 + 52
     bottom = top + row_h * len(bars)
-    for d in range(-math.floor(span), math.floor(span) + 1):  # a tick per decade
-        x = mid + d * scale
+    lo = -math.floor(span)
+    for v in log_ticks(lo, -lo, minor=span <= 1):
+        x = mid + math.log10(v) * scale
         out.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{bottom}" '
-                   f'stroke="{"black" if d == 0 else "#ddd"}"/>')
-        out.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{10.0 ** d:g}</text>')
-    for i, (label, r, peer) in enumerate(bars):
+                   f'stroke="{"black" if v == 1 else "#ddd"}"/>')
+        out.append(svg_text(x, bottom + 16, fmt_tick(v) + "×", anchor="middle"))
+    for i, ((w, t), (label, r, peer)) in enumerate(zip(keys, bars)):
         y = top + i * row_h
-        out.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{label}</text>')
+        out.append(svg_text(left - 8, y + 15, label, anchor="end"))
         if not r:
-            out.append(f'<text x="{mid + 6}" y="{y + 15}" fill="gray">no data</text>')
+            why = "no data" if medians[w].get("stackless", {}).get(t) is None else "no peer ran"
+            out.append(svg_text(mid + 6, y + 15, why, fill=NO_DATA_COLOR))
+            right = max(right, mid + 6 + text_width(why))
             continue
         x = mid + math.log10(r) * scale
-        color = "#2e8b57" if r < 1 else "#c0392b"
-        out.append(f'<rect x="{min(x, mid):.1f}" y="{y + 3}" width="{max(abs(x - mid), 1):.1f}" '
-                   f'height="{row_h - 6}" fill="{color}"/>')
-        out.append(f'<text x="{max(x, mid) + 6:.1f}" y="{y + 15}">{r:.2f}× vs {LABEL[peer]}</text>')
+        faster = r < 1
+        out.append(f'<rect x="{min(x, mid):.1f}" y="{y + 4}" width="{max(abs(x - mid), 1):.1f}" '
+                   f'height="{row_h - 8}" fill="{FASTER_COLOR if faster else "url(#slower)"}"/>')
+        tx = max(x, mid) + 6
+        value = f"{fmt_ratio(r)}× vs {LABEL[peer]}"
+        out += [triangle(tx, y + 11, not faster, FASTER_COLOR if faster else SLOWER_COLOR),
+                svg_text(tx + 13, y + 15, value, extra=HALO)]
+        right = max(right, tx + 13 + text_width(value))
+    return out, bottom + 24 - y0, right
+
+
+def latency_panel(medians, workloads, y0, left, plot_w):
+    """Panel 2: the lateness workloads, whose ns_per_op is the p99 lateness of a 1 ms sleep: ours
+    and the best peer (lowest p99 at the same T) in µs, log scale, lower is better. Returns (svg
+    elements, height, rightmost x used)."""
+    rows = []  # (label, [(impl, µs)]): ours, then the best peer
+    for w in workloads:
+        for t in workers_of(w):
+            ours = medians[w].get("stackless", {}).get(t)
+            peers = [(v[t] / 1000, p) for p, v in medians[w].items() if p != "stackless" and v.get(t)]
+            entries = ([("stackless", ours / 1000)] if ours else []) + (
+                [(min(peers)[1], min(peers)[0])] if peers else [])
+            rows.append((f"{w} T={t}", entries))
+    vals = [v for _, e in rows for _, v in e if v > 0]
+    lo_exp = math.floor(math.log10(min(vals))) if vals else 0
+    hi_exp = max(math.ceil(math.log10(max(vals))) if vals else 1, lo_exp + 1)
+    scale = plot_w / (hi_exp - lo_exp)
+    def xof(v):
+        return left + (math.log10(max(v, 10.0 ** lo_exp)) - lo_exp) * scale
+    bar_h, pitch, gap = 10, 13, 10
+    title = "Latency: p99 lateness of a 1 ms sleep, µs (lower is better; log scale)"
+    out = [svg_text(PAD, y0 + 14, title, size=14)]
+    right = PAD + text_width(title, 14)
+    ly, x = y0 + 36, left
+    for impl in ["stackless"] + sorted({i for _, e in rows for i, _ in e if i != "stackless"},
+                                       key=list(IMPLS).index):
+        parts, x = swatch(x, ly, IMPL_COLOR[impl],
+                          "ours" if impl == "stackless" else f"{LABEL[impl]} (best peer)")
+        out += parts
+    right = max(right, x)
+    top = y0 + 52
+    heights = [pitch * max(len(e), 1) + gap for _, e in rows]
+    bottom = top + sum(heights)
+    for v in log_ticks(lo_exp, hi_exp, minor=hi_exp - lo_exp <= 2):
+        x = xof(v)
+        out.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{bottom}" stroke="#ddd"/>')
+        out.append(svg_text(x, bottom + 16, fmt_tick(v) + " µs", anchor="middle"))
+    y = top
+    for (label, entries), h in zip(rows, heights):
+        out.append(svg_text(left - 8, y + h / 2 + 4, label, anchor="end"))
+        if not entries:
+            out.append(svg_text(left + 6, y + h / 2 + 4, "no data", fill=NO_DATA_COLOR))
+            y += h
+            continue
+        ours = dict(entries).get("stackless")
+        for k, (impl, v) in enumerate(entries):
+            by = y + gap / 2 + k * pitch
+            x = xof(v)
+            out.append(f'<rect x="{left:.1f}" y="{by:.1f}" width="{max(x - left, 1):.1f}" '
+                       f'height="{bar_h}" fill="{IMPL_COLOR[impl]}"/>')
+            value = f"{LABEL[impl]} {v:,.0f} µs" if v >= 100 else f"{LABEL[impl]} {v:.1f} µs"
+            if impl != "stackless" and ours:
+                value += f" (ours {fmt_ratio(ours / v)}×)"
+            elif impl == "stackless" and len(entries) == 1:
+                value += " (no peer ran)"
+            out.append(svg_text(x + 6, by + bar_h - 1, value, extra=HALO))
+            right = max(right, x + 6 + text_width(value))
+        y += h
+    return out, bottom + 24 - y0, right
+
+
+def speedup_panel(medians, workloads, y0, left, plot_w):
+    """Panel 3: what a second worker buys, time(T=1) / time(T=2) per op, for ours and every peer
+    that ran both, per throughput workload run at both T; 1 = no gain, 2 = ideal on 2 workers.
+    Returns (svg elements, height, rightmost x used)."""
+    rows = []  # (workload, [(impl, speedup)])
+    for w in workloads:
+        if not {1, 2} <= set(workers_of(w)):
+            continue
+        rows.append((w, [(i, v[1] / v[2]) for i, v in medians[w].items() if v.get(1) and v.get(2)]))
+    vals = [s for _, e in rows for _, s in e]
+    smax = max([2.5] + [math.ceil(s * 2) / 2 for s in vals])
+    step = 0.5 if smax <= 5 else (1 if smax <= 10 else 5)
+    scale = plot_w / smax
+    bar_h, pitch, gap = 10, 13, 10
+    title = "Speedup on 2 workers: time(T=1) / time(T=2), ns per op (higher is better)"
+    out = [svg_text(PAD, y0 + 14, title, size=14)]
+    right = PAD + text_width(title, 14)
+    ly, x = y0 + 36, left
+    for impl in sorted({i for _, e in rows for i, _ in e}, key=list(IMPLS).index):
+        parts, x = swatch(x, ly, IMPL_COLOR[impl], LABEL[impl])
+        out += parts
+    right = max(right, x)
+    top = y0 + 68  # room for the reference lines' labels
+    heights = [pitch * max(len(e), 1) + gap for _, e in rows]
+    bottom = top + sum(heights)
+    for k in range(int(smax / step) + 1):
+        x = left + k * step * scale
+        out.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{bottom}" stroke="#ddd"/>')
+        out.append(svg_text(x, bottom + 16, f"{k * step:g}×", anchor="middle"))
+    # The two labels point away from each other (left of 1, right of 2): they never overlap.
+    for v, what, anchor, dx in ((1, "no gain: 1× ", "end", -4), (2, " 2×: ideal on 2 workers", "start", 4)):
+        x = left + v * scale
+        out += [f'<line x1="{x:.1f}" y1="{top - 8}" x2="{x:.1f}" y2="{bottom}" stroke="black" '
+                f'stroke-dasharray="{"none" if v == 1 else "4,3"}"/>',
+                svg_text(x + dx, top - 10, what.strip(), anchor=anchor)]
+        right = max(right, x + dx + (text_width(what) if anchor == "start" else 0))
+    y = top
+    for (w, entries), h in zip(rows, heights):
+        out.append(svg_text(left - 8, y + h / 2 + 4, w, anchor="end"))
+        if not entries:
+            out.append(svg_text(left + 6, y + h / 2 + 4, "no data", fill=NO_DATA_COLOR))
+        for k, (impl, s) in enumerate(entries):
+            by = y + gap / 2 + k * pitch
+            x = left + s * scale
+            out.append(f'<rect x="{left:.1f}" y="{by:.1f}" width="{max(x - left, 1):.1f}" '
+                       f'height="{bar_h}" fill="{IMPL_COLOR[impl]}"/>')
+            value = f"{LABEL[impl]} {s:.2f}×"
+            out.append(svg_text(x + 6, by + bar_h - 1, value, extra=HALO))
+            right = max(right, x + 6 + text_width(value))
+        y += h
+    return out, bottom + 24 - y0, right
+
+
+def svg_chart(medians, workloads, meta):
+    """The chart (bench.svg), panels stacked: throughput (ours / best peer per workload and T),
+    latency (the lateness workloads, ours and the best peer in µs), speedup (T=1 / T=2 for ours
+    and every peer), then a caption (date, machine, sizes, repetitions; from meta as main()
+    writes it into bench.json, so a chart can be redrawn from a bench.json). A panel without
+    workloads is left out. Margins come from the longest label and value text: nothing clips."""
+    tput = [w for w in workloads if not is_lateness(w)]
+    late = [w for w in workloads if is_lateness(w)]
+    labels = ([f"{w} T={t}" for w in workloads for t in workers_of(w)] or [""])
+    left = PAD + max(text_width(l) for l in labels) + 12
+    plot_w = 440
+    panels, y, right = [], PAD + 24, 0
+    for make, ws in ((throughput_panel, tput), (latency_panel, late), (speedup_panel, tput)):
+        if ws:
+            out, h, r = make(medians, ws, y, left, plot_w)
+            panels += out
+            y += h + PAD
+            right = max(right, r)
+    heading = "stackless vs peers"
+    width = math.ceil(max(right, left + plot_w + 50, PAD + text_width(heading, 16)) + PAD)
+    quick = meta.get("quick")
+    n = meta.get("n", {})
+    caption = (f"{meta.get('date', '?')}, {meta.get('host', '?')}: {meta.get('machine', '?')}, "
+               f"{meta.get('cpus', '?')} CPUs. {'--quick' if quick else 'Full'} sizes, median of "
+               f"{meta.get('reps', '?')} run(s) per program and T (T = workers). n: "
+               # a no-break space keeps each "workload n" together when the caption wraps
+               + ", ".join(f"{w}\u00a0{n[w]:,}" for w in workloads if w in n) + ".")
+    lines = textwrap.wrap(caption, max(40, int((width - 2 * PAD) / text_width("x", 11))))
+    height = math.ceil(y + 16 * len(lines) + PAD)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+           # The hatching of "ours slower" bars: a second cue besides the colour (and the ▲).
+           '<defs><pattern id="slower" patternUnits="userSpaceOnUse" width="6" height="6" '
+           f'patternTransform="rotate(45)"><rect width="6" height="6" fill="{SLOWER_COLOR}"/>'
+           '<line x1="0" y1="0" x2="0" y2="6" stroke="white" stroke-width="2"/></pattern></defs>',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           svg_text(PAD, PAD + 6, heading, size=16, extra=' font-weight="bold"')]
+    out += panels
+    out += [svg_text(PAD, y + 12 + 16 * k, line, size=11, fill="#333") for k, line in enumerate(lines)]
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -677,7 +931,7 @@ def main():
                 + ("\nVoluntary context switches per operation (getrusage, median):\n\n"
                    + markdown_table(*csw_tab) + "\n" if csw_tab else ""))
     with open(os.path.join(out_dir, "bench.svg"), "w") as f:
-        f.write(svg_chart(bars))
+        f.write(svg_chart(medians, workloads, meta))
     print(f"\nwrote {out_dir}/bench.json, bench.md, bench.svg")
 
     return report_failures(failures)

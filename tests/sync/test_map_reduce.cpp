@@ -41,6 +41,17 @@
 #include "channel_fixture.hpp"
 #include "stackless/sync/parallel.hpp"
 
+// clash is a key whose every value hashes alike: map_reduce's tables (detail/mr_table.hpp) then
+// probe past every other key, and growing them must keep all of them findable.
+struct clash {
+  int v;
+  bool operator==(const clash&) const = default;
+};
+template <>
+struct std::hash<clash> {
+  std::size_t operator()(const clash&) const noexcept { return 42; }
+};
+
 namespace {
 
 using namespace stackless_test;
@@ -276,6 +287,35 @@ TEST_P(MapReduce, IntegerKeys) {
   // The default layout: partitions, 4 per worker.
   const auto got = map_reduce<int, std::int64_t>(sched(), inputs, map, add);
   EXPECT_EQ(differ(got, want), "");
+}
+
+// Every key with the same hash: each lookup probes a run of all the keys before it, and every
+// growth of a table moves the whole run. Exact sums all the same, in every layout.
+TEST_P(MapReduce, KeysThatAllHashAlike) {
+  const int keys = static_cast<int>(scaled(1500, 400, 200));
+  std::vector<std::vector<int>> inputs(8);
+  std::map<int, long> want;
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    for (int k = 0; k < keys; ++k)
+      if ((k + static_cast<int>(i)) % 3 != 0) {
+        inputs[i].push_back(k);
+        want[k] += k + 1;
+      }
+  auto map = [](const std::vector<int>& in, sl::emitter<clash, long>& emit) {
+    for (int k : in) emit(clash{k}, long{k} + 1);
+  };
+  auto add = [](long& acc, long v) { acc += v; };
+  for (auto [layout, combiner] : every_layout(5)) {
+    SCOPED_TRACE(layout_name(layout) + (combiner ? ", combiner" : ""));
+    map_reduce_options o;
+    o.reducers = layout;
+    o.combiner = combiner;
+    o.batch = 64;
+    const auto got = map_reduce<clash, long>(sched(), inputs, map, add, o);
+    std::map<int, long> sorted;
+    for (const auto& [k, v] : got) sorted[k.v] = v;
+    EXPECT_EQ(sorted, want);
+  }
 }
 
 // top_k<K, V>(k) keeps the k largest counts, ties broken by the smaller key, and has seen every

@@ -4,7 +4,8 @@
 //
 //   peer_wordcount_tbb wordcount|index --workers T [--merge serial|parallel] PATH...
 //
-// tbb::parallel_for over the files (one file is the unit, auto_partitioner), each thread
+// tbb::parallel_for over the files (one file is the unit, auto_partitioner; largest first, as
+// ours: wordcount_common.hpp's largest_first()), each thread
 // counting into its own map (tbb::enumerable_thread_specific: no lock, no sharing), then one
 // merge. --merge serial (default) folds every thread's map into the largest one on the calling
 // thread; --merge parallel splits the keys into 64 hash partitions and merges each in a task
@@ -114,11 +115,13 @@ Map merge(tbb::enumerable_thread_specific<local<Map>>& locals, bool parallel) {
 void wordcount(const std::vector<fs::path>& files, bool parallel_merge, wc::result& out,
                wc::clock_type::time_point t0) {
   tbb::enumerable_thread_specific<local<wc::counts>> locals;
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, files.size()),
+  const std::vector<std::uint32_t> order = wc::largest_first(files);
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, order.size()),
                     [&](const tbb::blocked_range<std::size_t>& r) {
                       auto& l = locals.local();
                       for (std::size_t i = r.begin(); i != r.end(); ++i) {
-                        l.count(wc::scan_file(files[i].c_str(), l.buf, [&](std::string_view w) {
+                        const char* path = files[order[i]].c_str();
+                        l.count(wc::scan_file(path, l.buf, [&](std::string_view w) {
                           ++l.words;
                           wc::add_word(l.m, w);
                         }));
@@ -135,12 +138,13 @@ void wordcount(const std::vector<fs::path>& files, bool parallel_merge, wc::resu
 void index(const std::vector<fs::path>& files, bool parallel_merge, wc::result& out,
            wc::clock_type::time_point t0) {
   tbb::enumerable_thread_specific<local<lists>> locals;
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, files.size()),
+  const std::vector<std::uint32_t> order = wc::largest_first(files);
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, order.size()),
                     [&](const tbb::blocked_range<std::size_t>& r) {
                       auto& l = locals.local();
                       for (std::size_t i = r.begin(); i != r.end(); ++i) {
-                        const auto id = static_cast<std::uint32_t>(i);
-                        l.count(wc::scan_file(files[i].c_str(), l.buf, [&](std::string_view w) {
+                        const std::uint32_t id = order[i];
+                        l.count(wc::scan_file(files[id].c_str(), l.buf, [&](std::string_view w) {
                           ++l.words;
                           auto it = l.m.find(w);
                           if (it == l.m.end()) it = l.m.emplace(std::string(w), ids{}).first;

@@ -63,6 +63,7 @@
 #include "stackless/runtime/this_tasklet.hpp"
 #include "stackless/runtime/timeout.hpp"
 #include "stackless/sync/channel.hpp"
+#include "stackless/sync/detail/mr_table.hpp"
 #include "stackless/sync/task_group.hpp"
 
 namespace stackless {
@@ -174,7 +175,7 @@ inline std::size_t spread(std::size_t h) noexcept {
 }
 
 template <class K, class V>
-using batch = std::vector<std::pair<K, V>>;
+using batch = std::vector<item<K, V>>;
 
 /// key_hash is std::hash<K>, made transparent for std::string so that a combiner finds a key
 /// given as a std::string_view without building a string (the same hash values:
@@ -188,6 +189,13 @@ struct key_hash<std::string> {
     return std::hash<std::string_view>{}(s);
   }
 };
+
+/// hash_of<K>(k) is the hash a key travels with (item::hash): key_hash<K>, spread. k is a K, or
+/// a key K is made from whose key_hash<K> is K's (a std::string_view for a std::string).
+template <class K, class KL>
+std::size_t hash_of(const KL& k) noexcept(noexcept(key_hash<K>{}(k))) {
+  return spread(key_hash<K>{}(k));
+}
 
 /// fold_fn folds a value into an accumulator with the job's reduce (type-erased, so emitter<K, V>
 /// does not depend on the reduce's type).
@@ -262,28 +270,21 @@ class emitter {
   // that names emitter<K, V> itself gets this class's type-erased fold (one indirect call).
   template <class Fold>
   void put(K&& key, V&& value, Fold fold) {
-    ++pairs_;
-    if (sh_->combiner) {
-      auto [it, fresh] = comb_.try_emplace(std::move(key), std::move(value));
-      if (!fresh) fold(it->second, std::move(value));
-      if (comb_.size() >= sh_->combine_limit) ship_combined();
-      return;
-    }
-    const std::size_t d = dest(key);
-    push(d, std::move(key), std::move(value));
+    const std::size_t h = detail::mr::hash_of<K>(key);
+    put_hashed(std::move(key), h, value, fold);
   }
+  // put_like(): a key K is made from, hashed as it is, and made a K only when it is new to the
+  // combiner (or shipped without one).
   template <class KL, class Fold>
   void put_like(const KL& key, V&& value, Fold fold) {
-    if constexpr (requires { comb_.find(key); }) {
-      if (sh_->combiner) {
-        if (auto it = comb_.find(key); it != comb_.end()) {
-          ++pairs_;
-          fold(it->second, std::move(value));
-          return;
-        }
-      }
+    if constexpr (requires(const K& k) {
+                    detail::mr::key_hash<K>{}(key);
+                    k == key;
+                  }) {
+      put_hashed(key, detail::mr::hash_of<K>(key), value, fold);
+    } else {
+      put(K(key), std::move(value), fold);
     }
-    put(K(key), std::move(value), fold);
   }
 
  private:
@@ -291,13 +292,24 @@ class emitter {
     detail::mr::shuffle<K, V>* sh;
     void operator()(V& acc, V&& v) const { sh->fold(sh->reduce, acc, std::move(v)); }
   };
-  std::size_t dest(const K& k) const {
-    return detail::mr::spread(std::hash<K>{}(k)) % sh_->to.size();
+  template <class KL, class Fold>
+  void put_hashed(KL&& key, std::size_t h, V& value, Fold fold) {
+    ++pairs_;
+    if (sh_->combiner) {
+      auto [e, fresh] = comb_.try_emplace(std::forward<KL>(key), h, value);
+      if (!fresh)
+        fold(e->value, std::move(value));
+      else if (comb_.size() >= sh_->combine_limit)
+        ship_combined();
+      return;
+    }
+    push(K(std::forward<KL>(key)), std::move(value), h);
   }
-  void push(std::size_t d, K&& k, V&& v) {
+  void push(K&& k, V&& v, std::size_t h) {
+    const std::size_t d = h % bufs_.size();
     auto& b = bufs_[d];
     if (b.capacity() == 0) b.reserve(std::min<std::size_t>(sh_->batch_size, 64));
-    b.emplace_back(std::move(k), std::move(v));
+    b.push_back(detail::mr::item<K, V>{std::move(k), std::move(v), h});
     if (b.size() >= sh_->batch_size) send(d);
   }
   void send(std::size_t d) {
@@ -305,16 +317,13 @@ class emitter {
     bufs_[d] = {};
   }
   void ship_combined() {
-    while (!comb_.empty()) {
-      auto nh = comb_.extract(comb_.begin());
-      const std::size_t d = dest(nh.key());
-      push(d, std::move(nh.key()), std::move(nh.mapped()));
-    }
+    comb_.for_each([&](auto& e) { push(std::move(e.key), std::move(e.value), e.hash); });
+    comb_.clear();
   }
 
   detail::mr::shuffle<K, V>* sh_;
   std::vector<detail::mr::batch<K, V>> bufs_;
-  std::unordered_map<K, V, detail::mr::key_hash<K>, std::equal_to<>> comb_;
+  detail::mr::table<K, V> comb_;
   std::uint64_t pairs_ = 0;
   std::uint64_t bytes_ = 0;
 };
@@ -408,7 +417,7 @@ struct key_reducer {
 
 template <class K, class V>
 struct router {
-  std::unordered_map<K, std::unique_ptr<key_reducer<V>>> keys;
+  table<K, std::unique_ptr<key_reducer<V>>> keys;
 };
 
 template <class Out, class K, class V>
@@ -455,7 +464,7 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
   sh.combine_limit = o.combine_limit;
   sh.combiner = o.combiner;
 
-  std::vector<std::unordered_map<K, V>> parts(keyed ? 0 : ndest);
+  std::vector<table<K, V>> parts(keyed ? 0 : ndest);
   std::vector<router<K, V>> routers(keyed ? ndest : 0);
   std::atomic<std::size_t> mappers_left{nmap};  // acq_rel: the last mapper closes the channels
 
@@ -481,9 +490,9 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
         auto& acc = parts[d];
         try {
           for (auto& b : sh.to[d])
-            for (auto& [k, v] : b) {
-              auto [it, fresh] = acc.try_emplace(std::move(k), std::move(v));
-              if (!fresh) reduce(it->second, std::move(v));
+            for (auto& it : b) {
+              auto [e, fresh] = acc.try_emplace(std::move(it.key), it.hash, it.value);
+              if (!fresh) reduce(e->value, std::move(it.value));
             }
         } catch (const tasklet_exit&) {
           throw;
@@ -496,11 +505,12 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
         auto& keys = routers[d].keys;
         std::vector<key_reducer<V>*> touched;
         for (auto& b : sh.to[d]) {
-          for (auto& [k, v] : b) {
-            auto [it, fresh] = keys.try_emplace(std::move(k));
+          for (auto& [k, v, h] : b) {
+            std::unique_ptr<key_reducer<V>> none;
+            auto [e, fresh] = keys.try_emplace(std::move(k), h, none);
             if (fresh) {
-              it->second = std::make_unique<key_reducer<V>>(o.queue);
-              key_reducer<V>* kr = it->second.get();
+              e->value = std::make_unique<key_reducer<V>>(o.queue);
+              key_reducer<V>* kr = e->value.get();
               g.run([kr, &reduce, reduce_error] {
                 try {
                   for (auto& vs : kr->in)
@@ -512,7 +522,7 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
                 }
               });
             }
-            key_reducer<V>* kr = it->second.get();
+            key_reducer<V>* kr = e->value.get();
             if (kr->pending.empty()) touched.push_back(kr);
             kr->pending.push_back(std::move(v));
           }
@@ -522,7 +532,7 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
           }
           touched.clear();
         }
-        for (auto& [k, kr] : keys) kr->in.close();
+        keys.for_each([](auto& e) { e.value->in.close(); });
       });
     }
   }
@@ -571,25 +581,21 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
   if (stopped.load(std::memory_order_relaxed))
     throw operation_cancelled();  // the job was stopped through options.stop
 
-  if (!keyed) {
-    if constexpr (std::is_same_v<Out, std::unordered_map<K, V>>) {
-      // The default result: the partitions' nodes move over as they are (no allocation).
-      std::size_t total = out.size();
-      for (auto& p : parts) total += p.size();
-      out.reserve(total);
-      for (auto& p : parts) out.merge(p);  // keys are disjoint: every node moves
-    }
-    for (auto& p : parts)
-      while (!p.empty()) {
-        auto nh = p.extract(p.begin());
-        put(out, std::move(nh.key()), std::move(nh.mapped()));
-      }
-  } else {
-    for (auto& r : routers)
-      while (!r.keys.empty()) {
-        auto nh = r.keys.extract(r.keys.begin());
-        if (nh.mapped()->acc) put(out, std::move(nh.key()), std::move(*nh.mapped()->acc));
-      }
+  if constexpr (requires { out.reserve(out.size()); }) {
+    std::size_t total = out.size();
+    for (auto& p : parts) total += p.size();
+    for (auto& r : routers) total += r.keys.size();
+    out.reserve(total);
+  }
+  for (auto& p : parts) {
+    p.for_each([&](auto& e) { put(out, std::move(e.key), std::move(e.value)); });
+    p = {};  // the memory back as it goes
+  }
+  for (auto& r : routers) {
+    r.keys.for_each([&](auto& e) {
+      if (e.value->acc) put(out, std::move(e.key), std::move(*e.value->acc));
+    });
+    r.keys = {};
   }
   return out;
 }
