@@ -16,7 +16,11 @@
 //   reducers parks there, so memory stays bounded by destinations × queue × batch pairs.
 // - With the combiner on, emit folds into a map of the mapper's own first (pre-aggregation before
 //   the shuffle, Hadoop's combiner); the map is shipped when the mapper ends or holds
-//   options.combine_limit keys. Mappers are one per worker, so it is a per-worker combiner.
+//   options.combine_limit keys. Mappers are one per worker, so it is a per-worker combiner. Up
+//   to split_limit destinations the combiner keeps a table per destination and ships each one
+//   whole (a move, not a copy); the first table a partition receives becomes its own, and the
+//   smaller of two is folded into the larger. A key is hashed once, in the mapper: the hash
+//   travels with it (detail/mr_table.hpp).
 // - partitions(R): reducer r owns the keys whose hash is r mod R and folds them in a hash map.
 // - per_key: keys are hashed to routers; a router spawns a reducer tasklet the first time a key
 //   appears and forwards that key's values to it over its own channel — one tasklet per distinct
@@ -43,6 +47,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <iterator>
@@ -177,6 +182,19 @@ inline std::size_t spread(std::size_t h) noexcept {
 template <class K, class V>
 using batch = std::vector<item<K, V>>;
 
+/// parcel is one message to a destination: a batch of pairs, or a combiner's keys of that
+/// destination as a whole table (handed over, not copied: see emitter::ship_combined()).
+template <class K, class V>
+struct parcel {
+  batch<K, V> items;
+  table<K, V> keys;
+};
+
+/// split_limit: a combiner keeps a table per destination (and ships each whole) up to this many
+/// destinations; beyond, one table whose pairs are shipped in batches (a table per destination
+/// of partitions(100'000) would hold ~800 bytes for each destination it saw a key of).
+inline constexpr std::size_t split_limit = 256;
+
 /// key_hash is std::hash<K>, made transparent for std::string so that a combiner finds a key
 /// given as a std::string_view without building a string (the same hash values:
 /// [string.view.hash]).
@@ -204,7 +222,7 @@ using fold_fn = void (*)(void* reduce, V& acc, V&& v);
 
 template <class K, class V>
 struct shuffle {
-  std::vector<channel<batch<K, V>>> to;  // one per destination: a partition or a router
+  std::vector<channel<parcel<K, V>>> to;  // one per destination: a partition or a router
   fold_fn<V> fold = nullptr;
   void* reduce = nullptr;
   std::size_t batch_size = 512;
@@ -252,7 +270,10 @@ class emitter {
   void bytes(std::uint64_t n) noexcept { bytes_ += n; }
 
   // The job's side (not for map functions).
-  explicit emitter(detail::mr::shuffle<K, V>* sh) : sh_(sh), bufs_(sh->to.size()) {}
+  explicit emitter(detail::mr::shuffle<K, V>* sh)
+      : sh_(sh),
+        bufs_(sh->to.size()),
+        comb_(sh->combiner && sh->to.size() <= detail::mr::split_limit ? sh->to.size() : 1) {}
   /// finish() ships everything still held.
   void finish() {
     if (sh_->combiner) ship_combined();
@@ -296,10 +317,11 @@ class emitter {
   void put_hashed(KL&& key, std::size_t h, V& value, Fold fold) {
     ++pairs_;
     if (sh_->combiner) {
-      auto [e, fresh] = comb_.try_emplace(std::forward<KL>(key), h, value);
+      auto& t = comb_.size() == 1 ? comb_[0] : comb_[h % comb_.size()];
+      auto [e, fresh] = t.try_emplace(std::forward<KL>(key), h, value);
       if (!fresh)
         fold(e->value, std::move(value));
-      else if (comb_.size() >= sh_->combine_limit)
+      else if (++held_ >= sh_->combine_limit)
         ship_combined();
       return;
     }
@@ -313,17 +335,30 @@ class emitter {
     if (b.size() >= sh_->batch_size) send(d);
   }
   void send(std::size_t d) {
-    sh_->to[d].send(std::move(bufs_[d]));
+    sh_->to[d].send(detail::mr::parcel<K, V>{std::move(bufs_[d]), {}});
     bufs_[d] = {};
   }
   void ship_combined() {
-    comb_.for_each([&](auto& e) { push(std::move(e.key), std::move(e.value), e.hash); });
-    comb_.clear();
+    held_ = 0;
+    if (comb_.size() == 1 && bufs_.size() != 1) {  // one table: its pairs, in batches
+      comb_[0].for_each([&](auto& e) { push(std::move(e.key), std::move(e.value), e.hash); });
+      comb_[0].clear();
+      return;
+    }
+    // A table per destination: each goes whole, and the first one a partition receives becomes
+    // its table (no pair is copied; the others are folded into it).
+    for (std::size_t d = 0; d < comb_.size(); ++d) {
+      if (comb_[d].empty()) continue;
+      detail::mr::table<K, V> t = std::move(comb_[d]);
+      comb_[d] = {};
+      sh_->to[d].send(detail::mr::parcel<K, V>{{}, std::move(t)});
+    }
   }
 
   detail::mr::shuffle<K, V>* sh_;
   std::vector<detail::mr::batch<K, V>> bufs_;
-  detail::mr::table<K, V> comb_;
+  std::vector<detail::mr::table<K, V>> comb_;  // per destination, or one (split_limit)
+  std::size_t held_ = 0;                       // keys in comb_
   std::uint64_t pairs_ = 0;
   std::uint64_t bytes_ = 0;
 };
@@ -417,7 +452,8 @@ struct key_reducer {
 
 template <class K, class V>
 struct router {
-  table<K, std::unique_ptr<key_reducer<V>>> keys;
+  table<K, key_reducer<V>*> keys;
+  std::deque<key_reducer<V>> reducers;  // the storage keys point into (a deque never moves them)
 };
 
 template <class Out, class K, class V>
@@ -488,12 +524,17 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
     if (!keyed) {
       g.run([&, d] {
         auto& acc = parts[d];
+        auto fold = [&](auto&& key, std::size_t h, V& v) {
+          auto [e, fresh] = acc.try_emplace(std::forward<decltype(key)>(key), h, v);
+          if (!fresh) reduce(e->value, std::move(v));
+        };
         try {
-          for (auto& b : sh.to[d])
-            for (auto& it : b) {
-              auto [e, fresh] = acc.try_emplace(std::move(it.key), it.hash, it.value);
-              if (!fresh) reduce(e->value, std::move(it.value));
-            }
+          for (auto& pc : sh.to[d]) {
+            for (auto& it : pc.items) fold(std::move(it.key), it.hash, it.value);
+            if (pc.keys.empty()) continue;
+            if (pc.keys.size() > acc.size()) acc.swap(pc.keys);  // fold the smaller in
+            pc.keys.for_each([&](auto& e) { fold(std::move(e.key), e.hash, e.value); });
+          }
         } catch (const tasklet_exit&) {
           throw;
         } catch (...) {
@@ -504,28 +545,30 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
       g.run([&, d] {
         auto& keys = routers[d].keys;
         std::vector<key_reducer<V>*> touched;
-        for (auto& b : sh.to[d]) {
-          for (auto& [k, v, h] : b) {
-            std::unique_ptr<key_reducer<V>> none;
-            auto [e, fresh] = keys.try_emplace(std::move(k), h, none);
-            if (fresh) {
-              e->value = std::make_unique<key_reducer<V>>(o.queue);
-              key_reducer<V>* kr = e->value.get();
-              g.run([kr, &reduce, reduce_error] {
-                try {
-                  for (auto& vs : kr->in)
-                    for (auto& v : vs) fold_into(kr->acc, std::move(v), reduce);
-                } catch (const tasklet_exit&) {
-                  throw;
-                } catch (...) {
-                  reduce_error("(per-key reducer)");
-                }
-              });
-            }
-            key_reducer<V>* kr = e->value.get();
-            if (kr->pending.empty()) touched.push_back(kr);
-            kr->pending.push_back(std::move(v));
+        auto route = [&](auto&& k, std::size_t h, V& v) {
+          key_reducer<V>* none = nullptr;
+          auto [e, fresh] = keys.try_emplace(std::forward<decltype(k)>(k), h, none);
+          if (fresh) {
+            e->value = &routers[d].reducers.emplace_back(o.queue);
+            key_reducer<V>* kr = e->value;
+            g.run([kr, &reduce, reduce_error] {
+              try {
+                for (auto& vs : kr->in)
+                  for (auto& v : vs) fold_into(kr->acc, std::move(v), reduce);
+              } catch (const tasklet_exit&) {
+                throw;
+              } catch (...) {
+                reduce_error("(per-key reducer)");
+              }
+            });
           }
+          key_reducer<V>* kr = e->value;
+          if (kr->pending.empty()) touched.push_back(kr);
+          kr->pending.push_back(std::move(v));
+        };
+        for (auto& pc : sh.to[d]) {
+          for (auto& it : pc.items) route(std::move(it.key), it.hash, it.value);
+          pc.keys.for_each([&](auto& e) { route(std::move(e.key), e.hash, e.value); });
           for (key_reducer<V>* kr : touched) {
             kr->in.send(std::move(kr->pending));
             kr->pending = {};
@@ -596,6 +639,7 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
       if (e.value->acc) put(out, std::move(e.key), std::move(*e.value->acc));
     });
     r.keys = {};
+    r.reducers.clear();
   }
   return out;
 }

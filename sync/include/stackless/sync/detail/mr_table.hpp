@@ -4,27 +4,33 @@
 // should use it.
 //
 // Why not std::unordered_map: a word count spends most of its time finding a key that is already
-// there. std::unordered_map finds it through a bucket array and then a node (two cache misses),
-// and hashes the key again wherever it goes next (the partition it is shipped to, the
-// partition's own map). Here a key is hashed once, in the mapper, and the hash travels with it.
+// there. std::unordered_map finds it through a bucket array and then a node, and hashes the key
+// again wherever it goes next (the partition it is shipped to, the partition's own map). Here a
+// key is hashed once, in the mapper, and the hash travels with it.
 //
-// The layout is open addressing with linear probing (Knuth, TAOCP vol. 3, 6.4, algorithm L; no
-// deletions, so no tombstones), the entries in the slot array itself, and beside it a byte per
-// slot (0: empty, else 0x80 | the hash's top 7 bits), as in Abseil's SwissTable without its
-// SIMD groups. The control bytes of a table of 100,000 keys are 256 KiB, at home in L2, so a probe
-// reads them, not the entries: a hit costs one cache miss (the entry: key, value and full hash
-// share it), a miss usually none beyond the control byte. At most half full: probes stay short.
+// The layout: open addressing with linear probing (Knuth, TAOCP vol. 3, 6.4, algorithm L; no
+// deletions, so no tombstones) over an index of 64-bit slots — 0 for empty, else the upper 32
+// bits of the key's hash and the entry's number + 1 — at most half full, so probes stay short
+// and a probe rarely touches an entry whose key is not the one sought (the tag differs). The
+// entries (key, value, full hash) are dense, in insertion order, in chunks that double in size
+// and never move: growing the table rebuilds the 8-byte index from the stored hashes and moves
+// no key. (Entries in the slots themselves cost one cache miss less per hit, but every growth
+// then moved every key: at two workers, with two mappers' tables growing at once, that was 10 %
+// of the job's CPU, and the half-empty slots doubled the memory the lookups miss in.) Shipping
+// a table's keys is a walk over the dense chunks.
+//
 // A key's slot is the top bits of hash × 2^64/φ (Fibonacci hashing, Knuth 6.4): a partition holds
 // keys whose hashes agree modulo the partition count, and the multiplication spreads the other
 // bits over the slot index.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <utility>
+#include <vector>
 
 namespace stackless::detail::mr {
 
@@ -38,7 +44,7 @@ struct item {
 };
 
 /// table<K, V> maps keys to values, each key given with its hash (the caller's: spread() of
-/// key_hash, map_reduce.hpp). for_each() visits the entries in slot order.
+/// key_hash, map_reduce.hpp). At most 2^32 - 1 entries. for_each() visits them in insertion order.
 template <class K, class V>
 class table {
  public:
@@ -52,7 +58,11 @@ class table {
   }
   table(const table&) = delete;
   table& operator=(const table&) = delete;
-  ~table() { release(); }
+  ~table() {
+    clear();
+    for (std::size_t c = 0; c < chunks_.size(); ++c)
+      std::allocator<entry>{}.deallocate(chunks_[c], chunk_size(c));
+  }
 
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
@@ -60,96 +70,98 @@ class table {
   /// find(k, h): the entry whose key equals k (h is k's hash), or null.
   template <class KL>
   entry* find(const KL& k, std::size_t h) noexcept {
-    if (cap_ == 0) return nullptr;
-    const std::uint8_t tag = tag_of(h);
+    if (slots_.empty()) return nullptr;
+    const std::uint64_t tag = tag_of(h);
     for (std::size_t i = home(h);; i = (i + 1) & mask_) {
-      const std::uint8_t c = ctrl_[i];
-      if (c == 0) return nullptr;
-      if (c == tag && slots_[i].hash == h && slots_[i].key == k) return &slots_[i];
+      const std::uint64_t s = slots_[i];
+      if (s == 0) return nullptr;
+      if ((s & ~low32) == tag) {
+        entry& e = at((s & low32) - 1);
+        if (e.hash == h && e.key == k) return &e;
+      }
     }
   }
 
   /// try_emplace(k, h, v): finds k, or inserts K(k) with value std::move(v). Returns the entry
-  /// (valid until the next insertion) and whether it is new; v is moved from only when it is.
+  /// (it never moves) and whether it is new; v is moved from only when it is.
   template <class KL>
   std::pair<entry*, bool> try_emplace(KL&& k, std::size_t h, V& v) {
-    if (2 * (size_ + 1) > cap_) grow();
-    const std::uint8_t tag = tag_of(h);
+    if (2 * (size_ + 1) > slots_.size()) grow();
+    const std::uint64_t tag = tag_of(h);
     std::size_t i = home(h);
     for (;; i = (i + 1) & mask_) {
-      const std::uint8_t c = ctrl_[i];
-      if (c == 0) break;
-      if (c == tag && slots_[i].hash == h && slots_[i].key == k) return {&slots_[i], false};
+      const std::uint64_t s = slots_[i];
+      if (s == 0) break;
+      if ((s & ~low32) == tag) {
+        entry& e = at((s & low32) - 1);
+        if (e.hash == h && e.key == k) return {&e, false};
+      }
     }
-    std::construct_at(&slots_[i], entry{K(std::forward<KL>(k)), std::move(v), h});
-    ctrl_[i] = tag;
+    const std::size_t n = size_;
+    if (chunk_of(n) == chunks_.size())
+      chunks_.push_back(std::allocator<entry>{}.allocate(chunk_size(chunks_.size())));
+    entry* e = std::construct_at(&at(n), entry{K(std::forward<KL>(k)), std::move(v), h});
+    slots_[i] = tag | (n + 1);
     ++size_;
-    return {&slots_[i], true};
+    return {e, true};
   }
 
-  /// for_each(f): f(entry&) for every entry.
+  /// for_each(f): f(entry&) for every entry, in insertion order.
   template <class F>
   void for_each(F&& f) {
-    for (std::size_t i = 0; i < cap_; ++i)
-      if (ctrl_[i] != 0) f(slots_[i]);
+    for (std::size_t n = 0; n < size_; ++n) f(at(n));
   }
 
   /// clear() destroys every entry and keeps the memory.
   void clear() noexcept {
-    for (std::size_t i = 0; i < cap_; ++i)
-      if (ctrl_[i] != 0) std::destroy_at(&slots_[i]);
-    if (cap_ != 0) std::memset(ctrl_.get(), 0, cap_);
+    for (std::size_t n = 0; n < size_; ++n) std::destroy_at(&at(n));
+    std::fill(slots_.begin(), slots_.end(), std::uint64_t{0});
     size_ = 0;
   }
 
   void swap(table& o) noexcept {
-    std::swap(ctrl_, o.ctrl_);
-    std::swap(slots_, o.slots_);
-    std::swap(cap_, o.cap_);
+    slots_.swap(o.slots_);
+    chunks_.swap(o.chunks_);
     std::swap(size_, o.size_);
     std::swap(mask_, o.mask_);
     std::swap(shift_, o.shift_);
   }
 
  private:
-  static std::uint8_t tag_of(std::size_t h) noexcept {
-    return static_cast<std::uint8_t>(0x80U | (static_cast<std::uint64_t>(h) >> 57));
+  static constexpr std::uint64_t low32 = 0xffffffffULL;
+  // Chunk c holds 64 << c entries; entry n is in chunk bit_width(n + 64) - 7.
+  static constexpr std::size_t first_chunk = 64;
+  static std::size_t chunk_size(std::size_t c) noexcept { return first_chunk << c; }
+  static std::size_t chunk_of(std::size_t n) noexcept {
+    return static_cast<std::size_t>(std::bit_width(n + first_chunk)) - 7;
+  }
+  entry& at(std::size_t n) noexcept {
+    const std::size_t c = chunk_of(n);
+    return chunks_[c][n + first_chunk - chunk_size(c)];
+  }
+  static std::uint64_t tag_of(std::size_t h) noexcept {
+    return static_cast<std::uint64_t>(h) & ~low32;
   }
   std::size_t home(std::size_t h) const noexcept {
     return static_cast<std::size_t>((static_cast<std::uint64_t>(h) * 0x9e3779b97f4a7c15ULL) >>
                                     shift_);
   }
-  void release() noexcept {
-    clear();
-    if (slots_) std::allocator<entry>{}.deallocate(slots_, cap_);
-    slots_ = nullptr;
-    ctrl_.reset();
-    cap_ = 0;
-  }
-  // grow(): twice the slots, every entry moved to its slot in the new array.
+  // grow(): twice the slots, rebuilt from the entries' hashes (no entry moves).
   void grow() {
-    const std::size_t n = cap_ == 0 ? 16 : 2 * cap_;
-    table t;
-    t.ctrl_ = std::make_unique<std::uint8_t[]>(n);  // zeroed: every slot empty
-    t.slots_ = std::allocator<entry>{}.allocate(n);
-    t.cap_ = n;
-    t.mask_ = n - 1;
-    t.shift_ = 64 - static_cast<unsigned>(std::countr_zero(n));
-    for (std::size_t i = 0; i < cap_; ++i) {
-      if (ctrl_[i] == 0) continue;
-      entry& e = slots_[i];
-      std::size_t j = t.home(e.hash);
-      while (t.ctrl_[j] != 0) j = (j + 1) & t.mask_;
-      std::construct_at(&t.slots_[j], std::move(e));
-      t.ctrl_[j] = ctrl_[i];
-      ++t.size_;
+    const std::size_t n = slots_.empty() ? 16 : 2 * slots_.size();
+    slots_.assign(n, 0);
+    mask_ = n - 1;
+    shift_ = 64 - static_cast<unsigned>(std::countr_zero(n));
+    for (std::size_t e = 0; e < size_; ++e) {
+      const std::size_t h = at(e).hash;
+      std::size_t i = home(h);
+      while (slots_[i] != 0) i = (i + 1) & mask_;
+      slots_[i] = tag_of(h) | (e + 1);
     }
-    swap(t);  // t, the old array, destroys the moved-from entries
   }
 
-  std::unique_ptr<std::uint8_t[]> ctrl_;
-  entry* slots_ = nullptr;
-  std::size_t cap_ = 0;
+  std::vector<std::uint64_t> slots_;
+  std::vector<entry*> chunks_;
   std::size_t size_ = 0;
   std::size_t mask_ = 0;
   unsigned shift_ = 64;
