@@ -501,6 +501,12 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
   sh.combiner = o.combiner;
 
   std::vector<table<K, V>> parts(keyed ? 0 : ndest);
+  // The default result: each partition moves its keys into a map of its own, the partitions in
+  // parallel (the nodes' allocations, the keys' moves); the caller's tasklet then only splices
+  // nodes (out.merge(): no allocation). Built serially from the tables, it was 10 % of a word
+  // count's time at two workers (73,459 keys: ~35 ms), all of it after the last mapper.
+  constexpr bool default_out = std::is_same_v<Out, std::unordered_map<K, V>>;
+  std::vector<std::unordered_map<K, V>> part_out(default_out && !keyed ? ndest : 0);
   std::vector<router<K, V>> routers(keyed ? ndest : 0);
   std::atomic<std::size_t> mappers_left{nmap};  // acq_rel: the last mapper closes the channels
 
@@ -539,6 +545,12 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
           throw;
         } catch (...) {
           reduce_error("in partition " + std::to_string(d));
+        }
+        if constexpr (default_out) {
+          auto& m = part_out[d];
+          m.reserve(acc.size());
+          acc.for_each([&](auto& e) { m.emplace(std::move(e.key), std::move(e.value)); });
+          acc = {};
         }
       });
     } else {
@@ -630,6 +642,8 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
     for (auto& r : routers) total += r.keys.size();
     out.reserve(total);
   }
+  if constexpr (default_out)
+    for (auto& m : part_out) out.merge(m);  // keys are disjoint: every node moves
   for (auto& p : parts) {
     p.for_each([&](auto& e) { put(out, std::move(e.key), std::move(e.value)); });
     p = {};  // the memory back as it goes
