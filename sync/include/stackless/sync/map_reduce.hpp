@@ -636,14 +636,26 @@ Out run(Source& src, Map& map, Reduce& reduce, const map_reduce_options& o, Out 
   if (stopped.load(std::memory_order_relaxed))
     throw operation_cancelled();  // the job was stopped through options.stop
 
+  if constexpr (default_out) {
+    // An empty result takes the largest partition's map as it is; the others' nodes are spliced
+    // in (keys are disjoint: every node moves), into buckets reserved for all of them.
+    if (out.empty() && !part_out.empty()) {
+      auto largest =
+          std::max_element(part_out.begin(), part_out.end(),
+                           [](const auto& a, const auto& b) { return a.size() < b.size(); });
+      out = std::move(*largest);
+      *largest = {};
+    }
+  }
   if constexpr (requires { out.reserve(out.size()); }) {
     std::size_t total = out.size();
     for (auto& p : parts) total += p.size();
+    for (auto& m : part_out) total += m.size();
     for (auto& r : routers) total += r.keys.size();
     out.reserve(total);
   }
   if constexpr (default_out)
-    for (auto& m : part_out) out.merge(m);  // keys are disjoint: every node moves
+    for (auto& m : part_out) out.merge(m);
   for (auto& p : parts) {
     p.for_each([&](auto& e) { put(out, std::move(e.key), std::move(e.value)); });
     p = {};  // the memory back as it goes
