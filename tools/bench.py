@@ -205,6 +205,26 @@ def build_go_peer(build_dir, failures):
     return out
 
 
+def build_go_program(build_dir, source, name, failures):
+    """Builds the Go program `source` (a path under the repository) into <build_dir>/<name>
+    outside any module (GO111MODULE=off, caches under build_dir), as build_go_peer() does;
+    returns its path, or None (no `go`: a note; a failed build: appended to failures)."""
+    go = shutil.which("go")
+    if go is None:
+        print(f"note: `go` not found, {name} is skipped", file=sys.stderr)
+        return None
+    out = os.path.join(build_dir, name)
+    env = dict(os.environ, GO111MODULE="off",
+               GOCACHE=os.path.join(build_dir, "go-cache"),
+               GOPATH=os.path.join(build_dir, "go-path"))
+    proc = subprocess.run([go, "build", "-o", out, os.path.join(REPO, source)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        failures.append(f"building {source} failed:\n{proc.stderr.strip()}")
+        return None
+    return out
+
+
 def run_once(binary, impl, workload, workers, n):
     """Runs one program once; returns a record with status ok / n/a / failed."""
     rec = {"impl": impl, "workload": workload, "workers": workers, "n": n}

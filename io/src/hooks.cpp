@@ -169,7 +169,7 @@ std::int64_t sock_deadline(int fd, bool write) {
   if (getsockopt(fd, SOL_SOCKET, write ? SO_SNDTIMEO : SO_RCVTIMEO, &tv, &len) < 0)
     return sd::no_deadline;
   if (tv.tv_sec == 0 && tv.tv_usec == 0) return sd::no_deadline;
-  return sd::now_ns() + tv.tv_sec * 1'000'000'000LL + tv.tv_usec * 1'000LL;
+  return sd::clock_ns() + tv.tv_sec * 1'000'000'000LL + tv.tv_usec * 1'000LL;
 }
 
 // interrupted_errno() is the errno for a wait that the tasklet's scope or interrupt ended.
@@ -245,7 +245,7 @@ auto retry(int fd, bool write, const char* op, Call call) -> decltype(call()) {
 // (The sleep hooks report either as EINTR, the only early end they have.)
 int sleep_until(std::int64_t deadline) {
   const std::int64_t d = sd::scoped_deadline(deadline);
-  if (d < deadline && d <= sd::now_ns()) return ETIMEDOUT;
+  if (d < deadline && d <= sd::clock_ns()) return ETIMEDOUT;
   parked_calls.fetch_add(1, std::memory_order_relaxed);
   stackless::this_tasklet::atomic pin;  // resume on this thread: see "Threads" at the top
   sd::prepare_park("sleep");
@@ -260,7 +260,7 @@ bool bad_ts(const timespec* ts) {
 }
 void put_rem(timespec* rem, std::int64_t deadline) {
   if (!rem) return;
-  std::int64_t left = deadline - sd::now_ns();
+  std::int64_t left = deadline - sd::clock_ns();
   if (left < 0) left = 0;
   rem->tv_sec = left / 1'000'000'000LL;
   rem->tv_nsec = left % 1'000'000'000LL;
@@ -346,7 +346,7 @@ int poll_tasklet(pollfd* fds, nfds_t n, std::int64_t deadline) {
 
 std::int64_t ms_deadline(int timeout_ms) {
   if (timeout_ms < 0) return sd::no_deadline;
-  return sd::now_ns() + static_cast<std::int64_t>(timeout_ms) * 1'000'000LL;
+  return sd::clock_ns() + static_cast<std::int64_t>(timeout_ms) * 1'000'000LL;
 }
 
 // ---- the hooks -------------------------------------------------------------------------------
@@ -465,7 +465,7 @@ int h_ppoll(pollfd* fds, nfds_t n, const timespec* ts, const sigset_t* mask) {
     errno = EINVAL;
     return -1;
   }
-  std::int64_t d = !ts ? sd::no_deadline : ts_ns(*ts) == 0 ? 0 : sd::now_ns() + ts_ns(*ts);
+  std::int64_t d = !ts ? sd::no_deadline : ts_ns(*ts) == 0 ? 0 : sd::clock_ns() + ts_ns(*ts);
   return poll_tasklet(fds, n, d);
 }
 int h_select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* tv) {
@@ -485,7 +485,7 @@ int h_select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* tv) {
   std::int64_t d = sd::no_deadline;
   if (tv) {
     std::int64_t ns = tv->tv_sec * 1'000'000'000LL + tv->tv_usec * 1'000LL;
-    d = ns == 0 ? 0 : sd::now_ns() + ns;
+    d = ns == 0 ? 0 : sd::clock_ns() + ns;
   }
   int r = poll_tasklet(p.data(), p.size(), d);
   if (r < 0) return r;
@@ -508,14 +508,14 @@ int h_select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* tv) {
 
 unsigned h_sleep(unsigned s) {
   if (!in_tasklet()) return libc->sleep(s);
-  std::int64_t d = sd::now_ns() + static_cast<std::int64_t>(s) * 1'000'000'000LL;
+  std::int64_t d = sd::clock_ns() + static_cast<std::int64_t>(s) * 1'000'000'000LL;
   if (sleep_until(d) == 0) return 0;  // else ended early: the seconds left
-  std::int64_t left = d - sd::now_ns();
+  std::int64_t left = d - sd::clock_ns();
   return left <= 0 ? 0 : static_cast<unsigned>((left + 999'999'999) / 1'000'000'000);
 }
 int h_usleep(useconds_t us) {
   if (!in_tasklet()) return libc->usleep(us);
-  if (sleep_until(sd::now_ns() + static_cast<std::int64_t>(us) * 1'000LL) != 0) {
+  if (sleep_until(sd::clock_ns() + static_cast<std::int64_t>(us) * 1'000LL) != 0) {
     errno = EINTR;
     return -1;
   }
@@ -527,7 +527,7 @@ int h_nanosleep(const timespec* req, timespec* rem) {
     errno = EINVAL;
     return -1;
   }
-  std::int64_t d = sd::now_ns() + ts_ns(*req);
+  std::int64_t d = sd::clock_ns() + ts_ns(*req);
   if (sleep_until(d) != 0) {
     put_rem(rem, d);
     errno = EINTR;
@@ -547,7 +547,7 @@ int h_clock_nanosleep(clockid_t c, int fl, const timespec* req, timespec* rem) {
     rel -= ts_ns(now);
     if (rel < 0) rel = 0;
   }
-  std::int64_t d = sd::now_ns() + rel;
+  std::int64_t d = sd::clock_ns() + rel;
   if (sleep_until(d) != 0) {
     if (!(fl & TIMER_ABSTIME)) put_rem(rem, d);
     return EINTR;

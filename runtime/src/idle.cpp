@@ -73,7 +73,7 @@ void scheduler_impl::park_worker(worker& w) {
     stacks.release_excess();
 
   // 5. Sleep until unparked, a timer is due, or the deadlock watch is due (deadlock.cpp).
-  std::int64_t deadline = next_deadline();
+  std::int64_t deadline = timer_sleep_deadline();
   std::uint64_t runs_at_sleep = 0;
   bool watch = false;
   if (!recheck && begin_deadlock_watch(&runs_at_sleep)) {
@@ -105,7 +105,7 @@ void scheduler_impl::sleep_worker(worker& w, std::int64_t deadline, bool watch,
   if (!watch && chaos_roll(w, 4)) deadline = std::min(deadline, now_ns() + chaos_ns(w, 500'000));
   w.sleeping_until.store(deadline, std::memory_order_relaxed);
   fence_seq_cst();
-  deadline = std::min(deadline, next_deadline());
+  deadline = std::min(deadline, timer_sleep_deadline());
   // With tasklets waiting for I/O and no other worker in epoll_wait, this one sleeps there
   // instead of on its futex: the blocker (netpoll.cpp). seq_cst CAS, then a fence before the
   // park_word loads below: the Dekker pair with unpark()'s store, fence and load of blocker.

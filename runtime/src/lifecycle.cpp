@@ -85,6 +85,8 @@ scheduler_impl::scheduler_impl(options o)
       stacks(checked_stack_size(opts.stack_size), opts.stack_guard),
       sink(new error_sink) {
   nworkers = resolve_workers(opts.workers);
+  host_clock = opts.clock == clock_source::host;
+  game_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: before anyone can see us
   // A constructor that throws runs no destructor: what it made by hand goes back here (the
   // members, workers included, are destroyed by the language; start_threads() has joined every
   // thread it started before it throws).
@@ -401,6 +403,7 @@ void scheduler_impl::drain() {
 void scheduler_impl::shutdown() {
   if (tcb* self = current_tcb(); self && self->sched == this)
     throw usage_error("stackless: shutdown() called from a tasklet of the same scheduler");
+  close_admission();  // submit() and plain-thread spawns refused; blocked submitters sent away
   std::lock_guard g(lifecycle_mu);
   if (shut_down) return;
   // Step 1. seq_cst: pairs with the acquire load of closed in submit(). A spawn that read false
@@ -477,6 +480,35 @@ tasklet<void> scheduler::run_for(std::chrono::nanoseconds slice) {
 }
 
 void scheduler::drain() { impl_->drain(); }
+
+std::chrono::steady_clock::time_point scheduler::now() const noexcept {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(impl_->clock_now()));
+}
+
+void scheduler::advance(std::chrono::nanoseconds dt) {
+  if (dt.count() < 0)
+    throw std::invalid_argument("stackless: advance(): a negative step (" +
+                                std::to_string(dt.count()) +
+                                " ns): a host clock never goes backwards");
+  advance_to(now() + dt);
+}
+
+void scheduler::advance_to(std::chrono::steady_clock::time_point tp) {
+  impl_->check_not_forked();
+  if (!impl_->host_clock)
+    throw usage_error(
+        "stackless: advance() on a scheduler with the steady clock (options::clock is "
+        "clock_source::steady; a host clock needs clock_source::host)");
+  if (detail::tcb* self = detail::current_tcb(); self && self->sched == impl_)
+    throw usage_error(
+        "stackless: advance() from a tasklet of the same scheduler (the host "
+        "drives the clock)");
+  const std::int64_t to =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count();
+  if (const std::int64_t from = impl_->advance_clock(to); from > to)
+    throw std::invalid_argument("stackless: advance_to(): the host clock would go backwards by " +
+                                std::to_string(from - to) + " ns");
+}
 void scheduler::shutdown() {
   impl_->check_not_forked();
   impl_->shutdown();

@@ -552,7 +552,7 @@ class monitor {
           v->has_yielders.load(std::memory_order_relaxed))
         return true;
     }
-    return s_.next_deadline() <= now;
+    return s_.next_deadline() <= (s_.host_clock ? s_.clock_now() : now);
   }
 
   void tick(std::int64_t now) {

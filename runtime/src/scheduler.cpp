@@ -89,11 +89,17 @@ std::uint64_t scheduler_impl::live() const {
   bool local = w && w->sched == this && w->current;
   // acquire: pairs with shutdown()'s seq_cst store (see there: a spawn that misses it is killed
   // by shutdown's next round).
+  // acquire: pairs with the seq_cst store in close_admission() (admission.cpp).
+  if (!local && refusing.load(std::memory_order_acquire)) {
+    release(t);  // the handle's reference
+    release(t);  // ours
+    throw scheduler_closed("stackless: spawn() from a plain thread after shutdown() began");
+  }
   if (closed.load(std::memory_order_acquire)) {
     if (!local) {
       release(t);  // the handle's reference
       release(t);  // ours
-      throw usage_error("stackless: spawn() on a scheduler that was shut down");
+      throw scheduler_closed("stackless: spawn() on a scheduler that was shut down");
     }
     // relaxed: t is not published yet; the queue push below publishes it with its state.
     t->irq.store(IRQ_KILLED, std::memory_order_relaxed);  // born killed: it will never run
@@ -249,6 +255,10 @@ void scheduler_impl::finish(worker& w, tcb* t) {
   // submit() took a guarded-stack slot: given back before the joiners wake, so that a joiner
   // may spawn in its place at once.
   if (opts.stack_guard == stack_guard_policy::always) release_guarded();
+  // relaxed: a flag shutdown(deadline) sets before it waits and reads the counts after the
+  // workers are joined (admission.cpp); an end that misses the flag is not counted. Before
+  // the joiners wake: a tasklet someone joined before shutdown() began is never counted.
+  if (__builtin_expect(counting_ends.load(std::memory_order_relaxed), 0)) count_end(t);
   wake_joiners(t);
   // seq_cst: the second half of the Dekker pair with handle_release() (the DEAD store above).
   // The exchange (acq_rel) makes exactly one of finish() and handle_release() report.

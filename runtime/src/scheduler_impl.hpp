@@ -17,6 +17,7 @@
 //   timers.cpp     the per-worker timer heaps: arming, the earliest deadline, firing
 //   deadlock.cpp   deadlock detection
 //   stats.cpp      scheduler::stats()
+//   admission.cpp  submit()'s admission queue (options::max_pending), shutdown(deadline)
 //   preempt.cpp    the monitor thread, soft and hard preemption, the stall watchdog
 #pragma once
 
@@ -32,6 +33,7 @@
 #include "injection.hpp"
 #include "stack.hpp"
 #include "stackless/runtime/detail/spinlock.hpp"
+#include "stackless/runtime/detail/wait_list.hpp"
 #include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/internal/park.hpp"
 #include "stackless/runtime/scheduler.hpp"
@@ -108,6 +110,7 @@ class scheduler_impl {
   void check_not_forked() const;
   void drain();
   void shutdown();
+  shutdown_report shutdown_graceful(std::int64_t deadline_ns);  // shutdown(deadline)
 
   // ---- submitting, waking, the end of a tasklet, the registry (scheduler.cpp) ------------------
   void submit(tcb* t);                               // a new tasklet
@@ -219,6 +222,24 @@ class scheduler_impl {
   // ---- data ------------------------------------------------------------------------------------
   options opts;
   unsigned nworkers = 1;
+  // The clock of this scheduler's tasklets (options::clock). host_clock is fixed at construction;
+  // game_ns moves only by advance() (seq_cst store there; acquire loads in clock_now()).
+  bool host_clock = false;
+  std::atomic<std::int64_t> game_ns{0};
+  std::int64_t clock_now() const noexcept {
+    return host_clock ? game_ns.load(std::memory_order_acquire) : now_ns();
+  }
+  // timer_sleep_deadline() is how long an idle worker may sleep for the timers: the earliest
+  // deadline on the steady clock; with a host clock none (advance() fires the timers itself),
+  // unless one is due already.
+  std::int64_t timer_sleep_deadline() const noexcept {
+    const std::int64_t d = next_deadline();
+    if (!host_clock || d == INT64_MAX) return d;
+    return d <= game_ns.load(std::memory_order_acquire) ? 0 : INT64_MAX;
+  }
+  // advance_clock() moves game_ns to to_ns and fires what came due; the time it found (greater
+  // than to_ns: refused, nothing changed). timers.cpp.
+  std::int64_t advance_clock(std::int64_t to_ns);
   std::vector<std::unique_ptr<worker>> workers;  // fixed after construction
   injection_queue<tcb*> injection;
   std::unique_ptr<registry_shard[]> shards;  // nworkers + 1
@@ -255,6 +276,19 @@ class scheduler_impl {
   }
   bool chaos_roll_slow(worker_owned& w, unsigned one_in) noexcept;
   std::int64_t chaos_ns(worker_owned& w, std::int64_t max_ns) noexcept;  // 0..max_ns at random
+  // Admission (admission.cpp): submit()'s slots of options::max_pending. `refusing`: shutdown()
+  // began, submit() and plain-thread spawns throw scheduler_closed (seq_cst store, acquire loads).
+  std::atomic<bool> refusing{false};
+  spinlock adm_lk;
+  std::size_t adm_pending = 0;  // guarded by adm_lk: slots taken
+  wait_list adm_waiters;        // guarded by adm_lk: blocked submitters, FIFO
+  bool adm_closed = false;      // guarded by adm_lk: set with refusing; waiters are sent away
+  void close_admission() noexcept;
+  // shutdown(deadline)'s accounting: while counting_ends is set, finish() counts every end.
+  // Relaxed: read back by shutdown() after the workers are joined (or on the pumping thread).
+  std::atomic<bool> counting_ends{false};
+  std::atomic<std::uint64_t> ends_ok{0}, ends_killed{0}, ends_unstarted{0};
+  void count_end(const tcb* t) noexcept;
   // drain() and shutdown() wait on drain_word until live() is 0; finish() bumps it.
   alignas(64) std::atomic<int> drain_waiters{0};
   std::atomic<std::uint32_t> drain_word{0};

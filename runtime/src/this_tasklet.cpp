@@ -55,9 +55,9 @@ void detail_::sleep_ns(std::int64_t own, const std::stop_token* st) {
   const std::int64_t deadline = scoped_deadline(own);
   // A sleep whose own time has already come has nothing to wait for: like any call that need
   // not wait, it completes inside an expired timeout_scope (timeout.hpp).
-  const bool must_wait = now_ns() < own;
+  const bool must_wait = clock_ns() < own;
   throw_if_interrupted();
-  while (now_ns() < deadline) {
+  while (clock_ns() < deadline) {
     // On no list: only the deadline, a stop request or an interrupt ends the wait.
     wait_here wh("sleep");
     const wake_reason r = wh.wait([] {}, deadline, st);

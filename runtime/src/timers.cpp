@@ -105,8 +105,23 @@ std::int64_t scheduler_impl::next_deadline() const noexcept {
 
 bool scheduler_impl::fire_due_timers() {
   if (next_deadline() == INT64_MAX) return false;  // no timer anywhere: not even a clock read
-  const std::int64_t now = now_ns();
+  const std::int64_t now = clock_now();
   return next_deadline() <= now && fire_timers(now);
+}
+
+// advance_clock() is scheduler::advance(): the host clock moves, then the host's thread fires
+// what came due (wake_park() from a plain thread queues the tasklets like any wake from outside).
+std::int64_t scheduler_impl::advance_clock(std::int64_t to_ns) {
+  // seq_cst CAS: pairs with the acquire loads in clock_now(); a worker that reads the old time
+  // fires nothing now, and this call fires it instead. A CAS, so that two hosts advancing at
+  // once can never move the clock backwards.
+  std::int64_t cur = game_ns.load(std::memory_order_acquire);
+  do {
+    if (cur > to_ns) return cur;
+  } while (!game_ns.compare_exchange_weak(cur, to_ns, std::memory_order_seq_cst,
+                                          std::memory_order_acquire));
+  if (next_deadline() <= to_ns) fire_timers(to_ns);
+  return cur;
 }
 
 bool scheduler_impl::fire_worker_timers(worker_shared& v, std::int64_t now) {

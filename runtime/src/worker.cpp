@@ -344,6 +344,7 @@ void scheduler_impl::end_unstarted(worker& w, tcb* t, std::exception_ptr error) 
     t->ended_by_kill = true;
   else
     t->error = std::move(error);
+  t->never_ran = true;
   tcb* cur = std::exchange(w.current, nullptr);
   t->base()->discard();
   w.current = cur;
@@ -488,6 +489,7 @@ void tasklet_entry(void* arg) {
   // acquire: pairs with kill()'s seq_cst fetch_or (tasklet.cpp).
   if (t->irq.load(std::memory_order_acquire) & IRQ_KILLED) {
     t->ended_by_kill = true;  // killed before it ever ran: its function never runs
+    t->never_ran = true;
   } else {
     try {
       t->base()->body();

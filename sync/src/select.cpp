@@ -335,13 +335,15 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
     // partner arriving meanwhile finds our record and completes it — and withdraw at once if
     // nothing happened: then nothing was ready at the moment the registration finished.
     if (p.def_i != none && p.channel_cases <= 1) return p.def_i;
-    if (p.after_i != none && now_ns() >= p.deadline) return p.after_i;
+    if (p.after_i != none && clock_ns() >= p.deadline) return p.after_i;
     const bool poll_only = p.def_i != none;
 
     if (call.register_cases()) return call.finish_registered();  // (2)
 
-    std::int64_t wake_at = wait_deadline;  // (3)
-    if (call.any_deferred()) wake_at = std::min(wake_at, now_ns() + backoff);
+    // (3) A deferred case is retried after a backoff on the caller's clock: with a host clock
+    // (options::clock) that is game time, so a paused game also delays such a retry.
+    std::int64_t wake_at = wait_deadline;
+    if (call.any_deferred()) wake_at = std::min(wake_at, clock_ns() + backoff);
     const wake_reason why = call.park_round(wake_at, poll_only);
 
     if (std::size_t i = call.clean_up(); i != none) return i;  // (4)
@@ -351,7 +353,7 @@ std::size_t chan_select(select_case* cs, std::size_t n) {
       continue;  // an interrupt that cannot be thrown now (unwinding): try again
     }
     scope_check(p.deadline);  // every record is out: a timeout_scope that ended throws now
-    if (p.after_i != none && now_ns() >= p.deadline) return p.after_i;
+    if (p.after_i != none && clock_ns() >= p.deadline) return p.after_i;
     backoff = std::min<std::int64_t>(backoff * 2, 10'000'000);  // a deferred case: next round
   }
 }

@@ -24,6 +24,21 @@ class usage_error : public std::logic_error {
   using std::logic_error::logic_error;
 };
 
+/// scheduler_closed is thrown by scheduler::submit() (and by spawn() from a plain thread) once
+/// shutdown() has begun: the scheduler admits no new work. A usage_error, so code that already
+/// catches spawn()'s error after shutdown keeps working.
+class scheduler_closed : public usage_error {
+ public:
+  using usage_error::usage_error;
+};
+
+/// queue_full is thrown by scheduler::submit(f, when_full::fail) when options::max_pending
+/// submitted tasklets are waiting for their first run.
+class queue_full : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// deadlock_error is thrown from a join()/block_on() whose tasklet can never be woken: every
 /// tasklet of the scheduler is parked, nothing is runnable, no timer is pending. The message lists
 /// every blocked tasklet with what it waits on.

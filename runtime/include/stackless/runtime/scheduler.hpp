@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "stackless/runtime/submission.hpp"
 #include "stackless/runtime/tasklet.hpp"
 
 namespace stackless {
@@ -45,6 +46,18 @@ enum class stack_guard_policy : std::uint8_t {
   /// vm.max_map_count live tasklets of such schedulers (24,573 on a stock kernel) throws
   /// std::system_error instead (raise vm.max_map_count for more).
   always,
+};
+
+/// clock_source is the time a scheduler's tasklets live in: every sleep, timeout, timed wait
+/// and timeout_scope of its tasklets.
+enum class clock_source : std::uint8_t {
+  steady,  // the steady clock (the default)
+  /// host: a clock the host drives (a game's clock): it starts at the steady clock's reading
+  /// when the scheduler is made and moves only by scheduler::advance()/advance_to(), so
+  /// sleep_for(3 * frame) means three frames of game time, and a paused game (no advance())
+  /// pauses every timer. Plain threads still wait in steady time; run_for()'s slice, the
+  /// preemption quantum and the deadlock grace are steady (wall) time too.
+  host,
 };
 
 struct options {
@@ -88,6 +101,20 @@ struct options {
   /// local_queue_capacity: slots in each worker's work-stealing deque (a power of two ≥ 4);
   /// tests shrink it to force the overflow path.
   std::size_t local_queue_capacity = 256;
+  /// max_pending bounds scheduler::submit()'s admission queue: at most this many submitted
+  /// tasklets may wait for their first run; a submit() beyond it blocks, throws queue_full or
+  /// runs inline, as its when_full argument says. 0: unbounded. spawn() is not counted.
+  std::size_t max_pending = 0;
+  /// clock: the steady clock, or a host-driven clock (clock_source::host).
+  clock_source clock = clock_source::steady;
+};
+
+/// shutdown_report is what scheduler::shutdown(deadline) did: counts of the tasklets that ended
+/// during the call.
+struct shutdown_report {
+  std::uint64_t finished = 0;       // ended on their own (returned, or threw) before the deadline
+  std::uint64_t killed = 0;         // had started; ended by a kill (the deadline's, or another)
+  std::uint64_t never_started = 0;  // killed before their first run: their function never ran
 };
 
 struct worker_stats {
@@ -178,6 +205,28 @@ class scheduler {
     return spawn(std::forward<F>(f)).join();
   }
 
+  /// submit() is spawn() for work from outside: from any thread (or tasklet), f() runs as a new
+  /// tasklet, and the submission it returns is waited on with get()/wait_for() (the caller
+  /// blocks, a calling tasklet parks) or joined through handle(). With options::max_pending > 0
+  /// at most that many submitted tasklets wait for their first run; beyond it `full` decides:
+  /// block until one starts (FIFO among the blocked; timeout_scope and kill() end the wait),
+  /// throw queue_full, or run f on the calling thread now. Once shutdown() has begun, submit()
+  /// throws scheduler_closed — from a tasklet too (spawn() from a tasklet still works then).
+  template <class F>
+  auto submit(F&& f, when_full full = when_full::block) {
+    using Fn = std::decay_t<F>;
+    using R = std::invoke_result_t<Fn>;
+    switch (detail::admit(impl_, full)) {
+      case detail::admission::unlimited:
+        return submission<R>(spawn(std::forward<F>(f)));
+      case detail::admission::slot:
+        return submission<R>(spawn(detail::admitted<Fn>(std::forward<F>(f), impl_)));
+      case detail::admission::run_inline:
+        break;
+    }
+    return submission<R>::run_here(std::forward<F>(f));
+  }
+
   /// run() makes the calling thread the worker (workers = 1 only) until no tasklet is runnable,
   /// as Stackless run(): tasklets that are blocked may remain. Exceptions of detached tasklets go
   /// to on_error as usual.
@@ -201,13 +250,35 @@ class scheduler {
   /// shutdown() stops accepting work, kills every live tasklet (their destructors run), waits for
   /// them and joins the worker threads. Idempotent. Not from a tasklet of this scheduler.
   void shutdown();
+  /// shutdown(deadline) is the graceful form: at once it stops admitting work (submit(), and
+  /// spawn() from a plain thread, throw scheduler_closed; tasklets may still spawn), lets the
+  /// live tasklets run until every one has ended or `deadline` passes — or until they are all
+  /// parked with no way to be woken (a deadlock: waiting longer cannot help) — then does what
+  /// shutdown() does with the rest: kills them (their destructors run) and joins the workers.
+  /// Returns what ended during the call. From a plain thread (or another scheduler's tasklet).
+  shutdown_report shutdown(std::chrono::steady_clock::time_point deadline);
+  template <class Rep, class P>
+  shutdown_report shutdown_for(std::chrono::duration<Rep, P> grace) {
+    return shutdown_until_ns(detail::deadline_after(grace));
+  }
   scheduler_stats stats() const;
+  /// now() is the time of this scheduler's tasklets: the steady clock, or with
+  /// clock_source::host the host's clock (a steady_clock time point all the same).
+  std::chrono::steady_clock::time_point now() const noexcept;
+  /// advance() moves a host clock forward by dt and fires the timers that came due (their
+  /// tasklets run at the next run_for(), or at once on worker threads). advance_to() moves it
+  /// to tp. A clock that would go backwards (dt < 0, tp < now()) throws std::invalid_argument;
+  /// a steady-clock scheduler throws usage_error. Callable from any thread but the scheduler's
+  /// own tasklets' (a host owns its clock).
+  void advance(std::chrono::nanoseconds dt);
+  void advance_to(std::chrono::steady_clock::time_point tp);
   /// workers() is the number of workers (resolved from options::workers).
   unsigned workers() const noexcept;
 
   detail::scheduler_impl* impl() const noexcept { return impl_; }
 
  private:
+  shutdown_report shutdown_until_ns(std::int64_t deadline_ns);
   detail::scheduler_impl* impl_;
 };
 

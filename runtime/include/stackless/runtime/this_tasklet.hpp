@@ -23,6 +23,11 @@ tasklet<void> current();
 /// workers() is the number of workers of the calling tasklet's scheduler (scheduler::workers()):
 /// how wide parallel algorithms split their work. Throws usage_error outside a tasklet.
 unsigned workers();
+/// now() is the calling tasklet's time: its scheduler's clock (options::clock: the steady clock,
+/// or the host's), as a steady_clock time point. Outside a tasklet, steady_clock::now().
+inline std::chrono::steady_clock::time_point now() noexcept {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(detail::clock_ns()));
+}
 /// checkpoint() is a safe point for long loops. When the preemption monitor asked this worker to
 /// switch (options::quantum > 0, the tasklet has run a whole quantum and other work waits), it
 /// yields to the back of the queue — unless the tasklet is in an atomic scope; inside run_for()

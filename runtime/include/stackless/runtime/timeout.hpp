@@ -62,7 +62,7 @@ class timeout_scope {
  public:
   template <class Rep, class P>
   explicit timeout_scope(std::chrono::duration<Rep, P> d)
-      : timeout_scope(detail::add_saturating(detail::now_ns(), detail::saturating_ns(d))) {}
+      : timeout_scope(detail::add_saturating(detail::clock_ns(), detail::saturating_ns(d))) {}
   template <class D>
   explicit timeout_scope(std::chrono::time_point<std::chrono::steady_clock, D> tp)
       : timeout_scope(detail::deadline_at(tp), 0) {}
@@ -75,7 +75,7 @@ class timeout_scope {
     return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline_ns_));
   }
   /// expired() tells whether this scope's own deadline has passed.
-  bool expired() const noexcept { return detail::now_ns() >= deadline_ns_; }
+  bool expired() const noexcept { return detail::clock_ns() >= deadline_ns_; }
 
   // For the library: the effective deadline (the earliest of this and the enclosing scopes) and
   // the scope it belongs to.

@@ -77,6 +77,7 @@ class tcb {
   // Outcome, written by the tasklet before it is marked dead, read after (acquire on state).
   std::exception_ptr error;    // the exception that escaped body()
   bool ended_by_kill = false;  // body() left through tasklet_exit (or never started)
+  bool never_ran = false;      // killed (or refused a stack) before body() began
   bool exit_thrown = false;    // tasklet_exit was thrown in it at least once (own writes)
   error_sink* sink = nullptr;  // set when it ended with an error: where to report it
 
