@@ -629,10 +629,10 @@ int main(int argc, char** argv) {
   int rc = 0;
   try {
     auto listener = io::tcp_listener::bind("127.0.0.1:" + std::to_string(cfg.port));
-    // quantum: the monitor thread runs, and serves the netpoller when every worker has been
-    // busy for 10 ms. Without it, one worker deep in a fork/join job (spawn/join switches, but
-    // all of them its own) did not see a readable socket until the job ended: /stats waited for
-    // /fib/44, and a client's disconnect could not stop it (2026-12-07, runtime of that day).
+    // quantum: soft preemption — a request's job that runs 10 ms without switching (a long
+    // sequential leaf) is asked to yield, so the connections' tasklets get their turn; the
+    // monitor thread also polls the netpoller when every worker has been busy for 10 ms. (Busy
+    // workers poll on their own too, at the fairness tick: tests/io/test_netpoll_busy.cpp.)
     stackless::scheduler sched({.workers = cfg.workers, .quantum = 10ms, .name = "service"});
     service svc;
     svc.cfg = cfg;

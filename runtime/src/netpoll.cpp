@@ -14,7 +14,10 @@
 //      eventfd in the same set (kick());
 //   3. a busy worker polls at its fairness tick, and the monitor thread (when it runs) at its
 //      tick, once nobody has polled for poll_interval_ns (10 ms; Go's sysmon) — so a scheduler
-//      whose workers all run long tasklets still serves I/O;
+//      whose workers all run long tasklets, or a fork/join job that never lets its worker reach
+//      the scheduler side (1.), still serves I/O; at a tick where a park's unlock step is
+//      pending (it may hold a slot's lock) the poll is made right after that step (fair_pick(),
+//      worker.cpp);
 //   4. a pumped scheduler (run()/run_for()) polls without blocking when it runs out of work.
 //   Whoever polls wakes the waiters: a worker queues them locally, anyone else injects them.
 //

@@ -4,9 +4,11 @@
 // worker (worker.rs).
 //
 // Where a worker looks for work, in order (next_local, then find_runnable):
-//   1. every 61st tick, for fairness: due timers (and ready I/O, if nobody polled for 10 ms),
-//      the injection queue, the *oldest* element of its own deque (a steal from itself), the
-//      yield list — so neither LIFO order nor a busy runnext can starve anything;
+//   1. every 61st tick, for fairness: due timers (and ready I/O, if nobody polled for 10 ms —
+//      right after the switch, if a park's unlock step is pending: fair_pick()), the injection
+//      queue, the *oldest* element of its own deque (a steal from itself), the yield list — so
+//      neither LIFO order nor a busy runnext nor a job that never lets the worker reach its
+//      scheduler side can starve anything;
 //   2. runnext, unless it has run 3 tasklets from it in a row (a ping-pong pair shares one time
 //      slice and must not starve the queue);
 //   3. its deque (LIFO: fork/join runs depth-first, as in TBB/Cilk), then its inbox (tasklets
@@ -232,9 +234,23 @@ tcb* scheduler_impl::fair_pick(worker& w) {
   tcb* t = nullptr;
   fire_due_timers();  // a busy worker still fires its timers
   // ... and serves I/O when nobody else has for a while (netpoll.cpp) — but not while a park's
-  // unlock step is pending: the parking tasklet may still hold the lock of the very poll slot an
-  // event would wake it through.
-  if (!w.unlock) poll_io_if_due();
+  // unlock step is pending (w.prev is parking: we are on its stack, in leave()): the parking
+  // tasklet may still hold the lock of the very poll slot an event would wake it through. Then
+  // the poll is owed, and after_switch() makes it right after that unlock step.
+  //
+  // This used to be `if (!w.unlock) poll_io_if_due();`. But w.unlock is never cleared (after the
+  // park it points at a dead function_ref): after its first park a worker never polled here
+  // again. With one worker, quantum 0 (no monitor) and a fork/join job (every join parks, and the
+  // job always has a runnable tasklet, so the scheduler side's search() never polls either),
+  // ready I/O waited for the whole job — examples/service.cpp's GET /stats behind GET /fib/44:
+  // 7.4 s, 5 polls; tests/io/test_netpoll_busy.cpp. Skipping the poll whenever a park is pending
+  // is not enough either: where every switch is a park (two tasklets that wake each other) the
+  // tick would never poll; hence the owed poll rather than a skipped one. Its cost on the switch
+  // path is one predictable branch on a field of this worker, in the park case only.
+  if (w.prev && w.why == switch_why::park)
+    w.poll_owed = true;
+  else
+    poll_io_if_due();
   if (injection.try_dequeue(t)) {
     w.injected.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for stats()
     return t;
@@ -359,6 +375,14 @@ namespace {
                static_cast<unsigned long long>(t->id), t->name.c_str(), t->stk->size);
   std::abort();
 }
+
+// owed_poll(): the fairness tick's I/O poll, put off by fair_pick() while a park's unlock step was
+// pending; after_switch() makes it once that step has run. Out of line: rare, and after_switch()
+// runs at every switch.
+[[gnu::noinline, gnu::cold]] void owed_poll(worker& w) {
+  w.poll_owed = false;
+  w.sched->poll_io_if_due();
+}
 }  // namespace
 
 void scheduler_impl::after_switch(worker& w) {
@@ -388,6 +412,9 @@ void scheduler_impl::after_switch(worker& w) {
       return;
     case switch_why::park: {
       (*w.unlock)();  // now that the tasklet is off its stack, wakers may find it
+      // The poll fair_pick() owed while this unlock step was pending. It may wake t itself
+      // (still PARKING): then door_finish_parking() below fails, as with any early waker.
+      if (__builtin_expect(w.poll_owed, 0)) owed_poll(w);
       // PARKED first, then the door: a waker that sees the door PARKED stores RUNNABLE after us.
       // release: pairs with the acquire in is_blocked() and the deadlock check; the door's
       // acq_rel CAS below carries it to the waker.

@@ -58,7 +58,10 @@ struct worker_owned {
   tcb* current = nullptr;              // the tasklet running now (the overflow handler reads it)
   tcb* prev = nullptr;                 // the tasklet that just left its stack, and
   switch_why why = switch_why::yield;  //   why: after_switch() finishes its transition
-  function_ref* unlock = nullptr;      //   the park's unlock step
+  function_ref* unlock = nullptr;      //   the park's unlock step (stale once it has run:
+                                       //   a park is pending iff prev && why == park)
+  bool poll_owed = false;              // the fairness tick's I/O poll waits for that unlock step
+                                       //   (fair_pick(), after_switch(): worker.cpp)
   tcb* yield_head = nullptr;           // yield list: FIFO of tasklets that yielded
   tcb* yield_tail = nullptr;
   unsigned runnext_streak = 0;  // tasklets run from runnext in a row
