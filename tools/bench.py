@@ -189,20 +189,8 @@ def find_binary(build_dir, name):
 
 def build_go_peer(build_dir, failures):
     """Builds bench/peers/go/peer.go into <build_dir>/peer_go; returns its path or None."""
-    go = shutil.which("go")
-    if go is None:
-        print("note: `go` not found, the Go peer is skipped", file=sys.stderr)
-        return None
-    out = os.path.join(build_dir, "peer_go")
-    env = dict(os.environ, GO111MODULE="off",
-               GOCACHE=os.path.join(build_dir, "go-cache"),
-               GOPATH=os.path.join(build_dir, "go-path"))
-    cmd = [go, "build", "-o", out, os.path.join(REPO, "bench", "peers", "go", "peer.go")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        failures.append(f"building the Go peer failed:\n{proc.stderr.strip()}")
-        return None
-    return out
+    return build_go_program(build_dir, os.path.join("bench", "peers", "go", "peer.go"), "peer_go",
+                            failures)
 
 
 def build_go_program(build_dir, source, name, failures):
@@ -501,6 +489,17 @@ def text_table(header, rows):
         return "  ".join(c.ljust(wd) if i == 0 else c.rjust(wd)
                          for i, (c, wd) in enumerate(zip(r, widths)))
     return "\n".join([line(header), "  ".join("-" * wd for wd in widths)] + [line(r) for r in rows])
+
+
+def int_list(text, allow_empty=False):
+    """An argparse type: a comma-separated list of integers >= 1 (--workers 1,2)."""
+    try:
+        vals = [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}")
+    if (not vals and not allow_empty) or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"need integers >= 1: {text!r}")
+    return vals
 
 
 def markdown_table(header, rows):

@@ -47,7 +47,7 @@ import statistics
 import subprocess
 import sys
 
-from bench import markdown_table, report_failures  # tools/bench.py
+from bench import int_list, markdown_table, report_failures, text_table  # tools/bench.py
 import tempfile
 import time
 
@@ -279,22 +279,8 @@ def cpu_table(runs, impls, cases):
     return header, rows
 
 
-def text_table(header, rows):
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    def line(r):
-        return "  ".join(c.ljust(wd) if i == 0 else c.rjust(wd)
-                         for i, (c, wd) in enumerate(zip(r, widths)))
-    return "\n".join([line(header), "  ".join("-" * wd for wd in widths)] + [line(r) for r in rows])
 
 
-def int_list(text):
-    try:
-        vals = [int(x) for x in text.split(",") if x]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}")
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"need integers >= 1: {text!r}")
-    return vals
 
 
 def main():

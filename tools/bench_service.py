@@ -41,7 +41,8 @@ import sys
 import tempfile
 import time
 
-from bench import build_go_program, find_binary, markdown_table, report_failures, text_table
+from bench import (build_go_program, find_binary, int_list, markdown_table, report_failures,
+                   text_table)
 from bench_echo import stop_server, wait_for_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -209,14 +210,6 @@ def table(runs, impls, cases, args):
     return header, rows
 
 
-def int_list(text):
-    try:
-        vals = [int(x) for x in text.split(",") if x]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}")
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"need integers >= 1: {text!r}")
-    return vals
 
 
 def main():

@@ -36,7 +36,8 @@ import statistics
 import subprocess
 import sys
 
-from bench import find_binary, fmt_ratio, markdown_table, report_failures, text_table
+from bench import (find_binary, fmt_ratio, int_list, markdown_table, report_failures,
+                   text_table)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 300
@@ -148,14 +149,6 @@ def targets(med, workers, present):
     return out
 
 
-def int_list(text):
-    try:
-        vals = [int(x) for x in text.split(",") if x]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}")
-    if not vals or any(v < 1 for v in vals):
-        raise argparse.ArgumentTypeError("want positive integers")
-    return vals
 
 
 def main():

@@ -52,7 +52,7 @@ import statistics
 import subprocess
 import sys
 
-from bench import markdown_table, report_failures, text_table, update_readme  # tools/bench.py
+from bench import int_list, markdown_table, report_failures, text_table, update_readme  # tools/bench.py
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CXX_TARGETS = ("stackless_mr_bench", "stackless_mr_memory", "peer_wordcount_baseline",
@@ -300,14 +300,6 @@ def targets(runs, jobs, workers):
     return out
 
 
-def int_list(text):
-    try:
-        vals = [int(x) for x in text.split(",") if x]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}")
-    if any(v < 1 for v in vals):
-        raise argparse.ArgumentTypeError(f"need integers >= 1: {text!r}")
-    return vals
 
 
 def main():
@@ -318,7 +310,7 @@ def main():
     ap.add_argument("--mb", type=float, default=100,
                     help="size of the generated corpus in MB (default 100)")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per program (default 3)")
-    ap.add_argument("--workers", type=int_list, default=[1, 2], help="T values (default 1,2)")
+    ap.add_argument("--workers", type=lambda t: int_list(t, allow_empty=True), default=[1, 2], help="T values (default 1,2)")
     ap.add_argument("--jobs", default="wordcount,index,mandelbrot",
                     help="comma-separated subset of wordcount,index,mandelbrot")
     ap.add_argument("--memory-keys", default="10000,100000",

@@ -108,12 +108,18 @@ void trampoline(bctx::transfer_t t) noexcept {
 }  // namespace
 
 void context_init_thread(context& c) noexcept {
-  pthread_attr_t attr;
-  void* lo = nullptr;
-  std::size_t size = 0;
-  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-    pthread_attr_getstack(&attr, &lo, &size);
-    pthread_attr_destroy(&attr);
+  // Once per thread: a thread's stack does not move, and for the main thread glibc's
+  // pthread_getattr_np() reads /proc/self/maps — a line per mapping, two per guarded tasklet
+  // stack — which made every run_for() of a host with 10,000 tasklets cost milliseconds
+  // (examples/entities.cpp: frames of 10–15 ms against a 4 ms budget).
+  static thread_local void* lo = nullptr;
+  static thread_local std::size_t size = 0;
+  if (size == 0) {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      pthread_attr_getstack(&attr, &lo, &size);
+      pthread_attr_destroy(&attr);
+    }
   }
   c.stack_lo = lo;
   c.stack_size = size;
