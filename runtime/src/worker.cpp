@@ -600,8 +600,11 @@ tcb* scheduler_impl::search(worker& w, bool may_park) {
     if (fire_due_timers()) continue;
     if (poll_io()) continue;  // ready I/O, unless a sleeping worker polls already (netpoll.cpp)
     if (!may_park) return nullptr;
-    // Steal, as a spinning worker.
-    if (nworkers > 1 && (w.spinning || start_spinning(w))) {
+    // Steal, as a spinning worker. A single worker spins too — on its injection queue and inbox
+    // only, for spin_ns — so that a plain thread's submit().get() costs one context switch per
+    // round trip, not two: parked after every tasklet, the worker needed a futex wake for the
+    // next one (bench/submit_rtt: 1.97 switches a round trip, 1.6x oneTBB's p50 at T=1).
+    if (w.spinning || start_spinning(w)) {
       if ((t = spin_steal(w))) {
         if (claim(t)) return t;
         continue;
