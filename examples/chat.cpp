@@ -34,13 +34,17 @@ struct event {
   std::shared_ptr<line_channel> out;  // join only
 };
 
-void hub(stackless::channel<event>& events) {
+// The hub and every client share the event channel: at shutdown every tasklet is killed at once
+// and they unwind in any order, so none of them may own it alone (serve()'s frame, say).
+using event_channel = std::shared_ptr<stackless::channel<event>>;
+
+void hub(event_channel events) {
   struct member {
     std::shared_ptr<line_channel> out;
     std::size_t dropped = 0;
   };
   std::map<std::uint64_t, member> room;
-  for (event e : events) {  // until the channel closes
+  for (event e : *events) {  // until the channel closes
     if (e.what == event::join) {
       room[e.client] = {std::move(e.out), 0};
       e.text = "* client " + std::to_string(e.client) + " joined\n";
@@ -65,7 +69,7 @@ void hub(stackless::channel<event>& events) {
   }
 }
 
-void client(io::tcp_stream s, std::uint64_t id, stackless::channel<event>& events) {
+void client(io::tcp_stream s, std::uint64_t id, event_channel events) {
   auto out = std::make_shared<line_channel>(64);
   auto sock = std::make_shared<io::tcp_stream>(std::move(s));
   // The writer: this client's channel to its socket, until the hub closes the channel.
@@ -75,7 +79,7 @@ void client(io::tcp_stream s, std::uint64_t id, stackless::channel<event>& event
     } catch (const std::system_error&) {
     }
   });
-  events.send({event::join, id, {}, out});
+  events->send({event::join, id, {}, out});
   try {
     std::string pending;
     char buf[4096];
@@ -84,23 +88,23 @@ void client(io::tcp_stream s, std::uint64_t id, stackless::channel<event>& event
       if (n == 0) break;
       pending.append(buf, n);
       for (std::size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
-        events.send({event::say, id, pending.substr(0, nl + 1), nullptr});
+        events->send({event::say, id, pending.substr(0, nl + 1), nullptr});
         pending.erase(0, nl + 1);
       }
       if (pending.size() > 4096) break;  // a "line" without end: a bad client
     }
   } catch (const std::system_error&) {
   }
-  events.send({event::leave, id, {}, nullptr});
+  events->send({event::leave, id, {}, nullptr});
   writer.join();
 }
 
 void serve(io::tcp_listener& listener) {
-  stackless::channel<event> events(256);
-  auto h = stackless::spawn(hub, std::ref(events));
+  auto events = std::make_shared<stackless::channel<event>>(256);
+  auto h = stackless::spawn(hub, events);
   for (std::uint64_t next = 1;; ++next) {
     try {
-      (void)stackless::spawn(client, listener.accept(), next, std::ref(events));
+      (void)stackless::spawn(client, listener.accept(), next, events);
     } catch (const std::system_error& e) {
       std::fprintf(stderr, "chat: %s (retrying)\n", e.what());
       stackless::this_tasklet::sleep_for(std::chrono::milliseconds(10));

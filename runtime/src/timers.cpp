@@ -64,7 +64,9 @@ void scheduler_impl::add_timer(std::int64_t deadline, tcb* t, std::uint64_t gen)
   worker* w = current_worker();
   if (!w || w->sched != this) w = workers[0].get();  // cannot happen: parks run on their worker
   acquire(t);
-  deadline = add_saturating(deadline, chaos_ns(*w, 200'000));  // chaos: late, never early
+  // Chaos: late, never early — on the steady clock. A host clock (options::clock) is the host's:
+  // a timer due at a frame's time fires at that advance(), chaos or not.
+  if (!host_clock) deadline = add_saturating(deadline, chaos_ns(*w, 200'000));
   bool earliest;
   {
     std::lock_guard g(w->timer_lk);

@@ -82,10 +82,11 @@ struct options {
   /// scheduler whose options leave it 0). Chaos mode shuffles what the runtime is free to choose,
   /// to shake out code (ours and yours) that depends on luck: a woken or spawned tasklet goes to
   /// runnext or the back of the queue at random, blocking calls yield at their entry at random,
-  /// thieves take runnext early and pick victims at random, timers fire up to 200 µs late, and
-  /// idle workers wake spuriously. Nothing it does breaks a documented guarantee (nothing runs
-  /// early, no interrupt is delivered at the extra yields); only order and timing change, so
-  /// single-threaded mode stays deterministic for a given seed. Debugging only: it is slow.
+  /// thieves take runnext early and pick victims at random, timers fire up to 200 µs late (on the
+  /// steady clock), and idle workers wake spuriously. Nothing it does breaks a documented guarantee
+  /// (nothing runs early, no interrupt is delivered at the extra yields); only order and timing
+  /// change, so single-threaded mode stays deterministic for a given seed. Debugging only: it is
+  /// slow.
   std::uint64_t chaos = 0;
   /// stall_warning: with quantum > 0, a worker that has run one tasklet this long without a
   /// safe point while other work waits gets one line on stderr naming the tasklet (at most one
