@@ -278,6 +278,17 @@ ran run_watched(service& svc, io::tcp_stream& c, std::string& in, Job job, respo
     stop.request_stop();
   });
   auto work = stackless::spawn([&job, st = stop.get_token()] { return guarded(job, st); });
+  // Killed while it waits (a shutdown kills every tasklet at once), this frame would unwind while
+  // the watcher and the job still point into it: they are killed and waited for first. (A wait
+  // inside a destructor does not throw the pending kill: the runtime keeps it for later.) On
+  // the normal path both have ended already and the kills do nothing.
+  struct end_children {
+    stackless::tasklet<void> watcher, work;
+    ~end_children() {
+      watcher.kill();
+      work.kill();
+    }
+  } children{watcher, work};
   outcome result;
   bool late = false;
   try {
@@ -629,12 +640,12 @@ int main(int argc, char** argv) {
   int rc = 0;
   try {
     auto listener = io::tcp_listener::bind("127.0.0.1:" + std::to_string(cfg.port));
+    service svc;  // before the scheduler: its tasklets use it until the scheduler is gone
     // quantum: soft preemption — a request's job that runs 10 ms without switching (a long
     // sequential leaf) is asked to yield, so the connections' tasklets get their turn; the
     // monitor thread also polls the netpoller when every worker has been busy for 10 ms. (Busy
     // workers poll on their own too, at the fairness tick: tests/io/test_netpoll_busy.cpp.)
     stackless::scheduler sched({.workers = cfg.workers, .quantum = 10ms, .name = "service"});
-    service svc;
     svc.cfg = cfg;
     svc.sched = &sched;
     std::printf("listening on %s\n", listener.local_endpoint().to_string().c_str());

@@ -11,7 +11,7 @@ worker and with two: started on a free port, talked to over loopback, stopped wi
                the connection is closed after each
   deadline     with --deadline-ms 1, /fib/35 gets 503 (a JSON error) long before fib(35) ends
   disconnect   a client that goes away during /fib/50 (minutes of work) stops it: /stats' live
-               tasklets drop back to what they were within 2 s, and `cancelled` counts it
+               tasklets drop back to what they were (a 30 s guard; measured: tens of ms), and `cancelled` counts it
   SIGTERM      during an in-flight request: new connections are refused at once, an idle
                kept-alive connection is closed, the in-flight request is answered (200, the right
                value, "Connection: close"), and the process exits 0
@@ -172,10 +172,12 @@ def disconnect_and_sigterm(workers):
     if during <= base:
         fail(f"/fib/50 running, yet live tasklets {during} <= {base} before it")
     s.close()
+    # A guard, not a timing assertion: fib(50) would run for hours; a loaded machine (CI's
+    # other builds beside this test) may take seconds to unwind a tree of ~10^4 tasklets.
     t0 = time.monotonic()
     while (now := live(stats)) > base:
-        if time.monotonic() - t0 > 2.0:
-            fail(f"2 s after the client left, live tasklets {now} > {base}: not stopped")
+        if time.monotonic() - t0 > 30.0:
+            fail(f"30 s after the client left, live tasklets {now} > {base}: not stopped")
         time.sleep(0.02)
     stopped_in = time.monotonic() - t0
     if (j := call(stats, "GET", "/stats")[1])["cancelled"] != 1:
@@ -196,11 +198,11 @@ def disconnect_and_sigterm(workers):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
         except ConnectionRefusedError:
             break
-        if time.monotonic() - t0 > 2.0:
-            fail("new connections still accepted 2 s after SIGTERM")
+        if time.monotonic() - t0 > 30.0:  # a guard, as above
+            fail("new connections still accepted 30 s after SIGTERM")
         time.sleep(0.01)
     refused_in = time.monotonic() - t0
-    stats.sock.settimeout(5)
+    stats.sock.settimeout(30)
     if stats.sock.recv(1) != b"":  # the idle kept-alive connection is closed
         fail("an idle kept-alive connection stayed open after SIGTERM")
     got = b""
