@@ -355,6 +355,30 @@ void drain_closed(stackless::channel<T>& ch) {
   }
 }
 
+// send_within() / receive_within(): a channel call with a C timeout (STACKLESS_FOREVER: none).
+// False / nullopt: the timeout passed.
+template <class T>
+bool send_within(stackless::channel<T>& ch, T& v, std::int64_t timeout_us) {
+  if (timeout_us != STACKLESS_FOREVER) return ch.send_for(v, micros(timeout_us));
+  ch.send(std::move(v));
+  return true;
+}
+template <class T>
+std::optional<T> receive_within(stackless::channel<T>& ch, std::int64_t timeout_us) {
+  if (timeout_us != STACKLESS_FOREVER) return ch.receive_for(micros(timeout_us));
+  return ch.receive();
+}
+
+// destroy_channel(): a channel handle's end — unlisted, the registry's reference dropped (the
+// object lives on while `h` and any call in flight hold it), closed and drained.
+template <class Ref>
+void destroy_channel(Ref& h) {
+  unpublish(h);
+  drop(h.get());
+  h->ch.close();
+  drain_closed(h->ch);
+}
+
 }  // namespace
 }  // namespace capi
 
@@ -636,11 +660,8 @@ stackless_status stackless_channel_send(stackless_channel* ch, void* value, int6
   return guard(__func__, [&] {
     auto h = use(ch);
     need_timeout(timeout_us);
-    if (timeout_us == STACKLESS_FOREVER) {
-      h->ch.send(value);
-    } else if (!h->ch.send_for(value, micros(timeout_us))) {
+    if (!capi::send_within(h->ch, value, timeout_us))
       return refuse(STACKLESS_TIMEOUT, "no receiver or room before the timeout");
-    }
     return STACKLESS_OK;
   });
 }
@@ -650,13 +671,9 @@ stackless_status stackless_channel_receive(stackless_channel* ch, void** out, in
     auto h = use(ch);
     need_out(out, "out is NULL");
     need_timeout(timeout_us);
-    if (timeout_us == STACKLESS_FOREVER) {
-      *out = h->ch.receive();
-    } else if (auto v = h->ch.receive_for(micros(timeout_us))) {
-      *out = *v;
-    } else {
-      return refuse(STACKLESS_TIMEOUT, "no value before the timeout");
-    }
+    auto v = capi::receive_within(h->ch, timeout_us);
+    if (!v) return refuse(STACKLESS_TIMEOUT, "no value before the timeout");
+    *out = *v;
     return STACKLESS_OK;
   });
 }
@@ -671,10 +688,7 @@ stackless_status stackless_channel_close(stackless_channel* ch) {
 stackless_status stackless_channel_destroy(stackless_channel* ch) {
   return guard(__func__, [&] {
     auto h = use(ch);
-    capi::unpublish(h);
-    capi::drop(h.get());  // the registry's reference; ~ref may delete
-    h->ch.close();
-    capi::drain_closed(h->ch);
+    capi::destroy_channel(h);
     return STACKLESS_OK;
   });
 }
@@ -701,11 +715,8 @@ stackless_status stackless_bytes_channel_send(stackless_bytes_channel* ch, const
     if (!data && len > 0) bad_argument("data is NULL and len is not 0");
     if (len > h->max_message) bad_argument("the message is longer than the channel's max_message");
     std::string msg(len ? static_cast<const char*>(data) : "", len);
-    if (timeout_us == STACKLESS_FOREVER) {
-      h->ch.send(std::move(msg));
-    } else if (!h->ch.send_for(msg, micros(timeout_us))) {
+    if (!capi::send_within(h->ch, msg, timeout_us))
       return refuse(STACKLESS_TIMEOUT, "no receiver or room before the timeout");
-    }
     return STACKLESS_OK;
   });
 }
@@ -718,14 +729,9 @@ stackless_status stackless_bytes_channel_receive(stackless_bytes_channel* ch, vo
     need_out(out_len, "out_len is NULL");
     if (!buf && buf_size > 0) bad_argument("buf is NULL and buf_size is not 0");
     need_timeout(timeout_us);
-    std::string msg;
-    if (timeout_us == STACKLESS_FOREVER) {
-      msg = h->ch.receive();
-    } else if (auto v = h->ch.receive_for(micros(timeout_us))) {
-      msg = std::move(*v);
-    } else {
-      return refuse(STACKLESS_TIMEOUT, "no message before the timeout");
-    }
+    auto v = capi::receive_within(h->ch, timeout_us);
+    if (!v) return refuse(STACKLESS_TIMEOUT, "no message before the timeout");
+    const std::string& msg = *v;
     *out_len = msg.size();
     std::size_t n = msg.size() < buf_size ? msg.size() : buf_size;
     if (n) std::memcpy(buf, msg.data(), n);
@@ -746,10 +752,7 @@ stackless_status stackless_bytes_channel_close(stackless_bytes_channel* ch) {
 stackless_status stackless_bytes_channel_destroy(stackless_bytes_channel* ch) {
   return guard(__func__, [&] {
     auto h = use(ch);
-    capi::unpublish(h);
-    capi::drop(h.get());
-    h->ch.close();
-    capi::drain_closed(h->ch);
+    capi::destroy_channel(h);
     return STACKLESS_OK;
   });
 }

@@ -116,18 +116,7 @@ shutdown_report scheduler_impl::shutdown_graceful(std::int64_t deadline_ns) {
   counting_ends.store(true, std::memory_order_seq_cst);
   if (live() != 0) {
     ensure_started();  // someone must run them: a single worker nobody pumps gets its thread
-    // As drain(): the Dekker pair with finish() through drain_waiters (seq_cst both sides).
-    drain_waiters.fetch_add(1, std::memory_order_seq_cst);
-    watch_deadlock(
-        [&](std::int64_t until) {
-          // acquire: pairs with the release increment of drain_word in finish().
-          const std::uint32_t seq = drain_word.load(std::memory_order_acquire);
-          if (live() == 0) return true;
-          futex_wait(&drain_word, seq, until);
-          return live() == 0;
-        },
-        deadline_ns, nullptr, nullptr);  // done, timed out, or deadlocked: the rest is killed
-    drain_waiters.fetch_sub(1, std::memory_order_seq_cst);
+    wait_all_ended(deadline_ns, nullptr);  // done, timed out or deadlocked: the rest is killed
   }
   shutdown();
   counting_ends.store(false, std::memory_order_relaxed);

@@ -383,10 +383,15 @@ void scheduler_impl::drain() {
   if (current_worker())
     throw usage_error("stackless: drain() called from a tasklet; it would wait for itself");
   ensure_started();
+  std::string report;
+  if (wait_all_ended(no_deadline, &report) == watch_end::deadlock) throw deadlock_error(report);
+}
+
+scheduler_impl::watch_end scheduler_impl::wait_all_ended(std::int64_t deadline,
+                                                         std::string* report) {
   // seq_cst: pairs with the seq_cst load of drain_waiters in finish() (Dekker: we count
   // ourselves, then read live(); the last tasklet to end stores live, then reads us).
   drain_waiters.fetch_add(1, std::memory_order_seq_cst);
-  std::string report;
   const watch_end end = watch_deadlock(
       [&](std::int64_t until) {
         // acquire: pairs with the release increment of drain_word in finish().
@@ -395,9 +400,9 @@ void scheduler_impl::drain() {
         futex_wait(&drain_word, seq, until);
         return live() == 0;
       },
-      no_deadline, nullptr, &report);
+      deadline, nullptr, report);
   drain_waiters.fetch_sub(1, std::memory_order_seq_cst);  // pairs as the fetch_add above
-  if (end == watch_end::deadlock) throw deadlock_error(report);
+  return end;
 }
 
 void scheduler_impl::shutdown() {

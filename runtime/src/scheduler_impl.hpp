@@ -191,6 +191,9 @@ class scheduler_impl {
   bool begin_deadlock_watch(std::uint64_t* runs);
   /// watch_end is how watch_deadlock() ended.
   enum class watch_end : std::uint8_t { done, timed_out, deadlock };
+  // wait_all_ended() waits (a plain thread) until live() is 0, `deadline`, or a deadlock —
+  // drain() and shutdown(deadline). lifecycle.cpp.
+  watch_end wait_all_ended(std::int64_t deadline, std::string* report);
   /// watch_deadlock() is the wait of a plain thread that waits for this scheduler's tasklets (a
   /// join, drain()): it calls wait(until) — which returns true once the caller's wait is over —
   /// with `until` at most one deadlock grace period away, and between waits checks for a
