@@ -14,7 +14,7 @@ worker and with two: started on a free port, talked to over loopback, stopped wi
                tasklets drop back to what they were (a 30 s guard; measured: tens of ms), and `cancelled` counts it
   SIGTERM      during an in-flight request: new connections are refused at once, an idle
                kept-alive connection is closed, the in-flight request is answered (200, the right
-               value, "Connection: close"), and the process exits 0
+               value; then the connection closes), and the process exits 0
 
 Only the standard library is used.
 """
@@ -208,8 +208,11 @@ def disconnect_and_sigterm(workers):
     got = b""
     while chunk := s.recv(65536):
         got += chunk
+    # The answer, then the end of the stream (the loop above read to EOF). `Connection: close`
+    # is in the head when the service saw SIGTERM before the job ended; on a loaded machine
+    # (CI's chaos pass) the job can end first, and the connection is closed right after.
     head, _, body = got.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200 ") or b"Connection: close" not in head:
+    if not head.startswith(b"HTTP/1.1 200 "):
         fail(f"in-flight request after SIGTERM: {got!r}")
     if json.loads(body) != {"n": n, "fib": fib(n)}:
         fail(f"in-flight /fib/{n}: {body!r}")
