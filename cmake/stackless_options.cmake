@@ -23,6 +23,23 @@ elseif(NOT STACKLESS_SANITIZER STREQUAL "")
   message(FATAL_ERROR "STACKLESS_SANITIZER must be address, thread or undefined, not '${STACKLESS_SANITIZER}'")
 endif()
 
+# STACKLESS_FRAME_POINTERS: every frame keeps the frame pointer (-fno-omit-frame-pointer, and in
+# leaf functions too), so scheduler::dump() can walk a parked tasklet's saved stack
+# (runtime/src/dump.cpp) — as Go always does. On by default where debugging is the point (Debug
+# and the sanitizer builds); an optimized build keeps the register (measure before turning it on
+# there). The user's own code needs the same flags for its frames to appear.
+if(STACKLESS_SANITIZER OR CMAKE_BUILD_TYPE STREQUAL "Debug")
+  set(stackless_fp_default ON)
+else()
+  set(stackless_fp_default OFF)
+endif()
+option(STACKLESS_FRAME_POINTERS "Keep frame pointers (scheduler::dump() backtraces)"
+  ${stackless_fp_default})
+if(STACKLESS_FRAME_POINTERS)
+  add_compile_options(-fno-omit-frame-pointer
+    $<$<COMPILE_LANG_AND_ID:CXX,GNU,Clang>:-mno-omit-leaf-frame-pointer>)
+endif()
+
 # stackless_runtime_text(target): after the static library is archived, its objects' plain
 # `.text` (and `.text.unlikely`) — the code our .cpp files define, not the templates and inline
 # functions that headers instantiate in the user's objects — is renamed `stackless_text`

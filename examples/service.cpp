@@ -9,6 +9,7 @@
 //                     rules (tools/wordcount/words.hpp): {"words", "distinct", "top": [10]}
 //   GET  /fib/N       fib(N) by recursive spawn/join down to a sequential cutoff; N <= 50
 //   GET  /stats       scheduler::stats() and the service's counters, as JSON
+//   GET  /metrics     scheduler::stats() for Prometheus (stackless::to_prometheus: text format)
 //
 // Every request's work gets a deadline (a timeout_scope around the wait for it; --deadline-ms,
 // default 2000): when it passes, the work is stopped (a std::stop_token its pieces check) and the
@@ -84,7 +85,8 @@ struct service {
 
 struct response {
   int status = 200;
-  std::string body;        // JSON
+  std::string body;  // JSON, unless content_type says otherwise
+  std::string_view content_type = "application/json";
   std::string_view allow;  // for 405
   bool close = false;      // close the connection after it (bad input)
 };
@@ -129,7 +131,9 @@ std::string render(const response& r, bool close) {
   out += std::to_string(r.status);
   out += ' ';
   out += reason(r.status);
-  out += "\r\nContent-Type: application/json\r\nContent-Length: ";
+  out += "\r\nContent-Type: ";
+  out += r.content_type;
+  out += "\r\nContent-Length: ";
   out += std::to_string(r.body.size());
   if (!r.allow.empty()) {
     out += "\r\nAllow: ";
@@ -432,6 +436,12 @@ ran route(service& svc, io::tcp_stream& c, std::string& in, const request_line& 
   if (path == "/stats") {
     if (rl.method != "GET") return wrong_method("GET");
     out.body = stats_json(svc);
+    return ran::answered;
+  }
+  if (path == "/metrics") {
+    if (rl.method != "GET") return wrong_method("GET");
+    out.body = stackless::to_prometheus(svc.sched->stats(), "service");
+    out.content_type = "text/plain; version=0.0.4";
     return ran::answered;
   }
   if (path == "/wordcount") {

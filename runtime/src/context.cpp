@@ -164,6 +164,7 @@ __attribute__((no_sanitize("address"))) void* context_switch(context& from, cont
                                                              bool exiting) noexcept {
   from.xfer_arg = arg;
   from.xfer_entry = to.entry;
+  from.fp = __builtin_frame_address(0);
   swap_eh(from, to);
   to.entry = nullptr;  // only the first switch into a new context starts it
 #ifdef STACKLESS_ASAN

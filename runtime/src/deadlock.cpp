@@ -106,10 +106,7 @@ void list_blocked(const scheduler_impl& s, blocked_list& b) {
       b.joiners.push_back(t);
     }
     if (++b.n > 50) return;
-    t->lk.lock();
-    b.os << "\n  #" << t->id << " '" << t->name << "' waiting on "
-         << (t->wait_what ? t->wait_what : "?");
-    t->lk.unlock();
+    b.os << "\n  " << tasklet_label(t) << ", waiting on " << (t->wait_what ? t->wait_what : "?");
     if (t->wait_target) b.os << " #" << t->wait_target;
   });
   if (b.n > 50) b.os << "\n  … and " << (b.n - 50) << " more";

@@ -42,6 +42,7 @@
 #include "fence.hpp"
 #include "netpoller.hpp"
 #include "scheduler_impl.hpp"
+#include "trace.hpp"
 
 namespace stackless::detail {
 
@@ -120,20 +121,27 @@ void scheduler_impl::sleep_worker(worker& w, std::int64_t deadline, bool watch,
     worker& w;
     netpoller* np;
     bool blocker;
+    std::int64_t since = now_ns();
     ~awake_again() {
+      // relaxed: figures for stats() (busy time), each read on its own.
+      w.sleep_since_ns.store(0, std::memory_order_relaxed);
+      w.sleep_ns.fetch_add(now_ns() - since, std::memory_order_relaxed);
       // relaxed: seen by nudge_sleepers() after its fence; a stale value costs one extra
       // wake_one().
       w.sleeping_until.store(INT64_MIN, std::memory_order_relaxed);
+      trace_event(w, trace_kind::worker_unpark, 0);
       // relaxed: a stale non-null only makes a poller skip a poll the next sleeper makes.
       if (blocker) np->blocker.store(nullptr, std::memory_order_relaxed);
     }
   } awake{w, np, blocker};
-  w.parks.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for stats()
+  w.sleep_since_ns.store(awake.since, std::memory_order_relaxed);  // relaxed: see ~awake_again
+  w.parks.fetch_add(1, std::memory_order_relaxed);                 // relaxed: a count for stats()
+  trace_event(w, trace_kind::worker_park, 0);
   // acquire (both loads): pairs with the release store in unpark().
   while (w.park_word.load(std::memory_order_acquire) == 0) {
     bool io = false;
     if (blocker)
-      io = np->poll(deadline, true) > 0;  // ready I/O woke tasklets (queued on this worker)
+      io = traced_poll(*this, *np, deadline, true) > 0;  // ready I/O woke tasklets (queued here)
     else
       futex_wait(&w.park_word, 0, deadline);
     if (w.park_word.load(std::memory_order_acquire) != 0) break;

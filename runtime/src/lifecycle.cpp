@@ -45,6 +45,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -54,6 +55,7 @@
 #include "netpoller.hpp"
 #include "scheduler_impl.hpp"
 #include "stackless/runtime/internal/faults.hpp"
+#include "trace.hpp"
 
 namespace stackless::detail {
 
@@ -75,8 +77,17 @@ void default_on_error(const error_report& r) {
       what = "(an exception not derived from std::exception)";
     }
   }
-  std::fprintf(stderr, "stackless: tasklet #%llu '%s': %s\n", static_cast<unsigned long long>(r.id),
-               r.name.c_str(), what.c_str());
+  std::string label = "#";
+  label += std::to_string(r.id);
+  if (r.name.empty()) {
+    label += " (unnamed)";
+  } else {  // appended piece by piece: GCC 12's -Wrestrict misfires on " '" + name + "'"
+    label += " '";
+    label += r.name;
+    label += '\'';
+  }
+  append_spawn_site(label, r.spawned_at);
+  std::fprintf(stderr, "stackless: tasklet %s: %s\n", label.c_str(), what.c_str());
 }
 }  // namespace
 
@@ -96,6 +107,10 @@ scheduler_impl::scheduler_impl(options o)
       throw std::invalid_argument(
           "stackless: options::local_queue_capacity must be a power of two >= 4");
     sink->fn = opts.on_error ? opts.on_error : default_on_error;
+    if (opts.dump_signal == 0)
+      if (const char* e = std::getenv("STACKLESS_DUMP_SIGNAL"); e && *e)
+        opts.dump_signal = parse_signal(e);
+    if (opts.dump_signal != 0) install_dump_signal(opts.dump_signal);
     shards.reset(new registry_shard[nworkers + 1]);
     chaos = chaos_seed(opts);
     for (unsigned i = 0; i < nworkers; ++i) {
@@ -106,8 +121,10 @@ scheduler_impl::scheduler_impl(options o)
       workers.back()->chaos_rng = (0xd1b54a32d192ed03ULL * (i + 1) ^ salt) | 1;
     }
     install_overflow_handler();
+    trace = make_tracer(*this);  // before any worker thread starts (trace.cpp)
     if (nworkers > 1) start_threads();
   } catch (...) {
+    trace_destroy(std::exchange(trace, nullptr));
     sink->release();
     throw;
   }
@@ -125,6 +142,9 @@ scheduler_impl::~scheduler_impl() {
     v.erase(std::find(v.begin(), v.end(), this));
   }
   shutdown();
+  // relaxed: a hint (channel_event()); nothing of ours runs any more.
+  if (channel_cb) channel_callback_schedulers.fetch_sub(1, std::memory_order_relaxed);
+  trace_destroy(std::exchange(trace, nullptr));  // finished by shutdown(); frees the rings
   if (chaos) chaos_schedulers.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a hint
   for (auto& w : workers) {
     stacks.put(w->stack_cache.data(), w->stack_cache.size());
@@ -223,6 +243,10 @@ std::vector<scheduler_impl*>& live_schedulers() {
   static std::vector<scheduler_impl*> v;
   return v;
 }
+// gdb's `info tasklets` starts from that vector (tools/gdb/stackless.py). This reference keeps
+// gdb_autoload.cpp's object, which carries the script in .debug_gdb_scripts, in every static link.
+extern "C" const char stackless_gdb_autoload;
+[[gnu::used]] static const char* const keep_gdb_autoload = &stackless_gdb_autoload;
 
 void plain_thread_will_block() {
   // A plain thread is about to block on something a tasklet may have to end (a channel, a
@@ -445,7 +469,8 @@ void scheduler_impl::shutdown() {
   for (auto& w : workers) unpark(*w);
   for (auto& w : workers)
     if (w->thread.joinable()) w->thread.join();
-  shut_down = true;  // step 4 is the destructor's
+  trace_finish(trace);  // every event is in: the trace file is complete (trace.cpp)
+  shut_down = true;     // step 4 is the destructor's
 }
 
 scheduler_impl* make_scheduler(options o) { return new scheduler_impl(std::move(o)); }

@@ -73,6 +73,7 @@
 #include "fence.hpp"
 #include "netpoller.hpp"
 #include "scheduler_impl.hpp"
+#include "trace.hpp"
 
 namespace stackless::detail {
 
@@ -299,7 +300,7 @@ bool scheduler_impl::poll_io() {
   netpoller* np = np_.load(std::memory_order_acquire);  // pairs with netpoll()'s CAS
   // relaxed: hints — see the memory orders at the top of the file.
   if (!np || np->waiting() == 0 || np->blocker.load(std::memory_order_relaxed)) return false;
-  return np->poll(0, false) > 0;
+  return traced_poll(*this, *np, 0, false) > 0;
 }
 
 bool scheduler_impl::poll_io_if_due() {
@@ -308,7 +309,7 @@ bool scheduler_impl::poll_io_if_due() {
   if (!np || np->waiting() == 0 || np->blocker.load(std::memory_order_relaxed)) return false;
   if (now_ns() - np->last_poll.load(std::memory_order_relaxed) < netpoller::poll_interval_ns)
     return false;
-  return np->poll(0, false) > 0;
+  return traced_poll(*this, *np, 0, false) > 0;
 }
 
 void scheduler_impl::want_poller() {

@@ -36,6 +36,7 @@
 #include "scheduler_impl.hpp"
 #include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/timeout.hpp"
+#include "trace.hpp"
 
 namespace stackless::detail {
 
@@ -173,6 +174,7 @@ bool wake(waiter& w, wake_reason r, bool to_back) {
     return true;
   }
   tcb* t = w.t;
+  const trace_waker tw = trace_wake_prepare(t);  // read while t surely lives (trace.hpp)
   std::uint64_t d = t->door.load(
       std::memory_order_acquire);  // pairs with the CASes below / door_finish_parking()
   for (;;) {
@@ -184,6 +186,7 @@ bool wake(waiter& w, wake_reason r, bool to_back) {
     // acq_rel: pairs with the worker's PARKING → PARKED CAS (door_finish_parking()) and with the
     // parked tasklet's acquire load in park(): what the waker wrote before is visible to it.
     if (t->door.compare_exchange_weak(d, woken, std::memory_order_acq_rel)) {
+      trace_wake(tw, t, gen_of(d), r, ph == P_PARKED);          // before the requeue publishes t
       if (ph == P_PARKED) t->sched->make_runnable(t, to_back);  // else the worker requeues it
       return true;
     }

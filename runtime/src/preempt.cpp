@@ -112,6 +112,7 @@
 #include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/internal/park.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
+#include "trace.hpp"
 
 #if defined(__SANITIZE_THREAD__)
 #define STACKLESS_NO_HARD_PREEMPT 1
@@ -151,6 +152,7 @@ void soft_preempt(worker* w, tcb* t) {
   if (t->atomic_depth > 0 || b->disable > 0) return;
   w->sched->fire_due_timers();
   bump(w->soft_preempts);
+  trace_event(*w, trace_kind::preempt, t->id, 0);
   switch_out(t, switch_why::yield);  // to the back of the queue (or to the host: run_for)
 }
 
@@ -263,6 +265,7 @@ extern "C" void stackless_hard_preempted() {
   w->block->preempt.store(0, std::memory_order_relaxed);  // relaxed: a hint
   w->sched->fire_due_timers();
   bump(w->hard_preempts);
+  trace_event(*w, trace_kind::preempt, t->id, 1);
   switch_out(t, switch_why::yield, /*pin=*/true);
   errno = saved_errno;  // same thread: it was pinned
 }
@@ -466,11 +469,15 @@ void attach_thread(worker& w) noexcept {
   w.block = b;
   w.tid.store(static_cast<int>(::syscall(SYS_gettid)), std::memory_order_relaxed);
   w.block_pub.store(b, std::memory_order_release);  // pairs with the monitor's acquire in tick()
+  w.loop_since_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: a figure for stats()
 }
 
 void detach_thread(worker& w) noexcept {
   // release: pairs with the monitor's acquire in tick(), which then leaves this block alone.
   w.block_pub.store(nullptr, std::memory_order_release);
+  // relaxed: figures for stats(), each read on its own.
+  w.loop_ns.fetch_add(now_ns() - w.loop_since_ns.exchange(0, std::memory_order_relaxed),
+                      std::memory_order_relaxed);
   // relaxed (running_id, preempt, hard_ok): hints the monitor compares across ticks; a stale one
   // costs at most one spurious request.
   w.running_id.store(0, std::memory_order_relaxed);
@@ -606,19 +613,16 @@ class monitor {
     const std::int64_t now = now_ns();
     if (last_report_ != 0 && now - last_report_ < 1'000'000'000) return;  // one line a second
     last_report_ = now;
-    std::string name;
+    std::string label = "#";
+    label += std::to_string(id);
     s_.for_each_live([&](tcb* t) {
-      if (t->id != id) return;
-      t->lk.lock();
-      name = t->name;
-      t->lk.unlock();
+      if (t->id == id) label = tasklet_label(t);
     });
     std::fprintf(stderr,
-                 "stackless: stall: worker %u has run tasklet #%llu '%s' for %lld ms without a "
+                 "stackless: stall: worker %u has run tasklet %s for %lld ms without a "
                  "safe point (this_tasklet::checkpoint() or a blocking call); other tasklets on "
                  "it wait\n",
-                 worker_index, static_cast<unsigned long long>(id), name.c_str(),
-                 static_cast<long long>(ran / 1'000'000));
+                 worker_index, label.c_str(), static_cast<long long>(ran / 1'000'000));
     s_.stalls_reported.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for stats()
   }
 

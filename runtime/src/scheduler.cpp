@@ -17,6 +17,7 @@
 
 #include "context.hpp"
 #include "scheduler_impl.hpp"
+#include "trace.hpp"
 
 namespace stackless::detail {
 
@@ -123,6 +124,7 @@ std::uint64_t scheduler_impl::live() const {
     }
     t->id = w->id_next++;
     bump(w->spawned);
+    trace_spawn(*this, t);
     register_tasklet(t, w->index);
     // relaxed: published by the queue push (runnext's acq_rel exchange).
     set_tstate(t, S_RUNNABLE, std::memory_order_relaxed);
@@ -135,6 +137,7 @@ std::uint64_t scheduler_impl::live() const {
   } else {
     t->id = plain_next_id();  // a whole block per plain-thread spawn: ids stay unique and cheap
     plain_spawned.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for stats()
+    trace_spawn(*this, t);
     register_tasklet(t, nworkers);
     // relaxed: published by the injection queue's enqueue.
     set_tstate(t, S_RUNNABLE, std::memory_order_relaxed);
@@ -142,8 +145,9 @@ std::uint64_t scheduler_impl::live() const {
   }
 }
 
-tcb* submit(scheduler_impl* s, tcb_base* b) {
+tcb* submit(scheduler_impl* s, tcb_base* b, const std::source_location& where) {
   tcb* t = tcb_of(b);
+  t->spawned_at = where;
   // relaxed: nobody else can see t yet; submit() publishes it (its queues release).
   t->handles.store(1, std::memory_order_relaxed);
   t->refs.store(2, std::memory_order_relaxed);  // the handle + the scheduler's
@@ -188,7 +192,7 @@ void scheduler_impl::make_runnable(tcb* t, bool to_back) {
 
 void scheduler_impl::report(tcb* t, std::exception_ptr e, std::string what) {
   t->lk.lock();
-  error_report r{t->id, t->name, std::move(e), std::move(what)};
+  error_report r{t->id, t->name, std::move(e), std::move(what), t->spawned_at};
   t->lk.unlock();
   try {
     sink->fn(r);

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -63,6 +64,7 @@ struct error_sink {
 
 class monitor;    // preempt.cpp
 class netpoller;  // netpoller.hpp
+class tracer;     // trace.cpp
 
 /// function_ref_until is a non-owning reference to a callable bool(std::int64_t until).
 class function_ref_until {
@@ -78,6 +80,18 @@ class function_ref_until {
   void* obj_;
   bool (*call_)(void*, std::int64_t);
 };
+
+/// tasklet_label() names t in reports: "#42 'name'" or "#42 (unnamed)", then " spawned at
+/// file:line in function" when spawn() recorded it (dump.cpp; takes t->lk).
+std::string tasklet_label(tcb* t);
+/// append_spawn_site() is that last part alone (nothing when not recorded).
+void append_spawn_site(std::string& out, const std::source_location& where);
+/// coarse_now_ns(): CLOCK_MONOTONIC_COARSE (a vDSO read, ~4 ms steps): tcb::parked_since_ns.
+std::int64_t coarse_now_ns() noexcept;
+/// install_dump_signal(): dump every live scheduler to stderr on signo (options::dump_signal);
+/// parse_signal() reads STACKLESS_DUMP_SIGNAL's "SIGQUIT", "QUIT" or a number. dump.cpp.
+void install_dump_signal(int signo);
+int parse_signal(const std::string& name);
 
 /// pinned(): t must run on t->home only (an atomic scope, or hard-preempted).
 inline bool pinned(const tcb* t) noexcept { return t->atomic_depth > 0 || t->hard_pinned; }
@@ -217,6 +231,17 @@ class scheduler_impl {
 
   // ---- stats (stats.cpp) -----------------------------------------------------------------------
   scheduler_stats stats() const;
+  // ---- dump (dump.cpp): every live tasklet, with its state, wait and parked backtrace ---------
+  void dump(std::ostream& os);
+  // ---- Stackless's callbacks (dump.cpp) --------------------------------------------------------
+  // has_schedule_cb: a schedule callback is set (relaxed: launch() reads it at every switch-in;
+  // the callback itself is copied under callbacks_lk). channel_cb: likewise, counted in
+  // channel_callback_schedulers while set.
+  std::atomic<bool> has_schedule_cb{false};
+  spinlock callbacks_lk;
+  std::shared_ptr<const schedule_callback> schedule_cb;  // guarded by callbacks_lk
+  std::shared_ptr<const channel_callback> channel_cb;    // guarded by callbacks_lk
+  void call_schedule_cb(worker& w, tcb* next) noexcept;
 
   // ---- preemption (preempt.cpp): the monitor thread, when quantum > 0 or a run_for() needs it --
   void start_monitor();
@@ -225,6 +250,9 @@ class scheduler_impl {
   // ---- data ------------------------------------------------------------------------------------
   options opts;
   unsigned nworkers = 1;
+  // The tracer (trace.cpp), null when not tracing: made by the constructor before any worker
+  // thread starts, finished by shutdown(), freed by the destructor; fixed in between.
+  tracer* trace = nullptr;
   // The clock of this scheduler's tasklets (options::clock). host_clock is fixed at construction;
   // game_ns moves only by advance() (seq_cst store there; acquire loads in clock_now()).
   bool host_clock = false;

@@ -371,9 +371,20 @@ void on_segv(int sig, siginfo_t* si, void* uc) {
     if (is_overflow(t, reinterpret_cast<std::uintptr_t>(si->si_addr), sp)) {
       write_str("stackless: stack overflow in tasklet #");
       write_num(t->id);
-      write_str(" '");
-      (void)!write(2, t->name.data(), t->name.size());
-      write_str("' (");
+      if (t->name.empty()) {
+        write_str(" (unnamed)");
+      } else {
+        write_str(" '");
+        (void)!write(2, t->name.data(), t->name.size());
+        write_str("'");
+      }
+      if (*t->spawned_at.file_name()) {  // static strings: safe to read here
+        write_str(" spawned at ");
+        write_str(t->spawned_at.file_name());
+        write_str(":");
+        write_num(t->spawned_at.line());
+      }
+      write_str(" (");
       write_str(t->stk->guarded ? "guarded" : "unguarded");
       write_str(" stack of ");
       write_num(t->stk->size);

@@ -11,6 +11,7 @@
 #include "stackless/runtime/internal/futex.hpp"
 #include "stackless/runtime/internal/scheduling.hpp"
 #include "stackless/runtime/this_tasklet.hpp"
+#include "trace.hpp"
 #include "tstate.hpp"
 
 namespace stackless::detail {
@@ -135,7 +136,7 @@ void handle_release(tcb* t) noexcept {
     if (t->state.load(std::memory_order_seq_cst) == S_DEAD && t->error && t->sink &&
         // acq_rel: pairs with the same exchange in finish(): exactly one side reports.
         !t->error_reported.exchange(true, std::memory_order_acq_rel)) {
-      error_report r{t->id, t->name, t->error, {}};
+      error_report r{t->id, t->name, t->error, {}, t->spawned_at};
       try {
         t->sink->fn(r);
       } catch (...) {
@@ -325,6 +326,10 @@ std::string get_name(tcb* t) {
 }
 
 void set_name(tcb* t, std::string n) {
+  // The trace names its runs by it. Only while t lives: a dead one's scheduler may be gone.
+  // acquire: pairs with the release store of DEAD in finish() (scheduler.cpp).
+  if (t->sched && t->state.load(std::memory_order_acquire) != S_DEAD && t->sched->trace)
+    trace_set_name(*t->sched, t->id, n);
   t->lk.lock();
   t->name.swap(n);
   t->lk.unlock();

@@ -28,6 +28,7 @@
 #include "door.hpp"
 #include "fence.hpp"
 #include "scheduler_impl.hpp"
+#include "trace.hpp"
 
 namespace stackless::detail {
 
@@ -141,7 +142,10 @@ bool scheduler_impl::fire_worker_timers(worker_shared& v, std::int64_t now) {
     }
     for (std::size_t i = 0; i < n; ++i) {
       // A stale entry (the park ended) loses: its generation differs.
-      woke |= wake_park(due[i].t, due[i].gen, wake_reason::timeout);
+      if (wake_park(due[i].t, due[i].gen, wake_reason::timeout)) {
+        woke = true;
+        trace_event(*this, trace_kind::timer, due[i].t->id);
+      }
       release(due[i].t);
     }
     if (n < 32) return woke;

@@ -56,6 +56,7 @@
 #include "context.hpp"
 #include "door.hpp"
 #include "scheduler_impl.hpp"
+#include "trace.hpp"
 
 namespace stackless::detail {
 namespace {
@@ -255,6 +256,7 @@ tcb* scheduler_impl::fair_pick(worker& w) {
     w.injected.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for stats()
     return t;
   }
+  trace_event(w, trace_kind::runq, 0, std::max<std::int64_t>(w.deque.size(), 0));  // a sample
   if (w.deque.steal(t) == steal_status::success) return t;
   return yield_pop(w);
 }
@@ -336,8 +338,12 @@ tcb* scheduler_impl::next_local(worker& w) {
 
 bool scheduler_impl::launch(worker& w, tcb* t) {
   if (!t->stk && !first_launch(w, t)) return false;
+  trace_run_begin(w, t);  // before w.current changes: it tells a direct switch (trace.hpp)
   w.current = t;
   bump(w.runs);
+  // Stackless's schedule callback (dump.cpp), when one is set. relaxed: a hint (see
+  // has_schedule_cb).
+  if (__builtin_expect(has_schedule_cb.load(std::memory_order_relaxed), 0)) call_schedule_cb(w, t);
   // relaxed: with `runs`, a hint the monitor compares across its ticks (preempt.cpp).
   w.running_id.store(t->id, std::memory_order_relaxed);
   // A fresh turn: no request pending, and checkpoint() watches this tasklet's interrupt word.
@@ -370,9 +376,9 @@ void scheduler_impl::end_unstarted(worker& w, tcb* t, std::exception_ptr error) 
 namespace {
 [[noreturn]] void report_overflow(const tcb* t) {
   std::fprintf(stderr,
-               "stackless: stack overflow in tasklet #%llu '%s' (unguarded stack of %zu bytes: "
+               "stackless: stack overflow in tasklet %s (unguarded stack of %zu bytes: "
                "canary overwritten); raise options::stack_size\n",
-               static_cast<unsigned long long>(t->id), t->name.c_str(), t->stk->size);
+               tasklet_label(const_cast<tcb*>(t)).c_str(), t->stk->size);
   std::abort();
 }
 
@@ -418,8 +424,10 @@ void scheduler_impl::after_switch(worker& w) {
       // PARKED first, then the door: a waker that sees the door PARKED stores RUNNABLE after us.
       // release: pairs with the acquire in is_blocked() and the deadlock check; the door's
       // acq_rel CAS below carries it to the waker.
+      t->parked_since_ns = coarse_now_ns();  // for dump(): ~4 ns (vDSO, no system call)
       set_tstate(t, S_PARKED, std::memory_order_release);
       if (door_finish_parking(t)) return;  // parked; a waker will requeue it
+      if (w.trace) t->trace_woken = true;  // its wake's arrow ends at its next run (trace.hpp)
       // Woken before it finished parking: it runs again next (a pinned one from the inbox,
       // where no thief looks) — unless pause() asked meanwhile.
       if (take_pause(t)) return;
@@ -453,6 +461,7 @@ static bool pump_wants_back(const worker* w, const tcb* t, bool exiting) {
 // after_switch(), which finishes what t started: the park's unlock step, the release of a dead
 // tasklet's stack.
 static void leave(worker* w, tcb* t, bool exiting) {
+  trace_run_end(*w, t, w->why);
   scheduler_impl* s = w->sched;
   bool back = w->why == switch_why::overrun;
   if (!back && (w->pump_deadline != 0 || w->pump_target != nullptr)) [[unlikely]] {  // a pump
@@ -472,6 +481,7 @@ static void leave(worker* w, tcb* t, bool exiting) {
     w->current = t;
     // It carries on: a new turn all the same (the monitor sees it passed a safe point).
     bump(w->runs);
+    trace_run_begin(*w, t);  // a new run slice, as for any other turn
     w->block->preempt.store(0, std::memory_order_relaxed);  // relaxed: the monitor's hint
     if (w->slice_ns) t->run_start_ns = now_ns();
     return;
@@ -667,6 +677,7 @@ tcb* scheduler_impl::steal_round(worker& w, bool take_runnext) {
     if (n) {
       for (std::size_t i = 1; i < n; ++i) push_local(w, batch[i], false);
       w.steals.fetch_add(n, std::memory_order_relaxed);  // relaxed: a count for stats()
+      trace_event(w, trace_kind::steal, batch[0]->id, (start + k) % nworkers, n);
       return batch[0];
     }
     // runnext: a relaxed peek, then the acq_rel exchange that takes it (pairs with the owner's
@@ -674,6 +685,7 @@ tcb* scheduler_impl::steal_round(worker& w, bool take_runnext) {
     if (take_runnext && v.runnext.load(std::memory_order_relaxed)) {
       if (tcb* t = v.runnext.exchange(nullptr, std::memory_order_acq_rel)) {
         w.steals.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for stats()
+        trace_event(w, trace_kind::steal, t->id, (start + k) % nworkers, 1);
         return t;
       }
     }

@@ -35,6 +35,7 @@
 namespace stackless::detail {
 
 class function_ref;  // stackless/runtime/internal/park.hpp
+class trace_ring;    // trace.hpp
 
 /// switch_why: why the tasklet in worker_owned::prev left its stack.
 enum class switch_why : std::uint8_t { yield, park, exit, overrun };
@@ -75,8 +76,10 @@ struct worker_owned {
   tcb* pump_target = nullptr;             // host_pump(): the tasklet the host waits for
   std::vector<stack*> stack_cache;        // its size: worker_counters::stack_cache_size
   std::uint64_t id_next = 0, id_end = 0;  // block of tasklet ids
+  std::uint64_t cb_prev_id = 0;           // the schedule callback's `prev` (call_schedule_cb())
   thread_block* block = nullptr;          // the thread_block of the thread running the loop
                                           //   (preempt.cpp; published in worker_shared::block_pub)
+  trace_ring* trace = nullptr;            // this worker's trace ring; null: not tracing (trace.hpp)
   static constexpr std::size_t alloc_classes = 32;     // control blocks up to 2 KiB
   static constexpr std::size_t alloc_cache_max = 256;  // blocks per class
   struct free_list {
@@ -140,6 +143,11 @@ struct alignas(64) worker_counters {
   std::atomic<std::uint64_t> runs{0}, steals{0}, steal_attempts{0}, parks{0}, spins{0},
       inbox_taken{0}, injected{0}, overflows{0}, spawned{0}, stacks_taken{0}, stacks_released{0};
   std::atomic<std::size_t> stack_cache_size{0};  // worker_owned::stack_cache.size()
+  // Time (stats(): busy = loop - sleep): the loop ran for loop_ns in finished attachments, and
+  // since loop_since_ns (0: not now; attach_thread()/detach_thread(), preempt.cpp); it slept in
+  // the kernel for work (futex or epoll_wait: sleep_worker(), idle.cpp) for sleep_ns.
+  // sleep_since_ns: when the sleep going on now began (0: awake), so that stats() counts it too.
+  std::atomic<std::int64_t> loop_ns{0}, loop_since_ns{0}, sleep_ns{0}, sleep_since_ns{0};
   // Preemption (preempt.cpp): soft ones at safe points, hard ones by signal, and why the signal
   // handler refused (it runs on the owner's thread).
   std::atomic<std::uint64_t> soft_preempts{0}, hard_preempts{0}, refused_disabled{0},

@@ -88,6 +88,22 @@ wake_reason chan_wait(chan_waiter* o, bool tasklet, std::int64_t deadline) {
 
 namespace {
 
+// will_block_send() / will_block_receive(): the channel callback's guess (channel_event(),
+// scheduling.hpp) that a send or receive starting now must wait — no receiver (sender) has
+// reached its index and, for a send, the buffer is full. seq_cst: as chan_balance() reads them.
+bool will_block_send(const void* p) {
+  const chan_core* c = static_cast<const chan_core*>(p);
+  const std::uint64_t s = c->S.load(std::memory_order_seq_cst);
+  if (c->unbounded || (s & ~count_mask)) return false;  // unbounded, or closed: no wait
+  return (s & count_mask) >= c->R.load(std::memory_order_seq_cst) + c->cap;
+}
+bool will_block_receive(const void* p) {
+  const chan_core* c = static_cast<const chan_core*>(p);
+  const std::uint64_t s = c->S.load(std::memory_order_seq_cst);
+  if (s & ~count_mask) return false;  // closed: no wait
+  return c->R.load(std::memory_order_seq_cst) >= (s & count_mask);
+}
+
 /// single_call() sets up the record of a blocking send or receive.
 case_rec* single_call(chan_ext* ext, tcb* t, bool is_send, void* buf) {
   case_rec* rec = &ext->single;
@@ -113,7 +129,10 @@ template <class Op>
 op_status blocking_call(chan_core* c, bool is_send, void* buf, bool block, std::int64_t own,
                         Op op) {
   tcb* t = current_tcb();
-  if (t && block) preempt_point();  // a call that may wait is a safe point (try_ forms are not)
+  if (t && block) {
+    preempt_point();  // a call that may wait is a safe point (try_ forms are not)
+    channel_event(c, is_send, is_send ? &will_block_send : &will_block_receive);  // Stackless's
+  }
   // A plain thread of a fork() child with an inherited scheduler: refused before anything is
   // published (its partner may be a tasklet that never runs again).
   if (!t && block) plain_thread_check_fork();

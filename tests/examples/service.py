@@ -123,6 +123,15 @@ def answers_and_bad_input(workers):
         fail(f"/stats lacks {missing}: {j}")
     if len(j["workers"]) != workers or "runs" not in j["workers"][0]:
         fail(f"/stats workers: {j['workers']}")
+    c.request("GET", "/metrics")  # Prometheus's text format (stackless::to_prometheus)
+    r = c.getresponse()
+    text = r.read().decode()
+    if r.status != 200 or not r.getheader("Content-Type", "").startswith("text/plain"):
+        fail(f"/metrics: {r.status} {r.getheader('Content-Type')!r}")
+    for want in ["# TYPE stackless_spawned_total counter", 'stackless_live{scheduler="service"} ',
+                 f'stackless_worker_busy_seconds_total{{scheduler="service",worker="{workers - 1}"}} ']:
+        if want not in text:
+            fail(f"/metrics lacks {want!r}: {text[:400]}")
     call(c, "GET", "/nope", expect=404)
     r, _ = call(c, "GET", "/wordcount", expect=405)
     if r.getheader("Allow") != "POST":

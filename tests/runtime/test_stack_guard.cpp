@@ -130,7 +130,8 @@ void deep_recursion_on_a_slab_stack(unsigned workers) {
 #if defined(STACKLESS_SANITIZED)
 constexpr const char* kSlabOverflow = "stack.overflow";
 #else
-constexpr const char* kSlabOverflow = "stack overflow in tasklet #[0-9]+ 'slab-deep' \\(unguarded";
+constexpr const char* kSlabOverflow =
+    "stack overflow in tasklet #[0-9]+ 'slab-deep'.* \\(unguarded";
 #endif
 
 class SlabOverflowDeathTest : public ::testing::TestWithParam<unsigned> {};

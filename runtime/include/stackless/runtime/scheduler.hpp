@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <iosfwd>
+#include <source_location>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -24,6 +26,7 @@ struct error_report {
   std::string name;
   std::exception_ptr error;  // null when `what` reports a swallowed tasklet_exit
   std::string what;
+  std::source_location spawned_at{};  // where spawn() was called (file_name() "" if unknown)
 };
 
 /// max_stack_size is the largest options::stack_size a scheduler accepts: 1 GiB. Far more than
@@ -108,6 +111,26 @@ struct options {
   std::size_t max_pending = 0;
   /// clock: the steady clock, or a host-driven clock (clock_source::host).
   clock_source clock = clock_source::steady;
+  /// dump_signal: on this signal (e.g. SIGQUIT), every live scheduler of the process writes
+  /// dump() to stderr, from a thread of its own (the handler only posts a semaphore); the
+  /// program goes on. 0: none, unless the environment sets STACKLESS_DUMP_SIGNAL (SIGQUIT, QUIT,
+  /// SIGUSR1, … or a number). One signal per process: asking for another throws
+  /// std::invalid_argument, as does a name that is not a signal.
+  int dump_signal = 0;
+  /// trace: a file to write a trace of this scheduler's whole run to, in Chrome trace-event JSON
+  /// (open it in ui.perfetto.dev; tools/trace-summary prints a digest): one track per worker with
+  /// a slice per tasklet run, and spawns, parks, wakes (arrows to the woken tasklet's next run),
+  /// steals, preemptions, timers, netpolls and worker sleeps (docs/trace.md). Empty: the
+  /// environment variable STACKLESS_TRACE=<path> sets it for every scheduler whose options leave it
+  /// empty (the second one made in the process writes <path>.1, …; `x.json` becomes `x.1.json`).
+  /// The file is complete once shutdown() (or the destructor) returns. Events are buffered per
+  /// worker and written by a thread of the tracer; when it falls behind, events are dropped and
+  /// counted in the file, never waited for. The constructor throws std::system_error if the file
+  /// cannot be created (STACKLESS_TRACE: a line on stderr and no trace).
+  std::string trace{};
+  /// trace_buffer_events: records each worker buffers for the trace writer (rounded up to a power
+  /// of two, at least 16; 0: 65,536, 2 MiB). Tests shrink it to force drops.
+  std::size_t trace_buffer_events = 0;
 };
 
 /// shutdown_report is what scheduler::shutdown(deadline) did: counts of the tasklets that ended
@@ -127,6 +150,9 @@ struct worker_stats {
   std::uint64_t inbox = 0;      // tasklets taken from its inbox
   std::uint64_t injected = 0;   // tasklets taken from the injection queue
   std::uint64_t overflows = 0;  // times its deque overflowed into the injection queue
+  std::uint64_t busy_ns = 0;    // time its loop ran (tasklets, scheduling, spinning), not asleep
+  std::uint64_t sleep_ns = 0;   // time it slept in the kernel waiting for work
+  std::uint64_t queued = 0;     // tasklets in its local queue now (deque + runnext)
 };
 
 struct scheduler_stats {
@@ -161,6 +187,33 @@ struct scheduler_stats {
   std::vector<worker_stats> workers;
 };
 
+/// schedule_callback is Stackless's set_schedule_callback(prev, next), per scheduler: called on
+/// the worker thread each time it switches a tasklet in, with the id of the tasklet that last ran
+/// on that worker (0: none since it started) and of the one about to run, and the worker's
+/// index. It runs between tasklets, not in one: it must not block, and it should be quick (it
+/// delays the tasklet). An exception from it is reported on stderr and otherwise ignored.
+using schedule_callback =
+    std::function<void(std::uint64_t prev, std::uint64_t next, unsigned worker)>;
+/// channel_callback is Stackless's set_channel_callback(channel, tasklet, sending, will_block):
+/// called in the calling tasklet at the start of every blocking send or receive (timed ones
+/// too; not try_send/try_receive, not select, not plain threads), with the channel's address
+/// (channel::core(), the same for every copy of a channel), the tasklet's id, whether it sends,
+/// and whether it will block — a guess: no partner was waiting and no buffer room (or element)
+/// was there when it looked. It may block (it runs before the call begins); an exception from it
+/// propagates out of the send or receive, which then has not happened.
+using channel_callback =
+    std::function<void(const void* channel, std::uint64_t tasklet, bool sending, bool will_block)>;
+
+/// to_json() is the snapshot as one JSON object: every field above by its name, `workers` an
+/// array of objects (busy_ns, sleep_ns, queued, runs, …), booleans as true/false.
+std::string to_json(const scheduler_stats& s);
+/// to_prometheus() is the snapshot in Prometheus's text exposition format (version 0.0.4), for a
+/// service's /metrics: every figure as stackless_<field> with a `scheduler` label (and a `worker`
+/// label on the per-worker ones); counters (ever-growing) end in _total and carry `# TYPE …
+/// counter`, the rest are gauges; times are in seconds (*_seconds_total). `scheduler` is
+/// escaped as the format asks (backslash, double quote, newline).
+std::string to_prometheus(const scheduler_stats& s, std::string_view scheduler = "stackless");
+
 namespace detail {
 scheduler_impl* make_scheduler(options);
 void destroy_scheduler(scheduler_impl*) noexcept;
@@ -190,20 +243,33 @@ class scheduler {
   /// predecessor in that slot goes to the local queue). After shutdown() it throws usage_error
   /// from a plain thread; inside a dying tasklet it returns a tasklet that is already killed.
   /// With options::stack_guard = always it throws std::system_error past the mapping budget.
+  /// spawn(f) records where it was called (file:line and function), which every report naming
+  /// the tasklet shows (deadlock, stall, overflow, uncaught exception, dump()); spawn(f, args...)
+  /// cannot take the caller's location after a parameter pack: use spawn_at() to give one.
+  template <class F>
+  auto spawn(F&& f, const std::source_location& where = std::source_location::current()) {
+    return spawn_at(where, std::forward<F>(f));
+  }
+  template <class F, class A0, class... A>
+  auto spawn(F&& f, A0&& a0, A&&... a) {
+    return spawn_at(std::source_location{}, std::forward<F>(f), std::forward<A0>(a0),
+                    std::forward<A>(a)...);
+  }
+  /// spawn_at() is spawn() with the location its reports show given explicitly.
   template <class F, class... A>
-  auto spawn(F&& f, A&&... a) {
+  auto spawn_at(const std::source_location& where, F&& f, A&&... a) {
     using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
     auto* b = new detail::tcb_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
                                                                            std::forward<A>(a)...);
-    detail::tcb* t = detail::submit(impl_, b);
+    detail::tcb* t = detail::submit(impl_, b, where);
     return tasklet<R>(t, typename tasklet<R>::adopt_t{});
   }
 
   /// block_on() runs f as a tasklet and waits for it — the calling thread blocks (a calling
   /// tasklet parks) — then returns its value or rethrows its exception.
   template <class F>
-  auto block_on(F&& f) {
-    return spawn(std::forward<F>(f)).join();
+  auto block_on(F&& f, const std::source_location& where = std::source_location::current()) {
+    return spawn_at(where, std::forward<F>(f)).join();
   }
 
   /// submit() is spawn() for work from outside: from any thread (or tasklet), f() runs as a new
@@ -214,14 +280,15 @@ class scheduler {
   /// throw queue_full, or run f on the calling thread now. Once shutdown() has begun, submit()
   /// throws scheduler_closed — from a tasklet too (spawn() from a tasklet still works then).
   template <class F>
-  auto submit(F&& f, when_full full = when_full::block) {
+  auto submit(F&& f, when_full full = when_full::block,
+              const std::source_location& where = std::source_location::current()) {
     using Fn = std::decay_t<F>;
     using R = std::invoke_result_t<Fn>;
     switch (detail::admit(impl_, full)) {
       case detail::admission::unlimited:
-        return submission<R>(spawn(std::forward<F>(f)));
+        return submission<R>(spawn_at(where, std::forward<F>(f)));
       case detail::admission::slot:
-        return submission<R>(spawn(detail::admitted<Fn>(std::forward<F>(f), impl_)));
+        return submission<R>(spawn_at(where, detail::admitted<Fn>(std::forward<F>(f), impl_)));
       case detail::admission::run_inline:
         break;
     }
@@ -263,6 +330,17 @@ class scheduler {
     return shutdown_until_ns(detail::deadline_after(grace));
   }
   scheduler_stats stats() const;
+  /// dump() writes every live tasklet — id, name, where it was spawned, state (running on which
+  /// worker, runnable, parked on what and for how long, paused) and, for a parked one, the
+  /// return addresses of its stack, named where dladdr() can (a frame-pointer walk: see
+  /// runtime/src/dump.cpp for the build flags it needs) — and each worker's queue. Callable from
+  /// any thread, tasklets included, while the scheduler runs; Go's goroutine dump.
+  void dump(std::ostream& os) const;
+  /// set_schedule_callback() / set_channel_callback() install the callbacks above (an empty
+  /// function removes one); from any thread, at any time. Unset, each costs one relaxed load and
+  /// an untaken branch where it would be called.
+  void set_schedule_callback(schedule_callback cb);
+  void set_channel_callback(channel_callback cb);
   /// now() is the time of this scheduler's tasklets: the steady clock, or with
   /// clock_source::host the host's clock (a steady_clock time point all the same).
   std::chrono::steady_clock::time_point now() const noexcept;
@@ -284,17 +362,27 @@ class scheduler {
 };
 
 /// spawn() inside a tasklet spawns on the caller's scheduler; from a plain thread it throws
-/// usage_error (use scheduler::spawn).
+/// usage_error (use scheduler::spawn). As scheduler::spawn(), spawn(f) records its caller's
+/// location for reports and spawn_at(where, f, args...) takes one.
 template <class F, class... A>
-auto spawn(F&& f, A&&... a) {
+auto spawn_at(const std::source_location& where, F&& f, A&&... a) {
   using R = std::invoke_result_t<std::decay_t<F>, std::decay_t<A>...>;
   detail::scheduler_impl* s = detail::current_scheduler();
   if (!s)
     detail::throw_usage("stackless::spawn() called outside a tasklet; use scheduler::spawn()");
   auto* b = new detail::tcb_impl<R, std::decay_t<F>, std::decay_t<A>...>(std::forward<F>(f),
                                                                          std::forward<A>(a)...);
-  detail::tcb* t = detail::submit(s, b);
+  detail::tcb* t = detail::submit(s, b, where);
   return tasklet<R>(t, typename tasklet<R>::adopt_t{});
+}
+template <class F>
+auto spawn(F&& f, const std::source_location& where = std::source_location::current()) {
+  return spawn_at(where, std::forward<F>(f));
+}
+template <class F, class A0, class... A>
+auto spawn(F&& f, A0&& a0, A&&... a) {
+  return spawn_at(std::source_location{}, std::forward<F>(f), std::forward<A0>(a0),
+                  std::forward<A>(a)...);
 }
 
 }  // namespace stackless

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -130,13 +131,14 @@ void set_name(tcb*, std::string);
 [[noreturn]] void throw_usage(const char* what);
 
 // Scheduling entry points.
-scheduler_impl* current_scheduler() noexcept;  // null outside a tasklet
-tcb* current_tcb() noexcept;                   // null outside a tasklet
-bool spinning_may_help() noexcept;             // another worker (or thread) may
-                                               //   release what we wait for now
-const void* self_token() noexcept;             // the calling tasklet, or a token of
-                                               //   the plain thread (lock owners)
-tcb* submit(scheduler_impl*, tcb_base*);       // a new tasklet (one handle): make it
-                                               //   runnable; returns its control block
+scheduler_impl* current_scheduler() noexcept;    // null outside a tasklet
+tcb* current_tcb() noexcept;                     // null outside a tasklet
+bool spinning_may_help() noexcept;               // another worker (or thread) may
+                                                 //   release what we wait for now
+const void* self_token() noexcept;               // the calling tasklet, or a token of
+                                                 //   the plain thread (lock owners)
+tcb* submit(scheduler_impl*, tcb_base*,          // a new tasklet (one handle): make it
+            const std::source_location& where);  //   runnable; returns its control block.
+                                                 //   `where`: the spawn() call, for reports
 
 }  // namespace stackless::detail

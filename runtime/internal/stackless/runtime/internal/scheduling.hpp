@@ -23,6 +23,18 @@ inline void chaos_point() noexcept {
     chaos_point_slow();
 }
 
+/// channel_event() is where a channel tells its scheduler's channel callback
+/// (scheduler::set_channel_callback) about a blocking send or receive of the calling tasklet,
+/// before the call begins: `will_block` is the channel's guess that no partner waits. Off (no
+/// scheduler of the process has a channel callback), it is one relaxed load.
+extern std::atomic<unsigned> channel_callback_schedulers;  // process-wide count
+void channel_event_slow(const void* channel, bool sending, bool (*will_block)(const void*));
+inline void channel_event(const void* channel, bool sending, bool (*will_block)(const void*)) {
+  // relaxed: a hint; a callback being set right now may miss a few calls.
+  if (__builtin_expect(channel_callback_schedulers.load(std::memory_order_relaxed) != 0, 0))
+    channel_event_slow(channel, sending, will_block);
+}
+
 /// plain_thread_will_block() is called by a plain thread (not a tasklet) that is about to block
 /// on a futex: it starts the worker thread of every scheduler that nothing drives yet, since the
 /// waker the thread waits for may be a tasklet of any of them.

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <source_location>
 #include <string>
 
 #include "stackless/runtime/detail/tcb.hpp"
@@ -41,6 +42,7 @@ struct context {
   void (*entry)(void*) = nullptr;  // set until the first switch into a new context
   void* xfer_arg = nullptr;        // what a switch away from this context hands the other side
   void (*xfer_entry)(void*) = nullptr;
+  void* fp = nullptr;         // context_switch()'s frame address when it left: dump()'s frame walk
   void* eh_caught = nullptr;  // the C++ runtime's per-thread exception state, kept per
   unsigned eh_uncaught = 0;   //   context (a tasklet may park inside a catch block)
 };
@@ -91,9 +93,14 @@ class tcb {
   int atomic_depth = 0;           // this_tasklet::atomic nesting; > 0: pinned to `home`
   int preemptible_depth = 0;      // this_tasklet::preemptible nesting (preempt.cpp)
   bool hard_pinned = false;       // hard-preempted: pinned to `home` until its next own switch
+  bool trace_woken = false;       // tracing: woken since its last run (runtime/src/trace.hpp)
   int irq_masked = 0;             // > 0: parks ignore pending interrupts (irq_mask, park.hpp)
   worker* home = nullptr;         // the worker a pinned tasklet must run on
   std::int64_t run_start_ns = 0;  // when it was last switched in
+  // For reports (dump, deadlock, gdb's `info tasklets`): where spawn() was called, and when the
+  // tasklet last parked (CLOCK_MONOTONIC_COARSE ns: a vDSO read of a variable, ~4 ms steps).
+  std::source_location spawned_at{};
+  std::int64_t parked_since_ns = 0;
   // Per-tasklet state of the sync component (the channel waiter records: sync/src/chan_engine.hpp),
   // made on first use and freed with the control block.
   void* sync_ext = nullptr;
