@@ -18,7 +18,8 @@
 //     checks);
 //   - growth: after the warm-up (the first 20 % of the run, at least 5 s, at most 5 minutes), the
 //     minimum of each figure over the last W samples (W: a tenth of the run, 3 to 30 samples)
-//     exceeds the maximum seen during the warm-up by more than 5 % and by more than a floor (RSS
+//     exceeds the maximum seen during the warm-up by more than 5 % (20 % in a run under a
+//     minute: see short_run_fraction) and by more than a floor (RSS
 //     2 MiB, threads 4, live tasklets 16, fds 0: the floors' comment says why). Max-over-warm-up
 //     against min-over-window
 //     is robust to noise: a spike cannot fail it, only a level that stayed above the warm-up's
@@ -176,12 +177,19 @@ struct series {
 // in bulk with each round, so a sample lands anywhere between the rounds' low and high points.
 // A leak grows without bound and passes any floor in a long run.
 constexpr double rss_floor_mib = 2, threads_floor = 4, live_floor = 16;
+// A run under a minute (CI's soak_short: 20 s beside the other tests on 2 cores) may end its
+// warm-up half-way up the allocator's ramp: a fresh-clone .ci/run of f405ef2's parent measured
+// RSS 25.6 MiB at the end of the 10 s warm-up and 29.7 MiB flat after it, the plateau an idle
+// run reaches by 10 s (28.9 -> 29.1). There growth must also exceed 20 % of the baseline to fail;
+// a leak is judged by the long runs (tools/dev soak), which keep the 5 %.
+constexpr double short_run_seconds = 60, short_run_fraction = 0.20;
 
 // growth_check() applies the rule (top of file) after each sample; it returns a message when a
 // series failed it.
 class growth_check {
  public:
-  growth_check(std::size_t warm, std::size_t window) : warm_(warm), window_(window) {
+  growth_check(std::size_t warm, std::size_t window, double fraction)
+      : warm_(warm), window_(window), fraction_(fraction) {
     s_.push_back({"rss", &sample::rss_mib, !sanitized, rss_floor_mib, {}});
     s_.push_back({"fds", &sample::fds, true, 0, {}});
     s_.push_back({"threads", &sample::threads, true, threads_floor, {}});
@@ -195,12 +203,12 @@ class growth_check {
       std::size_t n = s.v.size();
       if (!s.judged || n < warm_ + window_) continue;
       double base = baseline(s), level = *std::min_element(s.v.end() - window_, s.v.end());
-      if (level - base > std::max(base * 0.05, s.floor) && failure.empty()) {
+      if (level - base > std::max(base * fraction_, s.floor) && failure.empty()) {
         char buf[256];
         std::snprintf(buf, sizeof buf,
-                      "%s grew: the minimum over the last %zu s is %.1f, more than 5 %% (and "
+                      "%s grew: the minimum over the last %zu s is %.1f, more than %.0f %% (and "
                       "more than %.0f) above the warm-up's maximum %.1f",
-                      s.name, window_, level, s.floor, base);
+                      s.name, window_, level, fraction_ * 100, s.floor, base);
         failure = buf;
       }
     }
@@ -226,6 +234,7 @@ class growth_check {
     return *std::max_element(s.v.begin(), s.v.begin() + static_cast<std::ptrdiff_t>(warm_));
   }
   std::size_t warm_, window_;
+  double fraction_;  // growth above the baseline that fails, besides the floor
   std::vector<series> s_;
 };
 
@@ -364,7 +373,8 @@ int soak_mode(const config& cf) {
               cf.workers, sanitized ? ", sanitizer build: work scaled down" : "", warm, window,
               cf.kills ? "" : ", no kills");
   std::fflush(stdout);
-  growth_check growth(warm, window);
+  growth_check growth(warm, window,
+                      static_cast<double>(total) < short_run_seconds ? short_run_fraction : 0.05);
 
   std::vector<sl::tasklet<void>> drivers;
   for (chan_kind k : {chan_kind::rendezvous, chan_kind::buffered, chan_kind::unbounded}) {
